@@ -1,0 +1,1 @@
+"""Authoring side: config -> validated snapshot, explanations, and the `edgepick` CLI."""

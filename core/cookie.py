@@ -1,0 +1,178 @@
+"""The visitor cookie: versioned, HMAC-SHA256 signed, quantized, within a byte budget.
+
+Format: ``v1.<key id>.<payload>.<mac>`` with base64url (unpadded) parts. The payload is a msgpack
+array ``[visitor_id, visits, first_seen, last_seen, session_start, page_views, stage,
+[category, q, ...], flags, user_id]`` where ``q = round(16 * affinity)`` (1/16 of a page view).
+The MAC is the first 16 bytes of ``HMAC-SHA256(key, "v1.<key id>.<payload>")`` (RFC 2104).
+
+Keys rotate: the cookie names its key id; any known key verifies it, and a cookie signed with
+a key other than the current one is reported as ``rotated`` so the edge re-signs it.
+Anything that does not verify decodes to the fresh visitor plus a reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from hashlib import sha256
+from typing import Any
+
+import msgpack
+
+from core.features import VisitorState
+
+VERSION = "v1"
+MAC_BYTES = 16
+QUANTUM = 16.0
+MAX_INPUT = 4096
+
+
+class CookieStatus(StrEnum):
+    OK = "ok"
+    ROTATED = "rotated"  # valid, signed with an older key: re-sign
+    MISSING = "missing"
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    BAD_PAYLOAD = "bad_payload"
+
+    @property
+    def valid(self) -> bool:
+        return self in (CookieStatus.OK, CookieStatus.ROTATED)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyring:
+    """Signing keys by id; ``current`` signs, every key verifies."""
+
+    current: str
+    keys: Mapping[str, bytes]
+
+    def __post_init__(self) -> None:
+        if self.current not in self.keys:
+            raise ValueError(f"current key id {self.current!r} is not in the keyring")
+        for kid in self.keys:
+            if not kid or "." in kid:
+                raise ValueError(f"key id {kid!r} must be non-empty and contain no '.'")
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    state: VisitorState
+    status: CookieStatus
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, signed: str) -> bytes:
+    return hmac.new(key, signed.encode("ascii"), sha256).digest()[:MAC_BYTES]
+
+
+def _payload(state: VisitorState, categories: int) -> bytes:
+    flat: list[Any] = []
+    for category, score in state.affinity[:categories]:
+        flat.extend((category, min(round(score * QUANTUM), 0xFFFF)))
+    return msgpack.packb(
+        [
+            state.visitor_id,
+            state.visits,
+            state.first_seen,
+            state.last_seen,
+            state.session_start,
+            state.page_views,
+            state.stage,
+            flat,
+            sorted(state.flags),
+            state.user_id,
+        ],
+        use_bin_type=True,
+    )
+
+
+def encode(state: VisitorState, keyring: Keyring, max_bytes: int = 1024) -> str:
+    """The signed cookie value; drops the weakest affinities until it fits ``max_bytes``."""
+    kid = keyring.current
+    key = keyring.keys[kid]
+    categories = len(state.affinity)
+    while True:
+        signed = f"{VERSION}.{kid}.{_b64(_payload(state, categories))}"
+        value = f"{signed}.{_b64(_mac(key, signed))}"
+        if len(value) <= max_bytes or categories == 0:
+            break
+        categories -= 1
+    if len(value) > max_bytes:
+        raise ValueError(f"cookie is {len(value)} bytes even without affinities (budget {max_bytes})")
+    return value
+
+
+def decode(value: str | None, keyring: Keyring, fresh: VisitorState) -> Decoded:
+    """Verify and unpack a cookie; on any failure, ``fresh`` and the reason."""
+    if not value:
+        return Decoded(fresh, CookieStatus.MISSING)
+    if len(value) > MAX_INPUT:
+        return Decoded(fresh, CookieStatus.TOO_LARGE)
+    parts = value.split(".")
+    if len(parts) != 4:
+        return Decoded(fresh, CookieStatus.MALFORMED)
+    version, kid, payload_b64, mac_b64 = parts
+    if version != VERSION:
+        return Decoded(fresh, CookieStatus.UNSUPPORTED_VERSION)
+    key = keyring.keys.get(kid)
+    if key is None:
+        return Decoded(fresh, CookieStatus.UNKNOWN_KEY)
+    try:
+        mac = _unb64(mac_b64)
+        signed = f"{version}.{kid}.{payload_b64}"
+        expected = _mac(key, signed)
+    except (binascii.Error, ValueError, UnicodeError):
+        return Decoded(fresh, CookieStatus.MALFORMED)
+    if not hmac.compare_digest(mac, expected):
+        return Decoded(fresh, CookieStatus.BAD_SIGNATURE)
+    state = _state(payload_b64)
+    if state is None:
+        return Decoded(fresh, CookieStatus.BAD_PAYLOAD)
+    return Decoded(state, CookieStatus.OK if kid == keyring.current else CookieStatus.ROTATED)
+
+
+def _state(payload_b64: str) -> VisitorState | None:
+    try:
+        items = msgpack.unpackb(_unb64(payload_b64), raw=False, use_list=True)
+        vid, visits, first, last, start, views, stage, flat, flags, user = items[:10]
+        ints = (visits, first, last, start, views)
+        if not (isinstance(vid, str) and vid and all(type(n) is int and n >= 0 for n in ints)):
+            return None
+        if not (isinstance(stage, str) and isinstance(user, str) and isinstance(flat, list)):
+            return None
+        if len(flat) % 2 or not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+            return None
+        affinity = []
+        for category, q in zip(flat[::2], flat[1::2], strict=True):
+            if not isinstance(category, str) or type(q) is not int or not 0 <= q <= 0xFFFF:
+                return None
+            affinity.append((category, q / QUANTUM))
+    except Exception:  # msgpack and unpacking raise many unrelated types for garbage
+        return None
+    return VisitorState(
+        visitor_id=vid,
+        visits=visits,
+        first_seen=first,
+        last_seen=last,
+        session_start=start,
+        page_views=views,
+        stage=stage,
+        affinity=tuple(affinity),
+        flags=frozenset(flags),
+        user_id=user,
+    )

@@ -1,0 +1,251 @@
+"""Visitor state (stored in the cookie), request context (derived per request) and features.
+
+Category affinity is an exponentially decayed count of page views per category:
+
+    a_c(t) = a_c(t0) * 2^(-(t - t0) / h) + [this view is in c]
+
+with half-life ``h`` (a view counts 1, a view ``h`` seconds ago counts 1/2). Affinities are kept
+as of ``last_seen`` and decayed on read. Linear policies read a feature vector whose entries are
+named in the snapshot (``"affinity:shoes"``, ``"device:mobile"``) and parsed once into extractors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from core.model import Route, Signals
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorState:
+    visitor_id: str
+    visits: int = 0
+    first_seen: int = 0
+    last_seen: int = 0
+    session_start: int = 0
+    stage: str = ""
+    affinity: tuple[tuple[str, float], ...] = ()  # as of last_seen, highest first
+    flags: frozenset[str] = frozenset()
+    user_id: str = ""
+    page_views: int = 0
+
+    @property
+    def is_new(self) -> bool:
+        """No history yet: the first page view of the first visit, or a context-only visitor."""
+        return self.visits <= 1 and self.page_views <= 1
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What a request says about itself; derived per request, never stored."""
+
+    path: str = "/"
+    device: str = "desktop"  # desktop, mobile, tablet, bot
+    country: str = ""
+    referrer: str = "direct"  # direct, search, social, email, internal, other
+    utm_source: str = ""
+    utm_campaign: str = ""
+    hour: int = 12  # visitor-local hour, 0..23
+    weekday: int = 0  # 0 = Monday
+    consent: bool = True
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def route(routes: tuple[Route, ...], path: str) -> str:
+    """The value of the longest route prefix that matches ``path`` ("" when none does)."""
+    best, best_len = "", -1
+    for r in routes:
+        if path.startswith(r.prefix) and len(r.prefix) > best_len:
+            best, best_len = r.value, len(r.prefix)
+    return best
+
+
+def decayed_affinity(state: VisitorState, now: int, half_life: int) -> dict[str, float]:
+    """Affinities decayed from ``last_seen`` to ``now``; see the module docstring."""
+    if not state.affinity:
+        return {}
+    factor = 2.0 ** (-max(now - state.last_seen, 0) / half_life) if half_life > 0 else 1.0
+    return {cat: score * factor for cat, score in state.affinity}
+
+
+def record_page_view(
+    state: VisitorState, now: int, path: str, signals: Signals, flags: frozenset[str] = frozenset()
+) -> VisitorState:
+    """The state after a page view of ``path`` at ``now``.
+
+    A new session starts after ``session_timeout`` seconds of inactivity (counted in ``visits``);
+    the funnel stage only moves forward within the configured stage order.
+    """
+    new_session = state.visits == 0 or now - state.last_seen > signals.session_timeout
+    affinity = decayed_affinity(state, now, signals.half_life)
+    category = route(signals.categories, path)
+    if category:
+        affinity[category] = affinity.get(category, 0.0) + 1.0
+    ranked = sorted(affinity.items(), key=lambda kv: (-kv[1], kv[0]))[: signals.max_categories]
+    stage = state.stage
+    reached = route(signals.funnel, path)
+    if reached and _stage_rank(signals, reached) > _stage_rank(signals, stage):
+        stage = reached
+    return replace(
+        state,
+        visits=state.visits + 1 if new_session else state.visits,
+        first_seen=state.first_seen or now,
+        last_seen=now,
+        session_start=now if new_session else state.session_start,
+        stage=stage,
+        affinity=tuple((c, s) for c, s in ranked if s >= 0.01),
+        flags=state.flags | flags,
+        page_views=state.page_views + 1,
+    )
+
+
+def _stage_rank(signals: Signals, stage: str) -> int:
+    return signals.stages.index(stage) if stage in signals.stages else -1
+
+
+def attributes(
+    state: VisitorState, context: RequestContext, now: int, signals: Signals
+) -> dict[str, Any]:
+    """The attribute document targeting conditions are evaluated against."""
+    affinity = decayed_affinity(state, now, signals.half_life)
+    top = max(affinity.items(), key=lambda kv: kv[1])[0] if affinity else ""
+    attrs: dict[str, Any] = {
+        "id": state.visitor_id,
+        "visits": state.visits,
+        "pageViews": state.page_views,
+        "newVisitor": state.is_new,
+        "daysSinceFirstVisit": (now - state.first_seen) / 86400 if state.first_seen else 0,
+        "hoursSinceLastVisit": (now - state.last_seen) / 3600 if state.last_seen else 0,
+        "stage": state.stage,
+        "topCategory": top,
+        "affinity": affinity,
+        "flags": sorted(state.flags),
+        "loggedIn": bool(state.user_id),
+        "path": context.path,
+        "category": route(signals.categories, context.path),
+        "device": context.device,
+        "country": context.country,
+        "referrer": context.referrer,
+        "utmSource": context.utm_source,
+        "utmCampaign": context.utm_campaign,
+        "hour": context.hour,
+        "weekday": context.weekday,
+        "consent": context.consent,
+    }
+    if context.extra:
+        attrs.update(context.extra)
+    return attrs
+
+
+# ---------------------------------------------------------------- feature extractors
+
+Extractor = Callable[[VisitorState, RequestContext, Mapping[str, float], int], float]
+
+
+def _bias(_arg: str) -> Extractor:
+    return lambda s, c, a, now: 1.0
+
+
+def _visits(_arg: str) -> Extractor:
+    return lambda s, c, a, now: math.log1p(s.visits)
+
+
+def _new_visitor(_arg: str) -> Extractor:
+    return lambda s, c, a, now: 1.0 if s.is_new else 0.0
+
+
+def _recency(_arg: str) -> Extractor:
+    """exp(-days since the previous view / 7): 1 for a visitor seen just now, 0 for never."""
+    return lambda s, c, a, now: math.exp(-(now - s.last_seen) / (7 * 86400)) if s.last_seen else 0.0
+
+
+def _affinity(category: str) -> Extractor:
+    """The category's share of the visitor's total affinity (0 when there is none)."""
+
+    def extract(s: VisitorState, c: RequestContext, a: Mapping[str, float], now: int) -> float:
+        total = sum(a.values())
+        return a.get(category, 0.0) / total if total > 0 else 0.0
+
+    return extract
+
+
+def _equals(attribute: str) -> Callable[[str], Extractor]:
+    def make(value: str) -> Extractor:
+        def extract(s: VisitorState, c: RequestContext, a: Mapping[str, float], now: int) -> float:
+            return 1.0 if getattr(c, attribute) == value else 0.0
+
+        return extract
+
+    return make
+
+
+def _stage(value: str) -> Extractor:
+    return lambda s, c, a, now: 1.0 if s.stage == value else 0.0
+
+
+def _flag(value: str) -> Extractor:
+    return lambda s, c, a, now: 1.0 if value in s.flags else 0.0
+
+
+_DAYPARTS = {"night": range(0, 6), "morning": range(6, 12), "afternoon": range(12, 18),
+             "evening": range(18, 24)}
+
+
+def _daypart(value: str) -> Extractor:
+    hours = _DAYPARTS[value]
+    return lambda s, c, a, now: 1.0 if c.hour in hours else 0.0
+
+
+def _weekend(_arg: str) -> Extractor:
+    return lambda s, c, a, now: 1.0 if c.weekday >= 5 else 0.0
+
+
+# name (before the colon) -> (needs an argument, factory)
+FEATURES: dict[str, tuple[bool, Callable[[str], Extractor]]] = {
+    "bias": (False, _bias),
+    "visits": (False, _visits),
+    "new_visitor": (False, _new_visitor),
+    "recency": (False, _recency),
+    "weekend": (False, _weekend),
+    "affinity": (True, _affinity),
+    "stage": (True, _stage),
+    "flag": (True, _flag),
+    "device": (True, _equals("device")),
+    "country": (True, _equals("country")),
+    "referrer": (True, _equals("referrer")),
+    "utm": (True, _equals("utm_source")),
+    "daypart": (True, _daypart),
+}
+
+
+def feature_problem(name: str) -> str | None:
+    """Why a feature name is invalid, or ``None`` when it is fine."""
+    kind, _, arg = name.partition(":")
+    spec = FEATURES.get(kind)
+    if spec is None:
+        return f"unknown feature {kind!r} (known: {', '.join(sorted(FEATURES))})"
+    if spec[0] and not arg:
+        return f"feature {kind!r} needs an argument, as in '{kind}:VALUE'"
+    if not spec[0] and arg:
+        return f"feature {kind!r} takes no argument"
+    if kind == "daypart" and arg not in _DAYPARTS:
+        return f"daypart must be one of {sorted(_DAYPARTS)}"
+    return None
+
+
+def extractor(name: str) -> Extractor:
+    kind, _, arg = name.partition(":")
+    return FEATURES[kind][1](arg)
+
+
+def vector(
+    extractors: tuple[Extractor, ...],
+    state: VisitorState,
+    context: RequestContext,
+    affinity: Mapping[str, float],
+    now: int,
+) -> tuple[float, ...]:
+    return tuple(f(state, context, affinity, now) for f in extractors)

@@ -1,0 +1,176 @@
+"""Policies turn the eligible variants of a slot into choice probabilities.
+
+Every policy returns a full probability vector over the slot's variants (0 for the ineligible);
+``pick`` chooses by inverse CDF from a uniform draw, so the logged propensity is exactly the
+probability the policy gave.
+
+* Fixed split: ``p_i = w_i / sum_{j in E} w_j`` over the eligible set E.
+* Thompson allocation: the origin publishes ``w_i = P(arm i is best)`` estimated from Beta
+  posteriors (Thompson 1933; Chapelle & Li 2011); the edge renormalizes over E and mixes in a
+  floor: ``p_i = (1 - f) * w_i / sum_E w + f / |E|``.
+* Contextual linear: scores ``s_i = b_i + theta_i . x`` (ridge / Bayesian linear regression per
+  arm, as in LinUCB, Li et al. 2010), explored by
+  softmax ``p_i ∝ exp((s_i - max s) / tau)`` or inverse-gap weighting (SquareCB, Foster &
+  Rakhlin 2020) ``p_i = 1 / (|E| + gamma (s_best - s_i))`` for i != best, the rest to the best;
+  then the same floor mix.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from core.features import Extractor, extractor
+from core.model import Exploration, FixedPolicy, LinearPolicy, Policy, ThompsonPolicy
+
+Probabilities = list[float]
+
+if sys.version_info >= (3, 12):
+    dot: Callable[[Sequence[float], Sequence[float]], float] = math.sumprod
+else:  # pragma: no cover - exercised on 3.11 only
+
+    def dot(a: Sequence[float], b: Sequence[float]) -> float:
+        total = 0.0
+        for x, y in zip(a, b, strict=False):
+            total += x * y
+        return total
+
+
+def pick(probabilities: Sequence[float], u: float) -> int:
+    """Inverse CDF: the first index whose cumulative probability exceeds ``u``."""
+    cumulative = 0.0
+    last = -1
+    for i, p in enumerate(probabilities):
+        if p <= 0.0:
+            continue
+        cumulative += p
+        last = i
+        if u < cumulative:
+            return i
+    return last  # rounding left the total a hair under u: the last eligible arm
+
+
+def renormalize(weights: Sequence[float], eligible: Sequence[int], count: int) -> Probabilities:
+    """Weights restricted to the eligible set and scaled to sum to 1 (uniform if all are 0)."""
+    probs = [0.0] * count
+    total = sum(max(weights[i], 0.0) for i in eligible)
+    if total <= 0.0:
+        for i in eligible:
+            probs[i] = 1.0 / len(eligible)
+        return probs
+    for i in eligible:
+        probs[i] = max(weights[i], 0.0) / total
+    return probs
+
+
+def with_floor(probs: Probabilities, eligible: Sequence[int], floor: float) -> Probabilities:
+    """Mix a uniform share ``floor`` over the eligible set into ``probs``."""
+    if floor <= 0.0 or not eligible:
+        return probs
+    share = floor / len(eligible)
+    for i in eligible:
+        probs[i] = (1.0 - floor) * probs[i] + share
+    return probs
+
+
+def softmax(scores: Sequence[float], eligible: Sequence[int], count: int, tau: float) -> Probabilities:
+    top = max(scores[i] for i in eligible)
+    probs = [0.0] * count
+    tau = max(tau, 1e-9)
+    for i in eligible:
+        probs[i] = math.exp((scores[i] - top) / tau)
+    total = sum(probs)
+    return [p / total for p in probs]
+
+
+def inverse_gap(
+    scores: Sequence[float], eligible: Sequence[int], count: int, gamma: float
+) -> Probabilities:
+    best = max(eligible, key=lambda i: scores[i])
+    k = len(eligible)
+    probs = [0.0] * count
+    for i in eligible:
+        if i != best:
+            probs[i] = 1.0 / (k + gamma * (scores[best] - scores[i]))
+    probs[best] = 1.0 - sum(probs)
+    return probs
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    probabilities: Probabilities
+    scores: tuple[float, ...] = ()
+
+
+class PreparedPolicy:
+    """A policy with everything the request path needs precomputed."""
+
+    kind = ""
+    extractors: tuple[Extractor, ...] = ()
+
+    def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
+        raise NotImplementedError
+
+
+class PreparedFixed(PreparedPolicy):
+    kind = "fixed"
+
+    def __init__(self, policy: FixedPolicy) -> None:
+        self.weights = policy.weights
+        self.seed = policy.seed
+
+    def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
+        return Scored(renormalize(self.weights, eligible, len(self.weights)))
+
+
+class PreparedThompson(PreparedPolicy):
+    kind = "thompson"
+
+    def __init__(self, policy: ThompsonPolicy) -> None:
+        self.weights = policy.weights
+        self.floor = policy.floor
+
+    def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
+        probs = renormalize(self.weights, eligible, len(self.weights))
+        return Scored(with_floor(probs, eligible, self.floor))
+
+
+class PreparedLinear(PreparedPolicy):
+    kind = "linear"
+
+    def __init__(self, policy: LinearPolicy) -> None:
+        self.extractors = tuple(extractor(name) for name in policy.features)
+        self.biases = tuple(arm.bias for arm in policy.arms)
+        self.thetas = tuple(arm.weights for arm in policy.arms)
+        self.softmax = policy.exploration is Exploration.SOFTMAX
+        self.temperature = policy.temperature
+        self.gamma = policy.gamma
+        self.floor = policy.floor
+        self.cold_start = policy.cold_start
+
+    def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
+        count = len(self.biases)
+        if new_visitor and self.cold_start:
+            probs = renormalize(self.cold_start, eligible, count)
+            return Scored(with_floor(probs, eligible, self.floor))
+        scores = [0.0] * count
+        for i in eligible:
+            scores[i] = self.biases[i] + dot(self.thetas[i], x)
+        if self.softmax:
+            probs = softmax(scores, eligible, count, self.temperature)
+        else:
+            probs = inverse_gap(scores, eligible, count, self.gamma)
+        return Scored(with_floor(probs, eligible, self.floor), tuple(scores))
+
+
+PREPARERS: dict[type, Callable[[Policy], PreparedPolicy]] = {
+    FixedPolicy: PreparedFixed,  # type: ignore[dict-item]
+    ThompsonPolicy: PreparedThompson,  # type: ignore[dict-item]
+    LinearPolicy: PreparedLinear,  # type: ignore[dict-item]
+}
+
+
+def prepare(policy: Policy) -> PreparedPolicy:
+    return PREPARERS[type(policy)](policy)
