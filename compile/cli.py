@@ -38,8 +38,10 @@ def _compile(args: argparse.Namespace) -> int:
     out.write_bytes(blob)
     snap = decode_snapshot(blob)
     variants = sum(len(s.variants) for s in snap.site.slots)
-    print(f"{out}: snapshot {snap.header.id}, {len(blob)} bytes, {len(snap.site.slots)} slots, "
-          f"{variants} variants, {len(snap.site.audiences)} audiences")
+    print(
+        f"{out}: snapshot {snap.header.id}, {len(blob)} bytes, {len(snap.site.slots)} slots, "
+        f"{variants} variants, {len(snap.site.audiences)} audiences"
+    )
     return 0
 
 
@@ -57,7 +59,9 @@ def _explain(args: argparse.Namespace) -> int:
         try:
             specs = {"visitor": json.loads(args.visitor)}
         except json.JSONDecodeError as exc:
-            raise ConfigError([Problem("--visitor", f"not valid JSON: {exc}", args.visitor)]) from None
+            raise ConfigError(
+                [Problem("--visitor", f"not valid JSON: {exc}", args.visitor)]
+            ) from None
     else:
         personas = _load_personas(Path(args.personas))
         names = [args.persona] if args.persona else list(personas)
@@ -71,10 +75,25 @@ def _explain(args: argparse.Namespace) -> int:
         state, context = persona(spec, now, name)
         decisions = decide(engine, state, context, now, slots)
         if args.json:
-            print(json.dumps({"persona": name, "decisions": [
-                {"slot": d.slot, "variant": d.variant, "propensity": d.propensity,
-                 "reason": d.reason.value, "policy": d.policy, "decision_id": d.decision_id,
-                 "trail": list(d.trail)} for d in decisions]}))
+            print(
+                json.dumps(
+                    {
+                        "persona": name,
+                        "decisions": [
+                            {
+                                "slot": d.slot,
+                                "variant": d.variant,
+                                "propensity": d.propensity,
+                                "reason": d.reason.value,
+                                "policy": d.policy,
+                                "decision_id": d.decision_id,
+                                "trail": list(d.trail),
+                            }
+                            for d in decisions
+                        ],
+                    }
+                )
+            )
         else:
             print(f"== {name}: {spec.get('description', '')}")
             print(explain(engine, state, context, now, decisions))
@@ -91,13 +110,31 @@ def _demo(args: argparse.Namespace) -> int:
     config = ROOT / "fixtures" / "site.toml"
     model = ROOT / "fixtures" / "model.json"
     out = Path(args.output)
-    print(f"$ edgepick compile {config.relative_to(ROOT)} --model {model.relative_to(ROOT)} -o {out}")
-    _compile(argparse.Namespace(config=str(config), model=str(model), output=str(out), parent="",
-                                author="demo", message="fixture site"))
+    print(
+        f"$ edgepick compile {config.relative_to(ROOT)} --model {model.relative_to(ROOT)} -o {out}"
+    )
+    _compile(
+        argparse.Namespace(
+            config=str(config),
+            model=str(model),
+            output=str(out),
+            parent="",
+            author="demo",
+            message="fixture site",
+        )
+    )
     print(f"\n$ edgepick explain {out}  (every persona in fixtures/personas.toml)\n")
-    return _explain(argparse.Namespace(snapshot=str(out), personas=str(ROOT / "fixtures" / "personas.toml"),
-                                       persona=None, visitor=None, slots=None, now=1_790_000_000,
-                                       json=False))
+    return _explain(
+        argparse.Namespace(
+            snapshot=str(out),
+            personas=str(ROOT / "fixtures" / "personas.toml"),
+            persona=None,
+            visitor=None,
+            slots=None,
+            now=1_790_000_000,
+            json=False,
+        )
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -115,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("snapshot")
     e.add_argument("--persona", help="one persona from --personas (default: all)")
     e.add_argument("--personas", default=str(ROOT / "fixtures" / "personas.toml"))
-    e.add_argument("--visitor", help="a persona as JSON, e.g. '{\"visits\": 3, \"context\": {...}}'")
+    e.add_argument("--visitor", help='a persona as JSON, e.g. \'{"visits": 3, "context": {...}}\'')
     e.add_argument("--slots", help="comma-separated slot names (default: all)")
     e.add_argument("--now", type=int, default=0, help="decision time, unix seconds")
     e.add_argument("--json", action="store_true", help="one JSON object per persona")

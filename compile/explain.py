@@ -8,7 +8,10 @@ from core.features import RequestContext, VisitorState, attributes
 
 
 def explain(
-    engine: Engine, state: VisitorState, context: RequestContext, now: int,
+    engine: Engine,
+    state: VisitorState,
+    context: RequestContext,
+    now: int,
     decisions: list[Decision],
 ) -> str:
     site = engine.site
@@ -22,12 +25,12 @@ def explain(
     ]
     for d in decisions:
         prepared = engine.slots[d.slot]
-        lines.append(f"  [{d.slot}] -> {d.variant}  (p={d.propensity:.4f}, {d.reason.value}, "
-                     f"{d.policy}, decision {d.decision_id})")
-        lines.extend(f"      {step}" for step in d.trail)
-        ranked = sorted(
-            ((p, i) for i, p in enumerate(d.probabilities) if p > 0), reverse=True
+        lines.append(
+            f"  [{d.slot}] -> {d.variant}  (p={d.propensity:.4f}, {d.reason.value}, "
+            f"{d.policy}, decision {d.decision_id})"
         )
+        lines.extend(f"      {step}" for step in d.trail)
+        ranked = sorted(((p, i) for i, p in enumerate(d.probabilities) if p > 0), reverse=True)
         if len(ranked) > 1:
             shown = []
             for p, i in ranked:

@@ -9,10 +9,31 @@ from compile.problems import Reader
 from core.features import RequestContext, VisitorState
 from core.hashing import short_id
 
-PERSONA_KEYS = {"description", "visitor_id", "visits", "page_views", "stage", "affinity", "flags",
-                "user_id", "last_seen_hours_ago", "first_seen_days_ago", "context"}
-CONTEXT_KEYS = {"path", "device", "country", "referrer", "utm_source", "utm_campaign", "hour",
-                "weekday", "consent", "extra"}
+PERSONA_KEYS = {
+    "description",
+    "visitor_id",
+    "visits",
+    "page_views",
+    "stage",
+    "affinity",
+    "flags",
+    "user_id",
+    "last_seen_hours_ago",
+    "first_seen_days_ago",
+    "context",
+}
+CONTEXT_KEYS = {
+    "path",
+    "device",
+    "country",
+    "referrer",
+    "utm_source",
+    "utm_campaign",
+    "hour",
+    "weekday",
+    "consent",
+    "extra",
+}
 
 
 def persona(
@@ -38,8 +59,10 @@ def persona(
         session_start=last_seen,
         stage=r.string(spec, "stage", name, ""),
         affinity=tuple(
-            sorted(((c, float(s)) for c, s in affinity.items() if isinstance(s, int | float)),
-                   key=lambda kv: -kv[1])
+            sorted(
+                ((c, float(s)) for c, s in affinity.items() if isinstance(s, int | float)),
+                key=lambda kv: -kv[1],
+            )
         ),
         flags=frozenset(r.strings(spec, "flags", name, [])),
         user_id=r.string(spec, "user_id", name, ""),

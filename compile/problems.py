@@ -53,7 +53,12 @@ class Reader:
                 self.add(_join(path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
     def _get(
-        self, table: Mapping[str, Any], key: str, path: str, default: Any, check: Callable[[Any], bool],
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        path: str,
+        default: Any,
+        check: Callable[[Any], bool],
         expected: str,
     ) -> Any:
         value = table.get(key, _MISSING)
@@ -69,7 +74,13 @@ class Reader:
         return value
 
     def string(
-        self, table: Mapping[str, Any], key: str, path: str, default: Any = _MISSING, *, empty: bool = False
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        path: str,
+        default: Any = _MISSING,
+        *,
+        empty: bool = False,
     ) -> str:
         value = self._get(table, key, path, default, lambda v: isinstance(v, str), "a string")
         if isinstance(value, str) and not value and not empty and default is _MISSING:
@@ -77,8 +88,13 @@ class Reader:
         return value if isinstance(value, str) else ""
 
     def number(
-        self, table: Mapping[str, Any], key: str, path: str, default: Any = _MISSING,
-        low: float | None = None, high: float | None = None,
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        path: str,
+        default: Any = _MISSING,
+        low: float | None = None,
+        high: float | None = None,
     ) -> float:
         value = self._get(table, key, path, default, _is_number, "a number")
         if value is None:
@@ -98,14 +114,20 @@ class Reader:
         return int(value)
 
     def boolean(self, table: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
-        return bool(self._get(table, key, path, default, lambda v: isinstance(v, bool), "true or false"))
+        return bool(
+            self._get(table, key, path, default, lambda v: isinstance(v, bool), "true or false")
+        )
 
-    def table(self, table: Mapping[str, Any], key: str, path: str, required: bool = False) -> dict[str, Any]:
+    def table(
+        self, table: Mapping[str, Any], key: str, path: str, required: bool = False
+    ) -> dict[str, Any]:
         default: Any = _MISSING if required else {}
         value = self._get(table, key, path, default, lambda v: isinstance(v, dict), "a table")
         return value if isinstance(value, dict) else {}
 
-    def tables(self, table: Mapping[str, Any], key: str, path: str) -> list[tuple[str, dict[str, Any]]]:
+    def tables(
+        self, table: Mapping[str, Any], key: str, path: str
+    ) -> list[tuple[str, dict[str, Any]]]:
         """An array of tables, each with its own path (``slots.hero.variants[2]``)."""
         value = self._get(table, key, path, [], lambda v: isinstance(v, list), "an array of tables")
         out = []
@@ -117,14 +139,22 @@ class Reader:
                 self.add(here, "expected a table", item)
         return out
 
-    def strings(self, table: Mapping[str, Any], key: str, path: str, default: Any = _MISSING) -> list[str]:
+    def strings(
+        self, table: Mapping[str, Any], key: str, path: str, default: Any = _MISSING
+    ) -> list[str]:
         value = self._get(
-            table, key, path, default,
-            lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings",
+            table,
+            key,
+            path,
+            default,
+            lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+            "a list of strings",
         )
         return list(value) if isinstance(value, list) else []
 
-    def choice(self, table: Mapping[str, Any], key: str, path: str, kind: Callable[[str], T], default: T) -> T:
+    def choice(
+        self, table: Mapping[str, Any], key: str, path: str, kind: Callable[[str], T], default: T
+    ) -> T:
         value = table.get(key, _MISSING)
         if value is _MISSING:
             return default

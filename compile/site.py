@@ -39,12 +39,41 @@ from core.model import (
 )
 
 TOP_KEYS = {"site", "cookie", "signals", "saved_groups", "audiences", "slots"}
-SLOT_KEYS = {"granularity", "placement", "default", "selector", "policy", "rules", "variants",
-             "description", "paths"}
-VARIANT_KEYS = {"id", "content", "path", "segment", "stage", "intent", "theme", "status", "weight",
-                "min_engagement", "scores", "description"}
-POLICY_KEYS = {"kind", "seed", "floor", "exploration", "temperature", "gamma", "features",
-               "cold_start"}
+SLOT_KEYS = {
+    "granularity",
+    "placement",
+    "default",
+    "selector",
+    "policy",
+    "rules",
+    "variants",
+    "description",
+    "paths",
+}
+VARIANT_KEYS = {
+    "id",
+    "content",
+    "path",
+    "segment",
+    "stage",
+    "intent",
+    "theme",
+    "status",
+    "weight",
+    "min_engagement",
+    "scores",
+    "description",
+}
+POLICY_KEYS = {
+    "kind",
+    "seed",
+    "floor",
+    "exploration",
+    "temperature",
+    "gamma",
+    "features",
+    "cold_start",
+}
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -65,7 +94,9 @@ def load_model(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ConfigError([Problem(str(path), f"not valid JSON: {exc}")]) from None
     if not isinstance(data, dict):
-        raise ConfigError([Problem(str(path), "a model must be a JSON object", type(data).__name__)])
+        raise ConfigError(
+            [Problem(str(path), "a model must be a JSON object", type(data).__name__)]
+        )
     return data
 
 
@@ -139,25 +170,42 @@ def _routes(r: Reader, table: dict[str, Any], path: str) -> tuple[Route, ...]:
 
 
 def _signals(r: Reader, table: dict[str, Any]) -> Signals:
-    r.known(table, {"half_life_days", "session_timeout_minutes", "max_categories", "stages",
-                    "categories", "funnel"}, "signals")
+    r.known(
+        table,
+        {
+            "half_life_days",
+            "session_timeout_minutes",
+            "max_categories",
+            "stages",
+            "categories",
+            "funnel",
+        },
+        "signals",
+    )
     stages = r.strings(table, "stages", "signals", [])
     funnel = _routes(r, r.table(table, "funnel", "signals"), "signals.funnel")
     for route in funnel:
         if route.value not in stages:
-            r.add(f"signals.funnel.{route.prefix}", f"stage is not in signals.stages {stages}",
-                  route.value)
+            r.add(
+                f"signals.funnel.{route.prefix}",
+                f"stage is not in signals.stages {stages}",
+                route.value,
+            )
     return Signals(
         categories=_routes(r, r.table(table, "categories", "signals"), "signals.categories"),
         funnel=funnel,
         stages=tuple(stages),
         half_life=round(r.number(table, "half_life_days", "signals", 14, 0.01, 3650) * 86400),
-        session_timeout=round(r.number(table, "session_timeout_minutes", "signals", 30, 1, 1440) * 60),
+        session_timeout=round(
+            r.number(table, "session_timeout_minutes", "signals", 30, 1, 1440) * 60
+        ),
         max_categories=r.integer(table, "max_categories", "signals", 8, low=1),
     )
 
 
-def _audiences(r: Reader, table: dict[str, Any], groups: dict[str, tuple[Any, ...]]) -> list[Audience]:
+def _audiences(
+    r: Reader, table: dict[str, Any], groups: dict[str, tuple[Any, ...]]
+) -> list[Audience]:
     out = []
     for name, spec in table.items():
         path = f"audiences.{name}"
@@ -191,7 +239,9 @@ def _slot(
             Variant(
                 id=vid,
                 content=content,
-                tags=Taxonomy(*(r.string(vt, k, vpath, "") for k in ("segment", "stage", "intent", "theme"))),
+                tags=Taxonomy(
+                    *(r.string(vt, k, vpath, "") for k in ("segment", "stage", "intent", "theme"))
+                ),
                 lifecycle=r.choice(vt, "status", vpath, Lifecycle, Lifecycle.ACTIVE),
                 min_engagement=r.number(vt, "min_engagement", vpath, 0.0, 0.0, 1.0),
             )
@@ -242,7 +292,10 @@ def _content(r: Reader, vt: dict[str, Any], vpath: str, granularity: Granularity
             r.add(f"{vpath}.content", "page variants name an origin 'path', not 'content'")
         return page
     if "path" in vt:
-        r.add(f"{vpath}.path", f"only page slots take a 'path' ({granularity.value} slots take 'content')")
+        r.add(
+            f"{vpath}.path",
+            f"only page slots take a 'path' ({granularity.value} slots take 'content')",
+        )
     return r.string(vt, "content", vpath, empty=True)
 
 
@@ -264,7 +317,9 @@ def _rules(
                 r.add(f"{rpath}.variants", "list at least one variant")
         for i, vid in enumerate(chosen):
             if vid and vid not in ids:
-                where = f"{rpath}.variant" if action is RuleAction.FORCE else f"{rpath}.variants[{i}]"
+                where = (
+                    f"{rpath}.variant" if action is RuleAction.FORCE else f"{rpath}.variants[{i}]"
+                )
                 r.add(where, "no such variant in this slot", vid)
         rules.append(Rule(audience, action, tuple(chosen)))
     return rules
@@ -285,9 +340,7 @@ def _by_name(
             r.add(f"{path}.{key}", "no such variant")
         elif not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             r.add(f"{path}.{key}", "expected a number >= 0", value)
-    return tuple(
-        float(values[i]) if isinstance(values.get(i), int | float) else 0.0 for i in ids
-    )
+    return tuple(float(values[i]) if isinstance(values.get(i), int | float) else 0.0 for i in ids)
 
 
 def _policy(
@@ -319,8 +372,9 @@ def _policy(
             r.add(f"{ppath}.features[{i}]", problem, feature)
     arms = _arms(r, features, variants, scores, learned.get("arms"), f"model.{path}.arms")
     cold = r.boolean(table, "cold_start", ppath, True)
-    cold_weights = _by_name(r, learned.get("cold_start"), variants, f"model.{path}.cold_start",
-                            list(allocation))
+    cold_weights = _by_name(
+        r, learned.get("cold_start"), variants, f"model.{path}.cold_start", list(allocation)
+    )
     return LinearPolicy(
         features=tuple(features),
         arms=arms,
@@ -344,10 +398,16 @@ def _arms(
     learned = learned if isinstance(learned, dict) else {}
     arms = []
     for variant, (vpath, authored) in zip(variants, scores, strict=True):
-        source, where = (learned[variant.id], f"{lpath}.{variant.id}") if variant.id in learned else (
-            {"bias": authored.get("bias", 0.0),
-             "weights": {k: v for k, v in authored.items() if k != "bias"}},
-            f"{vpath}.scores",
+        source, where = (
+            (learned[variant.id], f"{lpath}.{variant.id}")
+            if variant.id in learned
+            else (
+                {
+                    "bias": authored.get("bias", 0.0),
+                    "weights": {k: v for k, v in authored.items() if k != "bias"},
+                },
+                f"{vpath}.scores",
+            )
         )
         if not isinstance(source, dict):
             r.add(where, "expected an object with bias and weights", source)
@@ -366,8 +426,13 @@ def _arms(
                 r.add(f"{where}.{feature}", "not one of the policy's features", value)
             elif not isinstance(value, int | float) or isinstance(value, bool):
                 r.add(f"{where}.{feature}", "expected a number", value)
-        arms.append(LinearArm(
-            float(bias),
-            tuple(float(named[f]) if isinstance(named.get(f), int | float) else 0.0 for f in features),
-        ))
+        arms.append(
+            LinearArm(
+                float(bias),
+                tuple(
+                    float(named[f]) if isinstance(named.get(f), int | float) else 0.0
+                    for f in features
+                ),
+            )
+        )
     return tuple(arms)

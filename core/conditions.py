@@ -38,7 +38,9 @@ def compile_condition(
 ) -> Predicate:
     """A predicate over attributes, equivalent to GrowthBook's ``evalCondition``."""
     groups: SavedGroups = saved_groups or {}
-    tests: list[Predicate] = [_compile_entry(key, value, groups) for key, value in condition.items()]
+    tests: list[Predicate] = [
+        _compile_entry(key, value, groups) for key, value in condition.items()
+    ]
     if not tests:
         return _always
     if len(tests) == 1:
@@ -102,7 +104,9 @@ def is_operator_object(value: Any) -> bool:
 def compile_value(condition_value: Any, groups: SavedGroups | None = None) -> ValueTest:
     """A test on one attribute value, equivalent to GrowthBook's ``evalConditionValue``."""
     if isinstance(condition_value, Mapping) and is_operator_object(condition_value):
-        ops = [_compile_operator(op, operand, groups or {}) for op, operand in condition_value.items()]
+        ops = [
+            _compile_operator(op, operand, groups or {}) for op, operand in condition_value.items()
+        ]
         if len(ops) == 1:
             return ops[0]
         return lambda value: all(op(value) for op in ops)
@@ -121,7 +125,7 @@ def json_equal(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b or _is_number(a) and _is_number(b) and a == b
+    return (type(a) is type(b) and a == b) or (_is_number(a) and _is_number(b) and a == b)
 
 
 def _is_number(value: Any) -> bool:

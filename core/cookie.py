@@ -21,9 +21,8 @@ from enum import StrEnum
 from hashlib import sha256
 from typing import Any
 
-import msgpack
-
 from core.features import VisitorState
+from core.packing import pack, unpack
 
 VERSION = "v1"
 MAC_BYTES = 16
@@ -84,7 +83,7 @@ def _payload(state: VisitorState, categories: int) -> bytes:
     flat: list[Any] = []
     for category, score in state.affinity[:categories]:
         flat.extend((category, min(round(score * QUANTUM), 0xFFFF)))
-    return msgpack.packb(
+    return pack(
         [
             state.visitor_id,
             state.visits,
@@ -96,8 +95,7 @@ def _payload(state: VisitorState, categories: int) -> bytes:
             flat,
             sorted(state.flags),
             state.user_id,
-        ],
-        use_bin_type=True,
+        ]
     )
 
 
@@ -113,7 +111,9 @@ def encode(state: VisitorState, keyring: Keyring, max_bytes: int = 1024) -> str:
             break
         categories -= 1
     if len(value) > max_bytes:
-        raise ValueError(f"cookie is {len(value)} bytes even without affinities (budget {max_bytes})")
+        raise ValueError(
+            f"cookie is {len(value)} bytes even without affinities (budget {max_bytes})"
+        )
     return value
 
 
@@ -148,14 +148,18 @@ def decode(value: str | None, keyring: Keyring, fresh: VisitorState) -> Decoded:
 
 def _state(payload_b64: str) -> VisitorState | None:
     try:
-        items = msgpack.unpackb(_unb64(payload_b64), raw=False, use_list=True)
+        items = unpack(_unb64(payload_b64))
         vid, visits, first, last, start, views, stage, flat, flags, user = items[:10]
         ints = (visits, first, last, start, views)
         if not (isinstance(vid, str) and vid and all(type(n) is int and n >= 0 for n in ints)):
             return None
         if not (isinstance(stage, str) and isinstance(user, str) and isinstance(flat, list)):
             return None
-        if len(flat) % 2 or not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        if (
+            len(flat) % 2
+            or not isinstance(flags, list)
+            or not all(isinstance(f, str) for f in flags)
+        ):
             return None
         affinity = []
         for category, q in zip(flat[::2], flat[1::2], strict=True):

@@ -86,7 +86,9 @@ def decide(
         override = overrides.get(name) if overrides else None
         if override is not None and override in prepared.index_of:
             i = prepared.index_of[override]
-            out.append(_fixed(prepared, i, Reason.PREVIEW, decision_id, (f"preview forces {override}",)))
+            out.append(
+                _fixed(prepared, i, Reason.PREVIEW, decision_id, (f"preview forces {override}",))
+            )
             continue
         if held_out:
             trail = (f"visitor in the {site.holdout:.0%} holdout: default",)
@@ -116,7 +118,9 @@ def decide(
             continue
         if not eligible:
             trail_list.append("no eligible variant: default")
-            out.append(_fixed(prepared, prepared.default, Reason.DEFAULT, decision_id, tuple(trail_list)))
+            out.append(
+                _fixed(prepared, prepared.default, Reason.DEFAULT, decision_id, tuple(trail_list))
+            )
             continue
         policy = prepared.policy
         x: tuple[float, ...] = ()
@@ -141,8 +145,18 @@ def decide(
         )
         out.append(
             Decision(
-                name, prepared.ids[i], i, probs[i], reason, policy.kind, decision_id, u,
-                tuple(probs), x, tuple(trail_list), scored.scores,
+                name,
+                prepared.ids[i],
+                i,
+                probs[i],
+                reason,
+                policy.kind,
+                decision_id,
+                u,
+                tuple(probs),
+                x,
+                tuple(trail_list),
+                scored.scores,
             )
         )
     return out
@@ -161,7 +175,15 @@ def _fixed(
     probs = [0.0] * len(prepared.ids)
     probs[index] = 1.0
     return Decision(
-        prepared.slot.name, prepared.ids[index], index, 1.0, reason, prepared.policy.kind,
-        decision_id, 0.0, tuple(probs), (), trail,
+        prepared.slot.name,
+        prepared.ids[index],
+        index,
+        1.0,
+        reason,
+        prepared.policy.kind,
+        decision_id,
+        0.0,
+        tuple(probs),
+        (),
+        trail,
     )
-

@@ -64,4 +64,6 @@ def _prepare_slot(slot: Slot) -> PreparedSlot:
         for r in slot.rules
     )
     active = tuple(i for i, v in enumerate(slot.variants) if v.lifecycle is Lifecycle.ACTIVE)
-    return PreparedSlot(slot, ids, index_of, index_of[slot.default], active, rules, prepare(slot.policy))
+    return PreparedSlot(
+        slot, ids, index_of, index_of[slot.default], active, rules, prepare(slot.policy)
+    )

@@ -190,8 +190,12 @@ def _flag(value: str) -> Extractor:
     return lambda s, c, a, now: 1.0 if value in s.flags else 0.0
 
 
-_DAYPARTS = {"night": range(0, 6), "morning": range(6, 12), "afternoon": range(12, 18),
-             "evening": range(18, 24)}
+_DAYPARTS = {
+    "night": range(0, 6),
+    "morning": range(6, 12),
+    "afternoon": range(12, 18),
+    "evening": range(18, 24),
+}
 
 
 def _daypart(value: str) -> Extractor:

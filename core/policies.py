@@ -75,7 +75,9 @@ def with_floor(probs: Probabilities, eligible: Sequence[int], floor: float) -> P
     return probs
 
 
-def softmax(scores: Sequence[float], eligible: Sequence[int], count: int, tau: float) -> Probabilities:
+def softmax(
+    scores: Sequence[float], eligible: Sequence[int], count: int, tau: float
+) -> Probabilities:
     top = max(scores[i] for i in eligible)
     probs = [0.0] * count
     tau = max(tau, 1e-9)

@@ -1,4 +1,4 @@
-"""Snapshot codec: one msgpack blob, ``[magic, schema, id, parent, created, author, message, site]``.
+"""Snapshot codec: one msgpack blob ``[magic, schema, id, parent, created, author, message, site]``.
 
 ``site`` is itself msgpack bytes and ``id`` is the first 20 hex digits of its SHA-256, so the id
 names the content (same site -> same id) and is verified on decode before anything is unpacked.
@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-
-import msgpack
 
 from core.model import (
     MAGIC,
@@ -38,6 +36,7 @@ from core.model import (
     ThompsonPolicy,
     Variant,
 )
+from core.packing import pack, unpack
 
 MAX_BLOB_BYTES = 25 * 1024 * 1024  # Workers KV's value limit
 
@@ -53,16 +52,24 @@ def content_id(site_bytes: bytes) -> str:
 
 
 def encode_site(site: Site) -> bytes:
-    return msgpack.packb(_site_tree(site), use_bin_type=True)
+    return pack(_site_tree(site))
 
 
 def encode_snapshot(
     site: Site, *, parent: str = "", created: int = 0, author: str = "", message: str = ""
 ) -> bytes:
     site_bytes = encode_site(site)
-    return msgpack.packb(
-        [MAGIC, SCHEMA_VERSION, content_id(site_bytes), parent, created, author, message, site_bytes],
-        use_bin_type=True,
+    return pack(
+        [
+            MAGIC,
+            SCHEMA_VERSION,
+            content_id(site_bytes),
+            parent,
+            created,
+            author,
+            message,
+            site_bytes,
+        ]
     )
 
 
@@ -109,7 +116,7 @@ def decode_snapshot(blob: bytes) -> Snapshot:
 
 def _unpack(data: bytes, where: str) -> Any:
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+        return unpack(data)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
         raise SnapshotError(f"{where}: not valid msgpack ({type(exc).__name__}: {exc})") from exc
 
@@ -222,10 +229,13 @@ def _policy_from(tree: Any, path: str) -> Policy:
     tree = _need(tree, dict, path)
     kind = _get(tree, "kind", str, path)
     if kind == "fixed":
-        return FixedPolicy(_floats(tree.get("weights"), f"{path}.weights"), _get(tree, "seed", str, path))
+        return FixedPolicy(
+            _floats(tree.get("weights"), f"{path}.weights"), _get(tree, "seed", str, path)
+        )
     if kind == "thompson":
         return ThompsonPolicy(
-            _floats(tree.get("weights"), f"{path}.weights"), _num(tree.get("floor"), f"{path}.floor")
+            _floats(tree.get("weights"), f"{path}.weights"),
+            _num(tree.get("floor"), f"{path}.floor"),
         )
     if kind == "linear":
         arms = []
@@ -293,7 +303,9 @@ def _check_slot(slot: Slot, path: str) -> None:
         width = len(policy.features)
         for i, arm in enumerate(policy.arms):
             if len(arm.weights) != width:
-                raise SnapshotError(f"{path}.policy.arms[{i}]: {len(arm.weights)} weights, not {width}")
+                raise SnapshotError(
+                    f"{path}.policy.arms[{i}]: {len(arm.weights)} weights, not {width}"
+                )
         if policy.cold_start and len(policy.cold_start) != count:
             raise SnapshotError(f"{path}.policy.cold_start: not sized for {count} variants")
     for rule in slot.rules:

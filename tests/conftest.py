@@ -26,3 +26,17 @@ def conformance_cases(section: str) -> list[Any]:
         ]
     cases = json.loads(CONFORMANCE.read_text())[section]
     return [pytest.param(case, id=f"{i}:{case[0]}"[:80]) for i, case in enumerate(cases)]
+
+
+@pytest.fixture(scope="session")
+def fixture_blob() -> bytes:
+    from compile.build import build_snapshot
+
+    return build_snapshot(FIXTURES / "site.toml", FIXTURES / "model.json", author="tests")
+
+
+@pytest.fixture(scope="session")
+def engine(fixture_blob: bytes) -> Any:
+    from core.engine import Engine
+
+    return Engine.from_bytes(fixture_blob)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.bucketing import bucket_ranges, choose_variation
+from core.hashing import fnv1a32, gbhash, unit_draw
+
+
+@given(st.text(), st.text(), st.sampled_from([1, 2]))
+def test_gbhash_is_a_unit_number(seed: str, value: str, version: int) -> None:
+    n = gbhash(seed, value, version)
+    assert n is not None and 0.0 <= n < 1.0
+    assert gbhash(seed, value, version) == n
+
+
+@given(st.text(), st.text(), st.integers(min_value=0, max_value=2**31))
+def test_unit_draw_is_deterministic_and_in_range(visitor: str, slot: str, epoch: int) -> None:
+    u = unit_draw(visitor, slot, epoch)
+    assert 0.0 <= u < 1.0
+    assert unit_draw(visitor, slot, epoch) == u
+
+
+def test_unknown_hash_version_is_none() -> None:
+    assert gbhash("s", "v", 3) is None
+
+
+def test_fnv_known_value() -> None:
+    # FNV-1a 32 of the empty string is the offset basis; of "a" it is 0xE40C292C (FNV reference)
+    assert fnv1a32("") == 0x811C9DC5
+    assert fnv1a32("a") == 0xE40C292C
+
+
+def _chi_square(counts: list[int], expected: list[float]) -> float:
+    return sum((c - e) ** 2 / e for c, e in zip(counts, expected, strict=True))
+
+
+# chi-square critical values at p = 0.001: df=9 -> 27.88, df=3 -> 16.27
+def test_gbhash_v2_buckets_are_uniform() -> None:
+    n = 20_000
+    counts = [0] * 10
+    for i in range(n):
+        counts[int(gbhash("exp-seed", f"visitor-{i}", 2) * 10)] += 1  # type: ignore[operator]
+    assert _chi_square(counts, [n / 10] * 10) < 27.88
+
+
+def test_unit_draw_is_uniform_and_independent_across_slots() -> None:
+    n = 20_000
+    counts = [0] * 10
+    joint = [0] * 4
+    for i in range(n):
+        a = unit_draw(f"v{i}", "hero", 1)
+        b = unit_draw(f"v{i}", "cta", 1)
+        counts[int(a * 10)] += 1
+        joint[(a < 0.5) * 2 + (b < 0.5)] += 1
+    assert _chi_square(counts, [n / 10] * 10) < 27.88
+    assert _chi_square(joint, [n / 4] * 4) < 16.27
+
+
+def test_weighted_bucketing_matches_weights() -> None:
+    n = 20_000
+    weights = [0.5, 0.3, 0.2]
+    ranges = bucket_ranges(3, 1.0, weights)
+    counts = [0, 0, 0]
+    for i in range(n):
+        counts[choose_variation(gbhash("w", f"u{i}", 2) or 0.0, ranges)] += 1
+    assert _chi_square(counts, [w * n for w in weights]) < 13.82  # df=2, p=0.001
