@@ -38,14 +38,32 @@ def compile_condition(
 ) -> Predicate:
     """A predicate over attributes, equivalent to GrowthBook's ``evalCondition``."""
     groups: SavedGroups = saved_groups or {}
-    tests: list[Predicate] = [
-        _compile_entry(key, value, groups) for key, value in condition.items()
-    ]
+    tests = tuple(_compile_entry(key, value, groups) for key, value in condition.items())
     if not tests:
         return _always
     if len(tests) == 1:
         return tests[0]
-    return lambda attrs: all(test(attrs) for test in tests)
+    return _all_of(tests)
+
+
+def _all_of(tests: tuple[Predicate, ...]) -> Predicate:
+    def conjunction(attrs: Any) -> bool:
+        for test in tests:  # noqa: SIM110 - a plain loop beats all(<genexpr>) on the request path
+            if not test(attrs):
+                return False
+        return True
+
+    return conjunction
+
+
+def _any_of(tests: tuple[Predicate, ...]) -> Predicate:
+    def disjunction(attrs: Any) -> bool:
+        for test in tests:  # noqa: SIM110 - a plain loop beats any(<genexpr>) on the request path
+            if test(attrs):
+                return True
+        return False
+
+    return disjunction
 
 
 def _always(_: Any) -> bool:
@@ -60,8 +78,16 @@ def _compile_entry(key: str, value: Any, groups: SavedGroups) -> Predicate:
     if key in _LOGICAL:
         return _compile_logical(key, value, groups)
     test = compile_value(value, groups)
-    getter = _path_getter(key)
-    return lambda attrs: test(getter(attrs))
+    if "." in key:
+        getter = _path_getter(key)
+        return lambda attrs: test(getter(attrs))
+
+    def entry(attrs: Any) -> bool:  # the common case, one lookup in a dict
+        if type(attrs) is dict:
+            return test(attrs.get(key))
+        return test(attrs.get(key) if isinstance(attrs, Mapping) else None)
+
+    return entry
 
 
 def _compile_logical(key: str, value: Any, groups: SavedGroups) -> Predicate:
@@ -70,30 +96,45 @@ def _compile_logical(key: str, value: Any, groups: SavedGroups) -> Predicate:
         return lambda attrs: not inner(attrs)
     if not isinstance(value, list):
         return _never
-    parts = [compile_condition(c, groups) if isinstance(c, Mapping) else _never for c in value]
+    parts = tuple(compile_condition(c, groups) if isinstance(c, Mapping) else _never for c in value)
     if key == "$and":
-        return lambda attrs: all(p(attrs) for p in parts)
+        return _all_of(parts)
     if not parts:  # an empty $or passes, so an empty $nor fails
         return _always if key == "$or" else _never
+    disjunction = _any_of(parts)
     if key == "$or":
-        return lambda attrs: any(p(attrs) for p in parts)
-    return lambda attrs: not any(p(attrs) for p in parts)
+        return disjunction
+    return lambda attrs: not disjunction(attrs)
 
 
 def _path_getter(path: str) -> Callable[[Any], Any]:
-    if "." not in path:
-        return lambda attrs: attrs.get(path) if isinstance(attrs, Mapping) else None
     keys = tuple(path.split("."))
 
     def get(attrs: Any) -> Any:
         current = attrs
         for key in keys:
-            if not isinstance(current, Mapping):
+            if type(current) is not dict and not isinstance(current, Mapping):
                 return None
             current = current.get(key)
         return current
 
     return get
+
+
+def attribute_names(condition: Any) -> set[str]:
+    """The top-level attribute names a condition reads (``"a.b"`` reads ``"a"``)."""
+    names: set[str] = set()
+    if not isinstance(condition, Mapping):
+        return names
+    for key, value in condition.items():
+        if key in ("$or", "$nor", "$and"):
+            for part in value if isinstance(value, list) else ():
+                names |= attribute_names(part)
+        elif key == "$not":
+            names |= attribute_names(value)
+        else:
+            names.add(str(key).split(".")[0])
+    return names
 
 
 def is_operator_object(value: Any) -> bool:
@@ -117,8 +158,14 @@ def compile_value(condition_value: Any, groups: SavedGroups | None = None) -> Va
 # ---------------------------------------------------------------- values
 
 
+_SCALARS = (str, int, float)
+
+
 def json_equal(a: Any, b: Any) -> bool:
     """Equality as JSON sees it: booleans are not numbers, lists compare in order."""
+    ta = type(a)
+    if ta is type(b) and ta in _SCALARS:
+        return bool(a == b)
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, list) and isinstance(b, list):
@@ -241,6 +288,16 @@ def _member_key(item: Any, fold: bool) -> Any:
 def _membership(items: Sequence[Any], fold: bool = False) -> ValueTest:
     """GrowthBook's ``isIn``: the value is in the list, or an array shares an element with it."""
     keys, rest = _hashable_set(items, fold)
+    if not fold and not rest and all(type(item) is str for item in items):
+
+        def strings(actual: Any) -> bool:  # the common case: a list of strings
+            if type(actual) is str:
+                return actual in keys
+            if isinstance(actual, list):
+                return any(type(v) is str and v in keys for v in actual)
+            return False
+
+        return strings
 
     def contains(value: Any) -> bool:
         if isinstance(value, list | dict):
@@ -333,8 +390,25 @@ def _equality(op: str, operand: Any, _: SavedGroups) -> ValueTest:
     return lambda actual: not json_equal(actual, operand)
 
 
+_NUMBER_TYPES = (int, float)
+
+
 def _comparison(op: str, operand: Any, _: SavedGroups) -> ValueTest:
     compare = _ordering(op)
+    if type(operand) in _NUMBER_TYPES:  # the common case: a number against a number
+        fast: Callable[[Any], bool] = {
+            "$lt": lambda a: a < operand,
+            "$lte": lambda a: a <= operand,
+            "$gt": lambda a: a > operand,
+            "$gte": lambda a: a >= operand,
+        }[op]
+
+        def numeric(actual: Any) -> bool:
+            if type(actual) in _NUMBER_TYPES:
+                return fast(actual)
+            return compare(actual, operand)
+
+        return numeric
     return lambda actual: compare(actual, operand)
 
 

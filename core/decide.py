@@ -3,8 +3,8 @@
 For each requested slot, in order:
 
 1. preview override -> that variant (reason ``preview``, propensity 1);
-2. holdout: visitors whose ``gbhash("edgepick-holdout", visitor, 2) < holdout`` get the default
-   on every slot (reason ``holdout``), so personalization's lift can be measured against them;
+2. holdout: visitors whose draw ``unit_draw(visitor, "edgepick-holdout", 0) < holdout`` get the
+   default on every slot (reason ``holdout``), so personalization's lift can be measured;
 3. audience rules, in order: a matching ``force`` rule serves its variant (reason ``rule``);
    matching ``restrict``/``exclude`` rules narrow the active variants;
 4. nothing eligible -> the default (reason ``default``);
@@ -16,16 +16,19 @@ For each requested slot, in order:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, NamedTuple
 
 from core.engine import Engine, PreparedSlot
-from core.features import RequestContext, VisitorState, attributes, vector
-from core.hashing import gbhash, short_id, unit_draw
-from core.model import RuleAction
-from core.policies import PreparedFixed, PreparedLinear, pick
+from core.features import RequestContext, VisitorState, attributes, decayed_affinity, vector
+from core.hashing import short_id, unit_draw
+from core.policies import pick
 
 HOLDOUT_SEED = "edgepick-holdout"
+
+_COLD = " (cold start: population allocation)"
+
+Step = tuple[str, tuple[Any, ...]]  # a format string and its arguments, rendered on demand
 
 
 class Reason(StrEnum):
@@ -37,11 +40,12 @@ class Reason(StrEnum):
     FALLBACK = "fallback"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """One slot's decision (a named tuple: built on every request, so cheap to construct)."""
+
     slot: str
     variant: str
-    index: int
+    arm: int  # the variant's position in the slot
     propensity: float
     reason: Reason
     policy: str
@@ -49,15 +53,18 @@ class Decision:
     draw: float
     probabilities: tuple[float, ...]
     features: tuple[float, ...]
-    trail: tuple[str, ...]
+    steps: tuple[Step, ...]
     scores: tuple[float, ...] = ()
+
+    @property
+    def trail(self) -> tuple[str, ...]:
+        """The explain trail: what happened, step by step, in words."""
+        return tuple(template.format(*args) for template, args in self.steps)
 
 
 def in_holdout(visitor_id: str, share: float) -> bool:
-    if share <= 0.0:
-        return False
-    n = gbhash(HOLDOUT_SEED, visitor_id, 2)
-    return n is not None and n < share
+    """Whether the visitor is in the site's holdout: a draw independent of every slot's draw."""
+    return share > 0.0 and unit_draw(visitor_id, HOLDOUT_SEED, 0) < share
 
 
 def decide(
@@ -72,76 +79,93 @@ def decide(
 ) -> list[Decision]:
     """Decide every requested slot (all slots when ``slots`` is None); unknown names are skipped."""
     site = engine.site
-    attrs = attributes(state, context, now, site.signals)
-    affinity = attrs["affinity"]
+    visitor_id = state.visitor_id
+    affinity: dict[str, float] | None = None
+    attrs: dict[str, Any] | None = None
     matched: dict[str, bool] = {}
-    held_out = in_holdout(state.visitor_id, site.holdout)
+    held_out = in_holdout(visitor_id, site.holdout)
     vectors: dict[int, tuple[float, ...]] = {}
+    request_id = short_id(f"{visitor_id}\x1f{engine.snapshot_id}\x1f{now}\x1f{nonce}")
     out: list[Decision] = []
     for name in engine.slots if slots is None else slots:
         prepared = engine.slots.get(name)
-        if prepared is None or not _applies(prepared.slot.paths, context.path):
+        if prepared is None or (
+            prepared.slot.paths and not _applies(prepared.slot.paths, context.path)
+        ):
             continue
-        decision_id = short_id(state.visitor_id, name, engine.snapshot_id, str(now), nonce)
+        decision_id = f"{request_id}-{prepared.position}"
         override = overrides.get(name) if overrides else None
         if override is not None and override in prepared.index_of:
-            i = prepared.index_of[override]
+            step: Step = ("preview forces {}", (override,))
             out.append(
-                _fixed(prepared, i, Reason.PREVIEW, decision_id, (f"preview forces {override}",))
+                _fixed(prepared, prepared.index_of[override], Reason.PREVIEW, decision_id, (step,))
             )
             continue
         if held_out:
-            trail = (f"visitor in the {site.holdout:.0%} holdout: default",)
-            out.append(_fixed(prepared, prepared.default, Reason.HOLDOUT, decision_id, trail))
+            step = ("visitor in the {:.0%} holdout: default", (site.holdout,))
+            out.append(_fixed(prepared, prepared.default, Reason.HOLDOUT, decision_id, (step,)))
             continue
-        trail_list: list[str] = []
+        steps: list[Step] = []
         eligible: Sequence[int] = prepared.active
         forced = -1
         for rule in prepared.rules:
             hit = matched.get(rule.audience)
             if hit is None:
+                if attrs is None:
+                    if affinity is None and engine.reads_affinity:
+                        affinity = decayed_affinity(state, now, site.signals.half_life)
+                    attrs = attributes(
+                        state, context, now, site.signals, affinity or {}, engine.attribute_keys
+                    )
                 predicate = engine.audiences.get(rule.audience)
                 hit = matched[rule.audience] = bool(predicate and predicate(attrs))
             if not hit:
                 continue
-            if rule.action is RuleAction.FORCE:
+            if rule.force:
                 forced = rule.first
-                trail_list.append(f"audience {rule.audience} forces {prepared.ids[forced]}")
+                steps.append(("audience {} forces {}", (rule.audience, prepared.ids[forced])))
                 break
-            if rule.action is RuleAction.RESTRICT:
-                eligible = [i for i in eligible if i in rule.indices]
+            members = rule.indices
+            if rule.restrict:
+                eligible = [i for i in eligible if i in members]
             else:
-                eligible = [i for i in eligible if i not in rule.indices]
-            trail_list.append(f"audience {rule.audience} {rule.action.value}s to {len(eligible)}")
+                eligible = [i for i in eligible if i not in members]
+            steps.append(("audience {} {} to {}", (rule.audience, rule.verb, len(eligible))))
         if forced >= 0:
-            out.append(_fixed(prepared, forced, Reason.RULE, decision_id, tuple(trail_list)))
+            out.append(_fixed(prepared, forced, Reason.RULE, decision_id, tuple(steps)))
             continue
         if not eligible:
-            trail_list.append("no eligible variant: default")
+            steps.append(("no eligible variant: default", ()))
             out.append(
-                _fixed(prepared, prepared.default, Reason.DEFAULT, decision_id, tuple(trail_list))
+                _fixed(prepared, prepared.default, Reason.DEFAULT, decision_id, tuple(steps))
             )
             continue
         policy = prepared.policy
         x: tuple[float, ...] = ()
         if policy.extractors:
             key = id(policy.extractors)
-            x = vectors.get(key) or vector(policy.extractors, state, context, affinity, now)
-            vectors[key] = x
-        new_visitor = state.is_new
-        scored = policy.score(eligible, x, new_visitor)
-        if isinstance(policy, PreparedFixed):
-            u = gbhash(policy.seed or f"{name}:{site.epoch}", state.visitor_id, 2) or 0.0
-        else:
-            u = unit_draw(state.visitor_id, name, site.epoch)
+            cached = vectors.get(key)
+            if cached is None:
+                if affinity is None:
+                    affinity = decayed_affinity(state, now, site.signals.half_life)
+                cached = vectors[key] = vector(policy.extractors, state, context, affinity, now)
+            x = cached
+        scored = policy.score(eligible, x, state.is_new)
+        u = policy.draw(visitor_id)
         probs = scored.probabilities
-        i = pick(probs, u)
-        fallback = isinstance(policy, PreparedLinear) and new_visitor and bool(policy.cold_start)
-        reason = Reason.FALLBACK if fallback else Reason.POLICY
-        trail_list.append(
-            f"{policy.kind} over {len(eligible)} eligible"
-            f"{' (cold start: population allocation)' if fallback else ''}"
-            f", draw {u:.4f} -> {prepared.ids[i]} (p={probs[i]:.4f})"
+        i = pick(scored.cumulative, u)
+        steps.append(
+            (
+                "{} over {} eligible{}, draw {:.4f} -> {} (p={:.4f})",
+                (
+                    policy.kind,
+                    len(eligible),
+                    _COLD if scored.fallback else "",
+                    u,
+                    prepared.ids[i],
+                    probs[i],
+                ),
+            )
         )
         out.append(
             Decision(
@@ -149,13 +173,13 @@ def decide(
                 prepared.ids[i],
                 i,
                 probs[i],
-                reason,
+                Reason.FALLBACK if scored.fallback else Reason.POLICY,
                 policy.kind,
-                decision_id,
+                f"{request_id}-{prepared.position}",
                 u,
-                tuple(probs),
+                probs,
                 x,
-                tuple(trail_list),
+                tuple(steps),
                 scored.scores,
             )
         )
@@ -170,10 +194,8 @@ def _applies(paths: tuple[str, ...], path: str) -> bool:
 
 
 def _fixed(
-    prepared: PreparedSlot, index: int, reason: Reason, decision_id: str, trail: tuple[str, ...]
+    prepared: PreparedSlot, index: int, reason: Reason, decision_id: str, steps: tuple[Step, ...]
 ) -> Decision:
-    probs = [0.0] * len(prepared.ids)
-    probs[index] = 1.0
     return Decision(
         prepared.slot.name,
         prepared.ids[index],
@@ -183,7 +205,7 @@ def _fixed(
         prepared.policy.kind,
         decision_id,
         0.0,
-        tuple(probs),
+        prepared.certain[index],
         (),
-        trail,
+        steps,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.conditions import Predicate, compile_condition
+from core.conditions import Predicate, attribute_names, compile_condition
+from core.features import ATTRIBUTES
 from core.model import Lifecycle, RuleAction, Site, Slot, Snapshot
 from core.policies import PreparedPolicy, prepare
 from core.snapshot import decode_snapshot
@@ -13,9 +14,11 @@ from core.snapshot import decode_snapshot
 @dataclass(frozen=True, slots=True)
 class PreparedRule:
     audience: str
-    action: RuleAction
+    force: bool  # serve ``first``
+    restrict: bool  # keep only ``indices`` (else: drop them)
+    verb: str  # for the explain trail
     indices: frozenset[int]
-    first: int  # the variant a FORCE rule serves
+    first: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,8 @@ class PreparedSlot:
     active: tuple[int, ...]
     rules: tuple[PreparedRule, ...]
     policy: PreparedPolicy
+    position: int  # the slot's index in the site: part of its decision ids
+    certain: tuple[tuple[float, ...], ...]  # [i]: the distribution that always serves variant i
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,8 @@ class Engine:
     site: Site
     audiences: dict[str, Predicate]
     slots: dict[str, PreparedSlot]
+    attribute_keys: tuple[str, ...]  # the built-in attributes the site's conditions read
+    reads_affinity: bool
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Engine:
@@ -48,22 +55,32 @@ class Engine:
     def from_site(cls, site: Site, snapshot_id: str = "") -> Engine:
         groups = site.saved_groups
         audiences = {a.name: compile_condition(a.condition, groups) for a in site.audiences}
-        return cls(snapshot_id, site, audiences, {s.name: _prepare_slot(s) for s in site.slots})
+        read: set[str] = set()
+        for audience in site.audiences:
+            read |= attribute_names(audience.condition)
+        keys = tuple(k for k in ATTRIBUTES if k in read)
+        slots = {s.name: _prepare_slot(s, n, site.epoch) for n, s in enumerate(site.slots)}
+        affinity = bool({"affinity", "topCategory"} & set(keys))
+        return cls(snapshot_id, site, audiences, slots, keys, affinity)
 
 
-def _prepare_slot(slot: Slot) -> PreparedSlot:
+def _prepare_slot(slot: Slot, position: int, epoch: int) -> PreparedSlot:
     ids = tuple(v.id for v in slot.variants)
     index_of = {vid: i for i, vid in enumerate(ids)}
     rules = tuple(
         PreparedRule(
             r.audience,
-            r.action,
+            r.action is RuleAction.FORCE,
+            r.action is RuleAction.RESTRICT,
+            f"{r.action.value}s",
             frozenset(index_of[v] for v in r.variants),
             index_of[r.variants[0]] if r.variants else -1,
         )
         for r in slot.rules
     )
     active = tuple(i for i, v in enumerate(slot.variants) if v.lifecycle is Lifecycle.ACTIVE)
+    certain = tuple(tuple(1.0 if j == i else 0.0 for j in range(len(ids))) for i in range(len(ids)))
+    policy = prepare(slot.policy, slot.name, epoch)
     return PreparedSlot(
-        slot, ids, index_of, index_of[slot.default], active, rules, prepare(slot.policy)
+        slot, ids, index_of, index_of[slot.default], active, rules, policy, position, certain
     )

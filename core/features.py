@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from core.model import Route, Signals
 
 
-@dataclass(frozen=True, slots=True)
-class VisitorState:
+class VisitorState(NamedTuple):
+    """What the cookie stores about a visitor (a named tuple: rebuilt on every request)."""
+
     visitor_id: str
     visits: int = 0
     first_seen: int = 0
@@ -89,8 +90,7 @@ def record_page_view(
     reached = route(signals.funnel, path)
     if reached and _stage_rank(signals, reached) > _stage_rank(signals, stage):
         stage = reached
-    return replace(
-        state,
+    return state._replace(
         visits=state.visits + 1 if new_session else state.visits,
         first_seen=state.first_seen or now,
         last_seen=now,
@@ -106,35 +106,60 @@ def _stage_rank(signals: Signals, stage: str) -> int:
     return signals.stages.index(stage) if stage in signals.stages else -1
 
 
+AttributeFn = Callable[[VisitorState, RequestContext, int, Signals, dict[str, float]], Any]
+
+
+def _top_category(affinity: dict[str, float]) -> str:
+    return max(affinity.items(), key=lambda kv: kv[1])[0] if affinity else ""
+
+
+# attribute name -> how it is computed (state, context, now, signals, decayed affinity)
+ATTRIBUTES: dict[str, AttributeFn] = {
+    "id": lambda s, c, now, sig, a: s.visitor_id,
+    "visits": lambda s, c, now, sig, a: s.visits,
+    "pageViews": lambda s, c, now, sig, a: s.page_views,
+    "newVisitor": lambda s, c, now, sig, a: s.is_new,
+    "daysSinceFirstVisit": lambda s, c, now, sig, a: (
+        (now - s.first_seen) / 86400 if s.first_seen else 0
+    ),
+    "hoursSinceLastVisit": lambda s, c, now, sig, a: (
+        (now - s.last_seen) / 3600 if s.last_seen else 0
+    ),
+    "stage": lambda s, c, now, sig, a: s.stage,
+    "topCategory": lambda s, c, now, sig, a: _top_category(a),
+    "affinity": lambda s, c, now, sig, a: a,
+    "flags": lambda s, c, now, sig, a: sorted(s.flags),
+    "loggedIn": lambda s, c, now, sig, a: bool(s.user_id),
+    "path": lambda s, c, now, sig, a: c.path,
+    "category": lambda s, c, now, sig, a: route(sig.categories, c.path),
+    "device": lambda s, c, now, sig, a: c.device,
+    "country": lambda s, c, now, sig, a: c.country,
+    "referrer": lambda s, c, now, sig, a: c.referrer,
+    "utmSource": lambda s, c, now, sig, a: c.utm_source,
+    "utmCampaign": lambda s, c, now, sig, a: c.utm_campaign,
+    "hour": lambda s, c, now, sig, a: c.hour,
+    "weekday": lambda s, c, now, sig, a: c.weekday,
+    "consent": lambda s, c, now, sig, a: c.consent,
+}
+ALL_ATTRIBUTES: tuple[str, ...] = tuple(ATTRIBUTES)
+
+
 def attributes(
-    state: VisitorState, context: RequestContext, now: int, signals: Signals
+    state: VisitorState,
+    context: RequestContext,
+    now: int,
+    signals: Signals,
+    affinity: dict[str, float] | None = None,
+    keys: tuple[str, ...] = ALL_ATTRIBUTES,
 ) -> dict[str, Any]:
-    """The attribute document targeting conditions are evaluated against."""
-    affinity = decayed_affinity(state, now, signals.half_life)
-    top = max(affinity.items(), key=lambda kv: kv[1])[0] if affinity else ""
-    attrs: dict[str, Any] = {
-        "id": state.visitor_id,
-        "visits": state.visits,
-        "pageViews": state.page_views,
-        "newVisitor": state.is_new,
-        "daysSinceFirstVisit": (now - state.first_seen) / 86400 if state.first_seen else 0,
-        "hoursSinceLastVisit": (now - state.last_seen) / 3600 if state.last_seen else 0,
-        "stage": state.stage,
-        "topCategory": top,
-        "affinity": affinity,
-        "flags": sorted(state.flags),
-        "loggedIn": bool(state.user_id),
-        "path": context.path,
-        "category": route(signals.categories, context.path),
-        "device": context.device,
-        "country": context.country,
-        "referrer": context.referrer,
-        "utmSource": context.utm_source,
-        "utmCampaign": context.utm_campaign,
-        "hour": context.hour,
-        "weekday": context.weekday,
-        "consent": context.consent,
-    }
+    """The attribute document targeting conditions are evaluated against.
+
+    ``keys`` limits it to the attributes the site's conditions read (the engine knows which);
+    the request's ``extra`` attributes are always merged in.
+    """
+    if affinity is None:
+        affinity = decayed_affinity(state, now, signals.half_life)
+    attrs = {key: ATTRIBUTES[key](state, context, now, signals, affinity) for key in keys}
     if context.extra:
         attrs.update(context.extra)
     return attrs

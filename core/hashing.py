@@ -14,16 +14,18 @@ from __future__ import annotations
 from hashlib import blake2b
 
 _FNV_OFFSET = 0x811C9DC5
-_FNV_PRIME = 0x01000193
-_MASK32 = 0xFFFFFFFF
 _TWO_64 = float(1 << 64)
 
 
-def fnv1a32(text: str) -> int:
-    """32-bit FNV-1a over the string's code points."""
-    h = _FNV_OFFSET
+def fnv1a32(text: str, h: int = _FNV_OFFSET) -> int:
+    """32-bit FNV-1a over the string's code points, continuing from state ``h``."""
+    # literal constants (not globals) in the loop, and bytes, which iterate as ints
+    if text.isascii():
+        for byte in text.encode("ascii"):
+            h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+        return h
     for ch in text:
-        h = ((h ^ ord(ch)) * _FNV_PRIME) & _MASK32
+        h = ((h ^ ord(ch)) * 0x01000193) & 0xFFFFFFFF
     return h
 
 
@@ -34,6 +36,18 @@ def gbhash(seed: str, value: str, version: int) -> float | None:
     if version == 1:
         return (fnv1a32(value + seed) % 1000) / 1000
     return None
+
+
+class SeededHash:
+    """``gbhash(seed, value, 2)`` with the seed's FNV state computed once (FNV-1a is a stream)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, seed: str) -> None:
+        self.state = fnv1a32(seed)
+
+    def __call__(self, value: str) -> float:
+        return (fnv1a32(str(fnv1a32(value, self.state))) % 10000) / 10000
 
 
 def unit_draw(visitor_id: str, slot: str, epoch: int) -> float:
@@ -47,6 +61,6 @@ def unit_draw(visitor_id: str, slot: str, epoch: int) -> float:
     return int.from_bytes(digest, "big") / _TWO_64
 
 
-def short_id(*parts: str) -> str:
-    """A 16-hex-digit identifier derived from its parts (decision ids, visitor ids in tests)."""
-    return blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
+def short_id(text: str) -> str:
+    """A 16-hex-digit identifier derived from ``text`` (decision ids, persona visitor ids)."""
+    return blake2b(text.encode(), digest_size=8).hexdigest()

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import math
 import sys
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from core.features import Extractor, extractor
+from core.hashing import SeededHash, unit_draw
 from core.model import Exploration, FixedPolicy, LinearPolicy, Policy, ThompsonPolicy
 
 Probabilities = list[float]
@@ -38,18 +41,19 @@ else:  # pragma: no cover - exercised on 3.11 only
         return total
 
 
-def pick(probabilities: Sequence[float], u: float) -> int:
-    """Inverse CDF: the first index whose cumulative probability exceeds ``u``."""
-    cumulative = 0.0
-    last = -1
-    for i, p in enumerate(probabilities):
-        if p <= 0.0:
-            continue
-        cumulative += p
-        last = i
-        if u < cumulative:
-            return i
-    return last  # rounding left the total a hair under u: the last eligible arm
+def pick(cumulative: Sequence[float], u: float) -> int:
+    """Inverse CDF: the first index whose cumulative probability exceeds ``u``.
+
+    Zero-probability arms have zero-width intervals and are never picked; if rounding left the
+    total a hair under ``u``, the last arm with positive probability is.
+    """
+    i = bisect_right(cumulative, u)
+    if i < len(cumulative):
+        return i
+    last = len(cumulative) - 1
+    while last > 0 and cumulative[last] == cumulative[last - 1]:
+        last -= 1
+    return last
 
 
 def renormalize(weights: Sequence[float], eligible: Sequence[int], count: int) -> Probabilities:
@@ -102,47 +106,87 @@ def inverse_gap(
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    probabilities: Probabilities
+    probabilities: tuple[float, ...]
+    cumulative: tuple[float, ...]
     scores: tuple[float, ...] = ()
+    fallback: bool = False  # a cold-start visitor got the population allocation
+
+
+def scored(
+    probs: Sequence[float], scores: tuple[float, ...] = (), fallback: bool = False
+) -> Scored:
+    return Scored(tuple(probs), tuple(accumulate(probs)), scores, fallback)
 
 
 class PreparedPolicy:
-    """A policy with everything the request path needs precomputed."""
+    """A policy with everything the request path needs precomputed.
+
+    ``draw`` gives the uniform number for (visitor, slot, epoch): learned policies use
+    ``unit_draw``'s 2^-64 resolution, so small exploration probabilities are honoured exactly.
+    """
 
     kind = ""
     extractors: tuple[Extractor, ...] = ()
 
+    def __init__(self, slot: str, epoch: int) -> None:
+        self.slot = slot
+        self.epoch = epoch
+
     def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
         raise NotImplementedError
 
+    def draw(self, visitor_id: str) -> float:
+        return unit_draw(visitor_id, self.slot, self.epoch)
 
-class PreparedFixed(PreparedPolicy):
+
+class _ContextFree(PreparedPolicy):
+    """Probabilities depend only on the eligible set: computed once per distinct set."""
+
+    MAX_CACHED = 256
+
+    def __init__(self, slot: str, epoch: int, weights: tuple[float, ...], floor: float) -> None:
+        super().__init__(slot, epoch)
+        self.weights = weights
+        self.floor = floor
+        self.cache: dict[tuple[int, ...], Scored] = {}
+
+    def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
+        key = tuple(eligible)
+        result = self.cache.get(key)
+        if result is None:
+            probs = renormalize(self.weights, eligible, len(self.weights))
+            result = scored(with_floor(probs, eligible, self.floor))
+            if len(self.cache) < self.MAX_CACHED:
+                self.cache[key] = result
+        return result
+
+
+class PreparedFixed(_ContextFree):
+    """Draws with GrowthBook's hash (version 2, the slot's seed): same buckets as its SDKs."""
+
     kind = "fixed"
 
-    def __init__(self, policy: FixedPolicy) -> None:
-        self.weights = policy.weights
-        self.seed = policy.seed
+    def __init__(self, policy: FixedPolicy, slot: str, epoch: int) -> None:
+        super().__init__(slot, epoch, policy.weights, 0.0)
+        self.seed = policy.seed or f"{slot}:{epoch}"
+        self.hasher = SeededHash(self.seed)
 
-    def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
-        return Scored(renormalize(self.weights, eligible, len(self.weights)))
+    def draw(self, visitor_id: str) -> float:
+        return self.hasher(visitor_id)
 
 
-class PreparedThompson(PreparedPolicy):
+class PreparedThompson(_ContextFree):
     kind = "thompson"
 
-    def __init__(self, policy: ThompsonPolicy) -> None:
-        self.weights = policy.weights
-        self.floor = policy.floor
-
-    def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
-        probs = renormalize(self.weights, eligible, len(self.weights))
-        return Scored(with_floor(probs, eligible, self.floor))
+    def __init__(self, policy: ThompsonPolicy, slot: str, epoch: int) -> None:
+        super().__init__(slot, epoch, policy.weights, policy.floor)
 
 
 class PreparedLinear(PreparedPolicy):
     kind = "linear"
 
-    def __init__(self, policy: LinearPolicy) -> None:
+    def __init__(self, policy: LinearPolicy, slot: str, epoch: int) -> None:
+        super().__init__(slot, epoch)
         self.extractors = tuple(extractor(name) for name in policy.features)
         self.biases = tuple(arm.bias for arm in policy.arms)
         self.thetas = tuple(arm.weights for arm in policy.arms)
@@ -156,7 +200,7 @@ class PreparedLinear(PreparedPolicy):
         count = len(self.biases)
         if new_visitor and self.cold_start:
             probs = renormalize(self.cold_start, eligible, count)
-            return Scored(with_floor(probs, eligible, self.floor))
+            return scored(with_floor(probs, eligible, self.floor), fallback=True)
         scores = [0.0] * count
         for i in eligible:
             scores[i] = self.biases[i] + dot(self.thetas[i], x)
@@ -164,15 +208,16 @@ class PreparedLinear(PreparedPolicy):
             probs = softmax(scores, eligible, count, self.temperature)
         else:
             probs = inverse_gap(scores, eligible, count, self.gamma)
-        return Scored(with_floor(probs, eligible, self.floor), tuple(scores))
+        return scored(with_floor(probs, eligible, self.floor), tuple(scores))
 
 
-PREPARERS: dict[type, Callable[[Policy], PreparedPolicy]] = {
+PREPARERS: dict[type, Callable[[Policy, str, int], PreparedPolicy]] = {
     FixedPolicy: PreparedFixed,  # type: ignore[dict-item]
     ThompsonPolicy: PreparedThompson,  # type: ignore[dict-item]
     LinearPolicy: PreparedLinear,  # type: ignore[dict-item]
 }
 
 
-def prepare(policy: Policy) -> PreparedPolicy:
-    return PREPARERS[type(policy)](policy)
+def prepare(policy: Policy, slot: str = "", epoch: int = 0) -> PreparedPolicy:
+    """The request-path form of a slot's policy (draws keyed by slot name and epoch)."""
+    return PREPARERS[type(policy)](policy, slot, epoch)

@@ -39,9 +39,9 @@ def test_every_decision_is_a_distribution_with_exact_propensity(engine: Any) -> 
     for i in range(200):
         for d in decide(engine, visitor(i), DESKTOP_US, NOW):
             assert sum(d.probabilities) == pytest.approx(1.0)
-            assert d.propensity == d.probabilities[d.index]
+            assert d.propensity == d.probabilities[d.arm]
             assert d.propensity > 0
-            assert engine.slots[d.slot].ids[d.index] == d.variant
+            assert engine.slots[d.slot].ids[d.arm] == d.variant
 
 
 def test_empirical_frequencies_match_propensities(engine: Any) -> None:
@@ -56,7 +56,7 @@ def test_empirical_frequencies_match_propensities(engine: Any) -> None:
             held += 1
             continue
         for d in decisions:
-            counts.setdefault(d.slot, Counter())[d.index] += 1
+            counts.setdefault(d.slot, Counter())[d.arm] += 1
             assert probs.setdefault(d.slot, d.probabilities) == d.probabilities
     assert held == pytest.approx(n * engine.site.holdout, abs=4 * (n * 0.05 * 0.95) ** 0.5)
     assert set(counts) == {"landing", "hero", "headline", "cta", "recs", "promo"}
@@ -173,6 +173,6 @@ def test_fixed_split_buckets_like_growthbook(engine: Any) -> None:
                 seed=slot.policy.seed,
             )
         )
-        assert ours.index == result.variationId, vid
+        assert ours.arm == result.variationId, vid
         agree += 1
     assert agree > 400

@@ -10,6 +10,8 @@ ALLOWED = {
     "__future__",
     "base64",
     "binascii",
+    "bisect",
+    "itertools",
     "collections",
     "dataclasses",
     "enum",

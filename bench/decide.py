@@ -1,0 +1,216 @@
+"""Decision-core benchmark: prints one JSON document.
+
+Measures microseconds per call (median and p99 over batches) for the full fixture page, one slot
+per policy kind, the cookie round trip and snapshot decoding, and, in the same run, GrowthBook's
+Python SDK evaluating an experiment behind 3 targeting rules against our equivalent slot.
+Run: ``make bench`` (or ``.venv/bin/python bench/decide.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from compile.build import build_snapshot  # noqa: E402
+from compile.site import compile_site  # noqa: E402
+from core import cookie  # noqa: E402
+from core.cookie import Keyring  # noqa: E402
+from core.decide import decide  # noqa: E402
+from core.engine import Engine  # noqa: E402
+from core.features import RequestContext, VisitorState  # noqa: E402
+from core.snapshot import decode_snapshot  # noqa: E402
+
+NOW = 1_790_000_000
+RETURNING = VisitorState(
+    "bench-visitor",
+    visits=4,
+    page_views=30,
+    first_seen=NOW - 86400 * 30,
+    last_seen=NOW - 7200,
+    stage="consider",
+    affinity=(("running", 5.0), ("deals", 1.0), ("hiking", 0.5)),
+    flags=frozenset({"buyer"}),
+)
+CONTEXT = RequestContext(path="/", device="mobile", country="US", referrer="search", hour=19)
+
+
+def measure(fn: Callable[[int], Any], batches: int = 200, per_batch: int = 50) -> dict[str, float]:
+    """Microseconds per call: median and p99 over batches (each batch's mean)."""
+    for i in range(per_batch * 5):  # warm up
+        fn(i)
+    samples = []
+    counter = 0
+    for _ in range(batches):
+        start = time.perf_counter_ns()
+        for _ in range(per_batch):
+            fn(counter)
+            counter += 1
+        samples.append((time.perf_counter_ns() - start) / per_batch / 1000)
+    samples.sort()
+    return {
+        "median_us": round(statistics.median(samples), 2),
+        "p99_us": round(samples[int(len(samples) * 0.99) - 1], 2),
+    }
+
+
+def visitor(i: int) -> VisitorState:
+    return VisitorState(
+        f"bench-{i}",
+        4,
+        RETURNING.first_seen,
+        RETURNING.last_seen,
+        0,
+        RETURNING.stage,
+        RETURNING.affinity,
+        RETURNING.flags,
+        "",
+        30,
+    )
+
+
+GB_CONDITIONS = [
+    {"country": {"$in": ["DE", "FR", "IT", "ES"]}},
+    {"$and": [{"device": "mobile"}, {"visits": {"$gte": 10}}]},
+    {"referrer": {"$in": ["search", "social"]}, "utmSource": {"$ne": "affiliate"}},
+]
+VARIANTS = ["shop-now", "explore", "find-yours", "deals"]
+
+
+def comparison_site() -> Engine:
+    """One slot: 2 force rules + a restrict rule, then a 4-way fixed split (the GB experiment)."""
+    config = {
+        "site": {"name": "bench", "holdout": 0.0},
+        "audiences": {f"a{i}": {"condition": c} for i, c in enumerate(GB_CONDITIONS)},
+        "slots": {
+            "cta": {
+                "granularity": "element",
+                "default": "shop-now",
+                "policy": {"kind": "fixed", "seed": "cta-exp"},
+                "rules": [
+                    {"audience": "a0", "action": "force", "variant": "explore"},
+                    {"audience": "a1", "action": "force", "variant": "deals"},
+                    {"audience": "a2", "action": "restrict", "variants": VARIANTS},
+                ],
+                "variants": [{"id": v, "content": v, "weight": 0.25} for v in VARIANTS],
+            }
+        },
+    }
+    return Engine.from_site(compile_site(config))
+
+
+def growthbook_comparison() -> dict[str, Any]:
+    try:
+        from growthbook import GrowthBook
+    except ImportError:  # pragma: no cover - dev extra not installed
+        return {"skipped": "PyPI growthbook not installed"}
+    import growthbook as gb_module
+
+    features = {
+        "cta": {
+            "defaultValue": "shop-now",
+            "rules": [
+                {"condition": GB_CONDITIONS[0], "force": "explore"},
+                {"condition": GB_CONDITIONS[1], "force": "deals"},
+                {
+                    "condition": GB_CONDITIONS[2],
+                    "key": "cta-exp",
+                    "seed": "cta-exp",
+                    "hashVersion": 2,
+                    "variations": VARIANTS,
+                    "weights": [0.25] * 4,
+                },
+            ],
+        }
+    }
+    engine = comparison_site()
+    attrs = {
+        "country": "US",
+        "device": "mobile",
+        "visits": 4,
+        "referrer": "search",
+        "utmSource": "",
+    }
+    gb = GrowthBook(attributes={**attrs, "id": "x"}, features=features)
+
+    def ours(i: int) -> None:
+        decide(engine, visitor(i), CONTEXT, NOW, ("cta",))
+
+    def theirs_reused(i: int) -> None:
+        gb.set_attributes({**attrs, "id": f"bench-{i}"})
+        gb.eval_feature("cta")
+
+    def theirs_per_request(i: int) -> None:
+        GrowthBook(attributes={**attrs, "id": f"bench-{i}"}, features=features).eval_feature("cta")
+
+    # same visitors -> same variant: the two engines agree on what they compute
+    agree = sum(
+        decide(engine, visitor(i), CONTEXT, NOW, ("cta",))[0].variant
+        == GrowthBook(attributes={**attrs, "id": f"bench-{i}"}, features=features)
+        .eval_feature("cta")
+        .value
+        for i in range(200)
+    )
+    ours_t = measure(ours)
+    reused_t = measure(theirs_reused)
+    fresh_t = measure(theirs_per_request, batches=100)
+    return {
+        "growthbook_version": getattr(gb_module, "__version__", "?"),
+        "agreement_of_200_visitors": agree,
+        "edgepick_decide_us": ours_t,
+        "growthbook_eval_feature_reused_instance_us": reused_t,
+        "growthbook_eval_feature_new_instance_us": fresh_t,
+        "speedup_vs_reused_instance": round(reused_t["median_us"] / ours_t["median_us"], 1),
+        "speedup_vs_new_instance": round(fresh_t["median_us"] / ours_t["median_us"], 1),
+    }
+
+
+def one_slot(engine: Engine, name: str) -> Callable[[int], Any]:
+    return lambda i: decide(engine, visitor(i), CONTEXT, NOW, (name,))
+
+
+def main() -> None:
+    blob = build_snapshot(ROOT / "fixtures" / "site.toml", ROOT / "fixtures" / "model.json")
+    engine = Engine.from_bytes(blob)
+    keys = Keyring("k1", {"k1": b"bench-secret-0123456789abcdef"})
+    encoded = cookie.encode(RETURNING, keys)
+    fresh = VisitorState("fresh")
+    slots = {s.name: type(s.policy).__name__ for s in engine.site.slots}
+    result: dict[str, Any] = {
+        "benchmark": "decide",
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "machine": platform.machine(),
+        "fixture": {
+            "slots": len(slots),
+            "variants": sum(len(s.variants) for s in engine.site.slots),
+            "snapshot_bytes": len(blob),
+            "cookie_bytes": len(encoded),
+        },
+        "full_page_decide": measure(lambda i: decide(engine, visitor(i), CONTEXT, NOW)),
+        "per_slot": {
+            f"{name} ({kind})": measure(one_slot(engine, name)) for name, kind in slots.items()
+        },
+        "cookie_encode_decode": measure(
+            lambda i: cookie.decode(cookie.encode(RETURNING, keys), keys, fresh)
+        ),
+        "cookie_decode": measure(lambda i: cookie.decode(encoded, keys, fresh)),
+        "snapshot_decode": measure(lambda i: decode_snapshot(blob), batches=50, per_batch=10),
+        "snapshot_decode_and_prepare": measure(
+            lambda i: Engine.from_bytes(blob), batches=50, per_batch=10
+        ),
+        "growthbook_comparison": growthbook_comparison(),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
