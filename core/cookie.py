@@ -2,7 +2,8 @@
 
 Format: ``v1.<key id>.<payload>.<mac>`` with base64url (unpadded) parts. The payload is a msgpack
 array ``[visitor_id, visits, first_seen, last_seen, session_start, page_views, stage,
-[category, q, ...], flags, user_id]`` where ``q = round(16 * affinity)`` (1/16 of a page view).
+[category, q, ...], flags, user_id, [slot, variant, decision_id, propensity, ...], epoch]`` where
+``q = round(16 * affinity)`` (1/16 of a page view).
 The MAC is the first 16 bytes of ``HMAC-SHA256(key, "v1.<key id>.<payload>")`` (RFC 2104).
 
 Keys rotate: the cookie names its key id; any known key verifies it, and a cookie signed with
@@ -79,7 +80,7 @@ def _mac(key: bytes, signed: str) -> bytes:
     return hmac.new(key, signed.encode("ascii"), sha256).digest()[:MAC_BYTES]
 
 
-def _payload(state: VisitorState, categories: int) -> bytes:
+def _payload(state: VisitorState, categories: int, decisions: int) -> bytes:
     flat: list[Any] = []
     for category, score in state.affinity[:categories]:
         flat.extend((category, min(round(score * QUANTUM), 0xFFFF)))
@@ -95,21 +96,29 @@ def _payload(state: VisitorState, categories: int) -> bytes:
             flat,
             sorted(state.flags),
             state.user_id,
+            [part for decision in state.decisions[:decisions] for part in decision],
+            state.decisions_epoch,
         ]
     )
 
 
 def encode(state: VisitorState, keyring: Keyring, max_bytes: int = 1024) -> str:
-    """The signed cookie value; drops the weakest affinities until it fits ``max_bytes``."""
+    """The signed cookie value within ``max_bytes``.
+
+    Over budget, cached decisions go first (they can be made again), then the weakest affinities.
+    """
     kid = keyring.current
     key = keyring.keys[kid]
-    categories = len(state.affinity)
+    categories, decisions = len(state.affinity), len(state.decisions)
     while True:
-        signed = f"{VERSION}.{kid}.{_b64(_payload(state, categories))}"
+        signed = f"{VERSION}.{kid}.{_b64(_payload(state, categories, decisions))}"
         value = f"{signed}.{_b64(_mac(key, signed))}"
-        if len(value) <= max_bytes or categories == 0:
+        if len(value) <= max_bytes or categories == decisions == 0:
             break
-        categories -= 1
+        if decisions:
+            decisions -= 1
+        else:
+            categories -= 1
     if len(value) > max_bytes:
         raise ValueError(
             f"cookie is {len(value)} bytes even without affinities (budget {max_bytes})"
@@ -149,7 +158,7 @@ def decode(value: str | None, keyring: Keyring, fresh: VisitorState) -> Decoded:
 def _state(payload_b64: str) -> VisitorState | None:
     try:
         items = unpack(_unb64(payload_b64))
-        vid, visits, first, last, start, views, stage, flat, flags, user = items[:10]
+        vid, visits, first, last, start, views, stage, flat, flags, user, made, epoch = items
         ints = (visits, first, last, start, views)
         if not (isinstance(vid, str) and vid and all(type(n) is int and n >= 0 for n in ints)):
             return None
@@ -166,6 +175,20 @@ def _state(payload_b64: str) -> VisitorState | None:
             if not isinstance(category, str) or type(q) is not int or not 0 <= q <= 0xFFFF:
                 return None
             affinity.append((category, q / QUANTUM))
+        if not isinstance(made, list) or len(made) % 4 or type(epoch) is not int:
+            return None
+        decisions = []
+        for i in range(0, len(made), 4):
+            slot, variant, decision_id, propensity = made[i : i + 4]
+            if not (
+                isinstance(slot, str)
+                and isinstance(variant, str)
+                and isinstance(decision_id, str)
+                and isinstance(propensity, float)
+                and 0.0 < propensity <= 1.0
+            ):
+                return None
+            decisions.append((slot, variant, decision_id, propensity))
     except Exception:  # msgpack and unpacking raise many unrelated types for garbage
         return None
     return VisitorState(
@@ -179,4 +202,6 @@ def _state(payload_b64: str) -> VisitorState | None:
         affinity=tuple(affinity),
         flags=frozenset(flags),
         user_id=user,
+        decisions=tuple(decisions),
+        decisions_epoch=epoch,
     )

@@ -32,6 +32,9 @@ class VisitorState(NamedTuple):
     flags: frozenset[str] = frozenset()
     user_id: str = ""
     page_views: int = 0
+    # this session's decisions, reused on repeat views: (slot, variant, decision id, propensity)
+    decisions: tuple[tuple[str, str, str, float], ...] = ()
+    decisions_epoch: int = 0  # the snapshot epoch they were made in
 
     @property
     def is_new(self) -> bool:

@@ -27,6 +27,10 @@ states = st.builds(
     flags=st.frozensets(st.text(max_size=10), max_size=4),
     user_id=st.text(max_size=20),
     page_views=counts,
+    decisions=st.lists(
+        st.tuples(names, names, names, st.floats(min_value=1e-6, max_value=1.0)), max_size=6
+    ).map(tuple),
+    decisions_epoch=st.integers(min_value=0, max_value=2**31),
 )
 
 
@@ -109,6 +113,16 @@ def test_budget_drops_weakest_affinities_first() -> None:
     kept = cookie.decode(value, KEYS, FRESH).state.affinity
     assert 0 < len(kept) < 40
     assert [c for c, _ in kept] == [c for c, _ in affinity[: len(kept)]]
+
+
+def test_budget_drops_cached_decisions_before_affinities() -> None:
+    decisions = tuple((f"slot-{i}", "variant-" + "y" * 20, f"{i:016x}-{i}", 0.5) for i in range(12))
+    state = VisitorState("v-1", affinity=(("running", 3.0),), decisions=decisions)
+    value = cookie.encode(state, KEYS, max_bytes=500)
+    kept = cookie.decode(value, KEYS, FRESH).state
+    assert len(value) <= 500
+    assert kept.affinity == (("running", 3.0),)
+    assert 0 < len(kept.decisions) < 12 and kept.decisions == decisions[: len(kept.decisions)]
 
 
 def test_keyring_rejects_bad_ids() -> None:

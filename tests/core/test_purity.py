@@ -12,6 +12,7 @@ ALLOWED = {
     "binascii",
     "bisect",
     "itertools",
+    "json",
     "collections",
     "dataclasses",
     "enum",

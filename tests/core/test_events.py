@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core import events
+from core.decide import decide
+from core.features import RequestContext, VisitorState
+
+NOW = 1_790_000_000
+
+
+def test_exposures_are_valid_events(engine: Any) -> None:
+    state = VisitorState("v-1", visits=3, page_views=9)
+    ctx = RequestContext(device="mobile", country="FR")
+    for d in decide(engine, state, ctx, NOW):
+        event = events.exposure(d, state.visitor_id, engine.snapshot_id, NOW * 1000, 42, ctx)
+        assert events.problem(event) is None, event
+        assert event["id"] == d.decision_id and event["propensity"] == d.propensity
+
+
+def test_problems_name_the_field() -> None:
+    good = {"type": "click", "id": "e1", "visitor": "v", "ts": 1, "decision": "d1"}
+    assert events.problem(good) is None
+    assert events.problem([]) == "an event must be an object"
+    assert events.problem({**good, "type": "hover"}).startswith("type:")  # type: ignore[union-attr]
+    assert events.problem({**good, "ts": "now"}) == "ts: required, int"
+    assert events.problem({**good, "decision": 5}) == "decision: required for click"
+    conversion = {**good, "type": "conversion"}
+    assert events.problem(conversion) == "value: required for conversion"
+
+
+def test_signatures() -> None:
+    body = events.encode_batch([{"a": 1}])
+    sig = events.sign(body, b"secret")
+    assert events.verify(body, sig, b"secret")
+    assert not events.verify(body + b" ", sig, b"secret")
+    assert not events.verify(body, sig, b"other")
+    assert not events.verify(body, "", b"secret")
+
+
+def test_beacon_keeps_valid_outcomes_for_issued_decisions_only() -> None:
+    body = json.dumps({"events": [
+        {"type": "click", "decision": "d1", "id": "c1"},
+        {"type": "conversion", "decision": "d1", "value": 59.5},
+        {"type": "click", "decision": "someone-elses"},
+        {"type": "hover", "decision": "d1"},
+        {"type": "conversion", "decision": "d1", "value": -3},
+        "junk",
+    ]}).encode()
+    kept, errors = events.parse_beacon(body, "v-1", 123, frozenset({"d1"}))
+    assert [(e["type"], e["value"]) for e in kept] == [("click", 0.0), ("conversion", 59.5)]
+    assert kept[0]["id"] == "d1:click:c1" and kept[0]["visitor"] == "v-1"
+    assert all(events.problem(e) is None for e in kept)
+    assert len(errors) == 4 and "events[2].decision" in errors[0]
+    assert events.parse_beacon(b"{", "v", 1, frozenset()) == ([], ["body: not JSON"])
