@@ -19,6 +19,7 @@ from compile.site import load_toml
 from core.decide import decide
 from core.engine import Engine
 from core.snapshot import SnapshotError, decode_snapshot
+from origin.cli import register as register_origin
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = Path(__file__).resolve().parent / "config.schema.json"
@@ -162,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="compile the fixture site and explain contrasting visitors")
     d.add_argument("-o", "--output", default="out/site.snap")
     d.set_defaults(run=_demo)
+    register_origin(sub)
     return p
 
 
