@@ -40,14 +40,18 @@ def test_signatures() -> None:
 
 
 def test_beacon_keeps_valid_outcomes_for_issued_decisions_only() -> None:
-    body = json.dumps({"events": [
-        {"type": "click", "decision": "d1", "id": "c1"},
-        {"type": "conversion", "decision": "d1", "value": 59.5},
-        {"type": "click", "decision": "someone-elses"},
-        {"type": "hover", "decision": "d1"},
-        {"type": "conversion", "decision": "d1", "value": -3},
-        "junk",
-    ]}).encode()
+    body = json.dumps(
+        {
+            "events": [
+                {"type": "click", "decision": "d1", "id": "c1"},
+                {"type": "conversion", "decision": "d1", "value": 59.5},
+                {"type": "click", "decision": "someone-elses"},
+                {"type": "hover", "decision": "d1"},
+                {"type": "conversion", "decision": "d1", "value": -3},
+                "junk",
+            ]
+        }
+    ).encode()
     kept, errors = events.parse_beacon(body, "v-1", 123, frozenset({"d1"}))
     assert [(e["type"], e["value"]) for e in kept] == [("click", 0.0), ("conversion", 59.5)]
     assert kept[0]["id"] == "d1:click:c1" and kept[0]["visitor"] == "v-1"
