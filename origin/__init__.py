@@ -1,1 +1,1 @@
-"""The origin job: collect events, stitch sessions, learn, monitor, version and publish snapshots."""
+"""The origin job: collect events, stitch sessions, learn, monitor, publish snapshots."""
