@@ -38,6 +38,7 @@ class Reason(StrEnum):
     DEFAULT = "default"
     POLICY = "policy"
     FALLBACK = "fallback"
+    CACHED = "cached"  # reused from this session (the edge's response caching)
 
 
 class Decision(NamedTuple):

@@ -129,8 +129,23 @@ def parse_beacon(
             errors.append(f"events[{n}]: expected an object")
             continue
         kind, decision = item.get("type"), item.get("decision")
+        if kind == IDENTIFY:
+            user = item.get("user")
+            if not isinstance(user, str) or not 0 < len(user) <= 128:
+                errors.append(f"events[{n}].user: expected a user id (1 to 128 characters)")
+                continue
+            kept.append(
+                {
+                    "type": IDENTIFY,
+                    "id": f"{visitor_id}:identify:{user}",
+                    "ts": ts_ms,
+                    "visitor": visitor_id,
+                    "user": user,
+                }
+            )
+            continue
         if kind not in OUTCOMES:
-            errors.append(f"events[{n}].type: must be click or conversion")
+            errors.append(f"events[{n}].type: must be click, conversion or identify")
             continue
         if not isinstance(decision, str) or decision not in issued:
             errors.append(f"events[{n}].decision: not a decision shown to this visitor")

@@ -1,0 +1,73 @@
+"""The worker's settings, read from its environment (wrangler vars and secrets), once per isolate.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ORIGIN_URL | (the snapshot's ``site.origin``) | where pages come from |
+| COLLECTOR_URL | "" (no shipping) | the origin collector's ``/v1/events`` |
+| EVENTS_SECRET | "" | HMAC key signing event batches |
+| COOKIE_KEYS | required for cookies | ``kid:secret[,kid:secret...]``; the first signs |
+| PREVIEW_KEY | "" (previews off) | HMAC key of preview tokens |
+| SNAPSHOT_TTL_SECONDS | 10 | how often the isolate re-reads ``snap/current`` |
+| CONSENT_COOKIE / CONSENT_MODE | ep_consent / opt-out | see ``edge.context.has_consent`` |
+| COOKIE_SECURE | true | ``Secure`` attribute on the visitor cookie (false for plain-http dev) |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.cookie import Keyring
+from edge.context import ConsentPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeConfig:
+    origin_url: str
+    collector_url: str
+    events_secret: bytes
+    keyring: Keyring | None
+    preview_key: bytes
+    snapshot_ttl_ms: int
+    consent: ConsentPolicy
+    secure_cookie: bool
+    problems: tuple[str, ...] = ()
+
+
+def parse_keyring(text: str) -> Keyring | None:
+    keys: dict[str, bytes] = {}
+    first = ""
+    for part in text.split(","):
+        kid, sep, secret = part.strip().partition(":")
+        if sep and kid and secret and "." not in kid:
+            keys.setdefault(kid, secret.encode())
+            first = first or kid
+    return Keyring(first, keys) if keys else None
+
+
+def load(get: Callable[[str], str]) -> EdgeConfig:
+    """Settings from a variable lookup (``""`` for unset); bad values fall back and are reported."""
+    problems = []
+    keyring = parse_keyring(get("COOKIE_KEYS"))
+    if keyring is None:
+        problems.append("COOKIE_KEYS is not set: visitors get no stored features")
+    try:
+        ttl = max(int(float(get("SNAPSHOT_TTL_SECONDS") or "10") * 1000), 0)
+    except ValueError:
+        problems.append("SNAPSHOT_TTL_SECONDS is not a number: using 10")
+        ttl = 10_000
+    mode = get("CONSENT_MODE") or "opt-out"
+    if mode not in ("opt-out", "opt-in"):
+        problems.append(f"CONSENT_MODE {mode!r} is not opt-out or opt-in: using opt-in")
+        mode = "opt-in"
+    return EdgeConfig(
+        origin_url=get("ORIGIN_URL").rstrip("/"),
+        collector_url=get("COLLECTOR_URL"),
+        events_secret=get("EVENTS_SECRET").encode(),
+        keyring=keyring,
+        preview_key=get("PREVIEW_KEY").encode(),
+        snapshot_ttl_ms=ttl,
+        consent=ConsentPolicy(get("CONSENT_COOKIE") or "ep_consent", mode),
+        secure_cookie=(get("COOKIE_SECURE") or "true").lower() != "false",
+        problems=tuple(problems),
+    )

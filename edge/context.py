@@ -1,0 +1,132 @@
+"""Request context from what a request says about itself: device, referrer, UTM, country, consent.
+
+Lenient by design: every header is optional and anything unrecognized maps to a documented
+default (``desktop``, ``other``, empty country), never an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+from core.features import RequestContext
+
+_BOT = re.compile(r"bot|crawl|spider|slurp|headless|lighthouse|preview", re.IGNORECASE)
+_TABLET = re.compile(r"ipad|tablet|kindle|silk|playbook", re.IGNORECASE)
+_MOBILE = re.compile(r"mobi|iphone|ipod|android|blackberry|opera mini|iemobile", re.IGNORECASE)
+
+_SEARCH = (
+    "google.",
+    "bing.com",
+    "duckduckgo.com",
+    "yahoo.",
+    "baidu.com",
+    "yandex.",
+    "ecosia.org",
+    "search.brave.com",
+)
+_SOCIAL = (
+    "facebook.com",
+    "fb.com",
+    "instagram.com",
+    "t.co",
+    "twitter.com",
+    "x.com",
+    "linkedin.com",
+    "lnkd.in",
+    "pinterest.",
+    "reddit.com",
+    "tiktok.com",
+    "youtube.com",
+)
+_EMAIL = ("mail.", "outlook.", "gmail.com", "proton.me")
+
+
+def device_class(user_agent: str) -> str:
+    if not user_agent or _BOT.search(user_agent):
+        return "bot" if user_agent else "desktop"
+    if _TABLET.search(user_agent):
+        return "tablet"
+    if _MOBILE.search(user_agent):
+        return "mobile"
+    return "desktop"
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def referrer_class(referer: str, own_host: str, utm_medium: str = "") -> str:
+    if utm_medium.lower() in ("email", "newsletter"):
+        return "email"
+    if not referer:
+        return "direct"
+    host = _host(referer)
+    if not host:
+        return "other"
+    if host == own_host.lower():
+        return "internal"
+    for names, label in ((_SEARCH, "search"), (_SOCIAL, "social"), (_EMAIL, "email")):
+        if any(host == n or host.endswith("." + n) or n in host for n in names):
+            return label
+    return "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentPolicy:
+    cookie: str = "ep_consent"
+    mode: str = "opt-out"  # opt-out: consent unless refused or GPC; opt-in: only when granted
+
+
+def has_consent(
+    headers: Mapping[str, str], cookies: Mapping[str, str], policy: ConsentPolicy
+) -> bool:
+    """Global Privacy Control (``Sec-GPC: 1``) always means no; then the consent cookie decides."""
+    if headers.get("sec-gpc", "").strip() == "1":
+        return False
+    value = cookies.get(policy.cookie, "").lower()
+    if value in ("0", "no", "false", "denied"):
+        return False
+    if value in ("1", "yes", "true", "granted"):
+        return True
+    return policy.mode != "opt-in"
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    cookies: dict[str, str] = {}
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name and name not in cookies:
+            cookies[name] = value.strip().strip('"')
+    return cookies
+
+
+def request_context(
+    url: str,
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str],
+    country: str,
+    now: int,
+    consent: ConsentPolicy,
+) -> RequestContext:
+    """Everything a decision may use from this request. ``now`` is unix seconds (UTC hour)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    return RequestContext(
+        path=parts.path or "/",
+        device=device_class(headers.get("user-agent", "")),
+        country=(country or headers.get("cf-ipcountry", "")).upper()[:2],
+        referrer=referrer_class(
+            headers.get("referer", ""), parts.hostname or "", query.get("utm_medium", "")
+        ),
+        utm_source=query.get("utm_source", "")[:64],
+        utm_campaign=query.get("utm_campaign", "")[:64],
+        hour=(now // 3600) % 24,
+        weekday=(now // 86400 + 3) % 7,  # 1970-01-01 was a Thursday
+        consent=has_consent(headers, cookies, consent),
+    )

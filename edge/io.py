@@ -1,0 +1,69 @@
+"""What the request logic needs from the runtime, as a protocol; and the shapes it exchanges.
+
+``edge.interop`` implements it on Cloudflare's runtime (JS objects); tests implement it in
+memory. Keeping every runtime call behind this protocol is what lets one request logic serve
+under CPython, under Pyodide and in workerd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    method: str
+    url: str
+    headers: Mapping[str, str]  # lower-case names
+    country: str = ""  # request.cf.country where the runtime has it
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """An origin response; ``handle`` is the runtime's own object, passed through untouched."""
+
+    status: int
+    headers: Mapping[str, str]
+    handle: Any = None
+
+    @property
+    def is_html(self) -> bool:
+        return self.status == 200 and "text/html" in self.headers.get("content-type", "")
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """The reply: either a page (passed through or rewritten) or a body of our own."""
+
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: str | bytes | None = None
+    page: Page | None = None
+    untouched: bool = False  # the origin's response, byte for byte (fail open)
+
+
+class EdgeIO(Protocol):
+    async def kv_get(self, key: str, binary: bool) -> bytes | str | None: ...
+
+    async def fetch(self, url: str, headers: Mapping[str, str]) -> Page: ...
+
+    async def rewrite(
+        self, page: Page, fills: Mapping[str, tuple[str, str, str]]
+    ) -> tuple[Page, set[str]]:
+        """Fill each selector's element with (html, decision id, slot); report slots found."""
+        ...
+
+    def ship(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+        """POST in the background (after the response), e.g. through ``ctx.waitUntil``."""
+        ...
+
+    def now_ms(self) -> int: ...
+
+    def cpu_us(self) -> float: ...
+
+    def token(self) -> str:
+        """32 hex digits of fresh randomness."""
+        ...

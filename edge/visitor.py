@@ -1,0 +1,109 @@
+"""Who is visiting: the verified cookie, consent, preview, and the cookie to send back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from core import cookie, preview
+from core.cookie import CookieStatus
+from core.decide import Decision, Reason
+from core.engine import Engine, PreparedSlot
+from core.features import RequestContext, VisitorState, record_page_view
+from edge.config import EdgeConfig
+
+PREVIEW_PARAM = "edgepick_preview"
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    state: VisitorState
+    context: RequestContext
+    status: str  # the cookie's status, or "no-consent" / "preview"
+    stored: bool  # whether features are kept (consent and a configured keyring)
+    preview: preview.Preview | None = None
+
+
+def identify(
+    engine: Engine,
+    config: EdgeConfig,
+    cookies: Mapping[str, str],
+    context: RequestContext,
+    query: Mapping[str, str],
+    now: int,
+    token: str,
+) -> Visitor:
+    """The visitor behind a request; ``token`` is fresh randomness for a new visitor id."""
+    fresh = VisitorState(token)
+    if PREVIEW_PARAM in query:
+        found, _reason = preview.decode(query[PREVIEW_PARAM], config.preview_key, now)
+        if found is not None:
+            state, ctx = preview.persona_state(found.persona, f"preview-{token[:8]}", now, context)
+            return Visitor(state, ctx, "preview", False, found)
+    if not context.consent or config.keyring is None:
+        return Visitor(fresh, context, "no-consent" if not context.consent else "no-keys", False)
+    decoded = cookie.decode(cookies.get(engine.site.cookie.name), config.keyring, fresh)
+    return Visitor(decoded.state, context, decoded.status.value, True)
+
+
+def after_page_view(state: VisitorState, engine: Engine, path: str, now: int) -> VisitorState:
+    return record_page_view(state, now, path, engine.site.signals)
+
+
+def reusable(
+    before: VisitorState, after: VisitorState, engine: Engine
+) -> dict[str, tuple[str, str, float]]:
+    """This session's decisions that still hold: same session, same epoch, variant still active."""
+    same_session = before.visits > 0 and before.session_start == after.session_start
+    if not same_session or before.decisions_epoch != engine.site.epoch:
+        return {}
+    kept = {}
+    for slot, variant, decision_id, propensity in before.decisions:
+        prepared = engine.slots.get(slot)
+        if prepared is not None and prepared.index_of.get(variant, -1) in prepared.active:
+            kept[slot] = (variant, decision_id, propensity)
+    return kept
+
+
+def cached_decision(prepared: PreparedSlot, variant: str, decision_id: str, p: float) -> Decision:
+    arm = prepared.index_of[variant]
+    return Decision(
+        prepared.slot.name,
+        variant,
+        arm,
+        p,
+        Reason.CACHED,
+        prepared.policy.kind,
+        decision_id,
+        0.0,
+        prepared.certain[arm],
+        (),
+        (("reused from this session (decision {})", (decision_id,)),),
+    )
+
+
+def remember(state: VisitorState, decisions: list[Decision], epoch: int) -> VisitorState:
+    """Add fresh decisions to the session cache (preview and holdout ones are not worth keeping)."""
+    if state.decisions_epoch != epoch:
+        state = state._replace(decisions=(), decisions_epoch=epoch)
+    known = {d[0]: d for d in state.decisions}
+    for d in decisions:
+        if d.reason is not Reason.PREVIEW:
+            known[d.slot] = (d.slot, d.variant, d.decision_id, d.propensity)
+    return state._replace(decisions=tuple(known.values()))
+
+
+def set_cookie(visitor: Visitor, engine: Engine, config: EdgeConfig) -> str | None:
+    """The Set-Cookie value: the signed state, a deletion without consent, or nothing."""
+    spec = engine.site.cookie
+    secure = "; Secure" if config.secure_cookie else ""
+    if visitor.status == "no-consent":
+        return f"{spec.name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
+    if not visitor.stored or config.keyring is None:
+        return None
+    value = cookie.encode(visitor.state, config.keyring, spec.max_bytes)
+    return f"{spec.name}={value}; Path=/; Max-Age={spec.max_age}; HttpOnly; SameSite=Lax{secure}"
+
+
+def is_valid_cookie(status: str) -> bool:
+    return status in (CookieStatus.OK.value, CookieStatus.ROTATED.value)

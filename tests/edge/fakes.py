@@ -1,0 +1,81 @@
+"""In-memory stand-ins for the runtime, for the edge logic under CPython.
+
+``FakeIO.rewrite`` stands in for HTMLRewriter (which exists only in workerd and, for the Pyodide
+tests, in html-rewriter-wasm): it fills elements selected by ``[data-edgepick-slot="NAME"]``,
+the only selector form the fixture uses. The real rewriter is exercised end to end through
+wrangler dev and under Pyodide.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.io import Page
+
+SELECTOR = re.compile(r'^\[data-edgepick-slot="([^"]+)"\]$')
+
+
+@dataclass
+class FakeIO:
+    kv: dict[str, bytes | str] = field(default_factory=dict)
+    pages: dict[str, tuple[int, str, str]] = field(
+        default_factory=dict
+    )  # path -> status, type, body
+    now: int = 1_790_000_000_000
+    fetched: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    shipped: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    tokens: int = 0
+
+    async def kv_get(self, key: str, binary: bool) -> bytes | str | None:
+        value = self.kv.get(key)
+        if value is None:
+            return None
+        if binary:
+            return value if isinstance(value, bytes) else value.encode()
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def fetch(self, url: str, headers: Mapping[str, str]) -> Page:
+        self.fetched.append((url, dict(headers)))
+        path = url.split("://", 1)[-1].split("/", 1)[-1].split("?")[0]
+        status, ctype, body = self.pages.get("/" + path, (404, "text/plain", "not found"))
+        return Page(status, {"content-type": ctype}, body)
+
+    async def rewrite(
+        self, page: Page, fills: Mapping[str, tuple[str, str, str]]
+    ) -> tuple[Page, set[str]]:
+        html: Any = page.handle
+        found: set[str] = set()
+        for selector, (content, decision, slot) in fills.items():
+            match = SELECTOR.match(selector)
+            assert match, f"fake rewriter supports only slot attribute selectors, not {selector}"
+            pattern = re.compile(
+                r'<(\w+)([^>]*data-edgepick-slot="'
+                + re.escape(match.group(1))
+                + r'"[^>]*)>(.*?)</\1>',
+                re.S,
+            )
+
+            def fill(m: re.Match[str], content: str = content, decision: str = decision) -> str:
+                tag, attrs = m.group(1), m.group(2)
+                return f'<{tag}{attrs} data-edgepick-decision="{decision}">{content}</{tag}>'
+
+            html, count = pattern.subn(fill, html)
+            if count:
+                found.add(slot)
+        return Page(page.status, page.headers, html), found
+
+    def ship(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+        self.shipped.append((url, body, dict(headers)))
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def cpu_us(self) -> float:
+        return 0.0
+
+    def token(self) -> str:
+        self.tokens += 1
+        return f"{self.tokens:032x}"

@@ -1,0 +1,324 @@
+"""The edge request logic under CPython, with in-memory bindings (tests/edge/fakes.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from core import events, preview
+from core.snapshot import decode_header
+from edge.client_js import SOURCE as CLIENT_JS
+from edge.config import EdgeConfig, load
+from edge.handler import Stats, handle
+from edge.io import Incoming, Outgoing
+from edge.snapshots import SnapshotCache
+from tests.conftest import FIXTURES
+from tests.edge.fakes import FakeIO
+
+ENV = {
+    "ORIGIN_URL": "http://origin.test",
+    "COLLECTOR_URL": "http://collector.test/v1/events",
+    "EVENTS_SECRET": "events-secret",
+    "COOKIE_KEYS": "k2:new-cookie-secret,k1:old-cookie-secret",
+    "PREVIEW_KEY": "preview-secret",
+    "SNAPSHOT_TTL_SECONDS": "0",
+}
+UA_MOBILE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
+
+
+def pages() -> dict[str, tuple[int, str, str]]:
+    html = {p.stem: p.read_text() for p in (FIXTURES / "pages").glob("*.html")}
+    return {
+        "/": (200, "text/html; charset=utf-8", html["index"]),
+        "/landing/outdoor": (200, "text/html; charset=utf-8", html["landing-outdoor"]),
+        "/landing/deals": (200, "text/html; charset=utf-8", html["landing-deals"]),
+        "/c/running": (200, "text/html; charset=utf-8", html["category"]),
+        "/logo.png": (200, "image/png", "PNG..."),
+    }
+
+
+class Edge:
+    def __init__(self, blob: bytes | None, env: dict[str, str] | None = None) -> None:
+        self.io = FakeIO(pages=pages())
+        if blob is not None:
+            sid = decode_header(blob)[0].id
+            self.io.kv.update({"snap/current": sid, f"snap/{sid}": blob})
+        self.config: EdgeConfig = load(lambda k: (env or ENV).get(k, ""))
+        self.cache = SnapshotCache(self.config.snapshot_ttl_ms)
+        self.stats = Stats()
+        self.jar: dict[str, str] = {}
+
+    def request(
+        self, path: str, method: str = "GET", body: bytes = b"", keep: bool = True, **headers: str
+    ) -> Outgoing:
+        hdrs = {k.replace("_", "-").lower(): v for k, v in headers.items()}
+        if self.jar and "cookie" not in hdrs:
+            hdrs["cookie"] = "; ".join(f"{k}={v}" for k, v in self.jar.items())
+        out = asyncio.run(
+            handle(
+                Incoming(method, f"https://shop.test{path}", hdrs, "US", body),
+                self.io,
+                self.cache,
+                self.config,
+                self.stats,
+            )
+        )
+        if keep:
+            for name, value in out.headers:
+                if name == "set-cookie":
+                    k, v = value.split(";")[0].split("=", 1)
+                    self.jar[k] = v
+        self.io.now += 60_000
+        return out
+
+    def exposures(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for _url, body, headers in self.io.shipped:
+            assert events.verify(body, headers[events.SIGNATURE_HEADER], b"events-secret")
+            found.extend(e for e in json.loads(body)["events"] if e["type"] == "exposure")
+        return found
+
+
+def decision_ids(out: Outgoing) -> list[str]:
+    html: str = out.page.handle  # type: ignore[union-attr]
+    return sorted(part.split('"')[1] for part in html.split("data-edgepick-decision=")[1:])
+
+
+def header(out: Outgoing, name: str) -> str | None:
+    return next((v for k, v in out.headers if k == name), None)
+
+
+def test_no_snapshot_serves_the_origin_page_untouched() -> None:
+    edge = Edge(None)
+    out = edge.request("/")
+    assert out.untouched and out.page is not None
+    assert out.page.handle == pages()["/"][2]
+    assert edge.io.shipped == [] and header(out, "set-cookie") is None
+    health = json.loads(edge.request("/_edgepick/health").body)  # type: ignore[arg-type]
+    assert health["ok"] is False and health["snapshot_errors"] >= 1
+
+
+def test_personalized_page_cookie_and_exposures(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    out = edge.request("/", user_agent=UA_MOBILE)
+    html = out.page.handle  # type: ignore[union-attr]
+    assert not out.untouched
+    assert html.count("data-edgepick-decision=") == 4  # headline, promo, hero, cta (recs is async)
+    assert "Loading recommendations" in html
+    cookie = header(out, "set-cookie") or ""
+    assert cookie.startswith("ep=v1.k2.") and "HttpOnly" in cookie and "Secure" in cookie
+    assert "SameSite=Lax" in cookie and len(cookie.split(";")[0]) < 1024
+    assert (header(out, "server-timing") or "").startswith("edgepick;dur=")
+    exposures = edge.exposures()
+    assert {e["slot"] for e in exposures} == {"landing", "headline", "promo", "hero", "cta"}
+    assert all(events.problem(e) is None for e in exposures)
+    assert all(
+        f'data-edgepick-decision="{e["id"]}"' in html for e in exposures if e["slot"] != "landing"
+    )
+    assert {e["device"] for e in exposures} == {"mobile"}
+
+
+def test_cookie_is_honoured_and_decisions_reused_in_session(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    first = edge.request("/")
+    edge.io.shipped.clear()
+    second = edge.request("/")
+    assert edge.exposures() == []  # every slot reused from the session: nothing new to log
+    assert decision_ids(first) == decision_ids(second)
+    edge.io.now += 3600_000  # a new session decides afresh
+    edge.request("/")
+    assert len(edge.exposures()) == 5
+
+
+def test_page_view_features_accumulate(fixture_blob: bytes) -> None:
+    from core import cookie as cookies
+
+    edge = Edge(fixture_blob)
+    for _ in range(3):
+        edge.request("/c/running")
+    state = cookies.decode(edge.jar["ep"], edge.config.keyring, None).state  # type: ignore[arg-type]
+    assert state.page_views == 3 and dict(state.affinity)["running"] > 2.9
+    assert state.stage == "browse"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["v1.k2.AAAA.BBBB", "garbage", "", "x" * 5000, "v1.k9.e30.AAAA"],
+    ids=["tampered", "garbage", "empty", "oversized", "unknown-key"],
+)
+def test_bad_cookies_are_ignored_without_error(fixture_blob: bytes, value: str) -> None:
+    edge = Edge(fixture_blob)
+    out = edge.request("/", cookie=f"ep={value}")
+    assert out.status == 200 and not out.untouched
+    assert (header(out, "set-cookie") or "").startswith("ep=v1.k2.")
+    assert edge.stats.errors == 0
+
+
+def test_truncated_valid_cookie_is_refused(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    edge.request("/")
+    good = edge.jar["ep"]
+    out = edge.request("/", cookie=f"ep={good[:-3]}", keep=False)
+    assert out.status == 200
+    assert edge.stats.errors == 0
+
+
+def test_rotated_key_is_accepted_and_resigned(fixture_blob: bytes) -> None:
+    old_env = {**ENV, "COOKIE_KEYS": "k1:old-cookie-secret"}
+    old = Edge(fixture_blob, old_env)
+    old.request("/")
+    edge = Edge(fixture_blob)
+    out = edge.request("/", cookie=f"ep={old.jar['ep']}")
+    assert (header(out, "set-cookie") or "").startswith("ep=v1.k2.")
+
+
+def test_global_privacy_control_means_no_stored_features(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    out = edge.request("/", sec_gpc="1", cookie="ep=v1.k2.abc.def")
+    assert header(out, "set-cookie") == "ep=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
+    assert out.page.handle.count("data-edgepick-decision=") == 4  # type: ignore[union-attr]
+    assert all(e["visitor"] for e in edge.exposures())
+
+
+def test_page_slot_serves_a_variant_path_without_redirect(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    served = set()
+    for i in range(40):
+        edge.jar.clear()
+        out = edge.request("/", keep=False, user_agent=f"agent {i}")
+        assert out.status == 200
+        served.add(edge.io.fetched[-1][0])
+    assert served >= {"http://origin.test/", "http://origin.test/landing/outdoor"}
+
+
+def test_header_mode_forwards_decisions_to_the_origin(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    edge.request("/c/running")
+    _url, headers = edge.io.fetched[-1]
+    assert {"x-edgepick-headline", "x-edgepick-hero", "x-edgepick-cta"} <= set(headers)
+
+
+def test_non_html_is_passed_through(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    out = edge.request("/logo.png")
+    assert out.page.handle == "PNG..." and edge.exposures() == []  # type: ignore[union-attr]
+
+
+def test_decide_api_and_beacon(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    edge.request("/")
+    out = edge.request("/_edgepick/decide?slots=recs,nope&path=/")
+    body = json.loads(out.body)  # type: ignore[arg-type]
+    assert [d["slot"] for d in body["decisions"]] == ["recs"] and body["unknown"] == ["nope"]
+    recs = body["decisions"][0]
+    assert recs["content"].startswith("<ul class='recs'>")
+    edge.io.shipped.clear()
+    beacon = json.dumps(
+        {
+            "events": [
+                {"type": "click", "decision": recs["decision"], "id": "c1"},
+                {"type": "conversion", "decision": recs["decision"], "value": 42.0},
+                {"type": "click", "decision": "forged"},
+                {"type": "identify", "user": "user-77"},
+            ]
+        }
+    ).encode()
+    reply = edge.request("/_edgepick/events", method="POST", body=beacon)
+    result = json.loads(reply.body)  # type: ignore[arg-type]
+    assert reply.status == 202 and result["accepted"] == 3 and len(result["errors"]) == 1
+    shipped = json.loads(edge.io.shipped[0][1])["events"]
+    assert [e["type"] for e in shipped] == ["click", "conversion", "identify"]
+    from core import cookie as cookies
+
+    state = cookies.decode(edge.jar["ep"], edge.config.keyring, None).state  # type: ignore[arg-type]
+    assert state.user_id == "user-77"
+
+
+def test_beacon_without_cookie_accepts_nothing(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    body = json.dumps({"events": [{"type": "click", "decision": "x"}]}).encode()
+    out = edge.request("/_edgepick/events", method="POST", body=body)
+    assert json.loads(out.body)["accepted"] == 0 and edge.io.shipped == []  # type: ignore[arg-type]
+
+
+def test_preview_forces_variants_and_is_never_logged(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    token = preview.encode(
+        preview.Preview(
+            expires=edge.io.now // 1000 + 600,
+            persona={"visits": 4, "affinity": {"hiking": 5}, "context": {"country": "DE"}},
+            variants={"hero": "hero-evening-edit"},
+        ),
+        b"preview-secret",
+    )
+    out = edge.request(f"/?edgepick_preview={token}")
+    html = out.page.handle  # type: ignore[union-attr]
+    assert "The evening edit" in html  # a draft variant, visible only in preview
+    assert header(out, "x-edgepick-preview") == "1" and header(out, "set-cookie") is None
+    assert header(out, "cache-control") == "private, no-store"
+    assert edge.io.shipped == []
+    expired = preview.encode(
+        preview.Preview(expires=1, variants={"hero": "hero-evening-edit"}), b"preview-secret"
+    )
+    out = edge.request(f"/?edgepick_preview={expired}")
+    assert "The evening edit" not in out.page.handle  # type: ignore[union-attr]
+
+
+def test_corrupt_new_snapshot_keeps_the_last_good_one(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    good = edge.io.kv["snap/current"]
+    edge.request("/")
+    edge.io.kv["snap/current"] = "0" * 20
+    edge.io.kv["snap/" + "0" * 20] = b"\x93garbage"
+    out = edge.request("/")
+    assert not out.untouched and out.page.handle.count("data-edgepick-decision=") == 4  # type: ignore[union-attr]
+    health = json.loads(edge.request("/_edgepick/health").body)  # type: ignore[arg-type]
+    assert health["snapshot"] == good and "not valid msgpack" in health["last_snapshot_error"]
+
+
+def test_rollback_switches_the_snapshot(fixture_blob: bytes) -> None:
+    from compile.site import compile_site, load_toml
+    from core.snapshot import encode_snapshot
+
+    config = load_toml(FIXTURES / "site.toml")
+    config["slots"]["hero"]["variants"][0]["content"] = "<h2>Version two</h2>"
+    blob2 = encode_snapshot(compile_site(config), parent=decode_header(fixture_blob)[0].id)
+    edge = Edge(fixture_blob)
+    first = edge.io.kv["snap/current"]
+    sid2 = decode_header(blob2)[0].id
+    edge.io.kv.update({"snap/current": sid2, f"snap/{sid2}": blob2})
+    assert json.loads(edge.request("/_edgepick/health").body)["snapshot"] == sid2  # type: ignore[arg-type]
+    edge.io.kv["snap/current"] = first
+    assert json.loads(edge.request("/_edgepick/health").body)["snapshot"] == first  # type: ignore[arg-type]
+
+
+def test_exceptions_fail_open(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+
+    async def broken(*_: Any) -> Any:
+        raise RuntimeError("rewriter exploded")
+
+    edge.io.rewrite = broken  # type: ignore[method-assign, assignment]
+    out = edge.request("/")
+    assert out.untouched and out.page.handle == pages()["/"][2]  # type: ignore[union-attr]
+    assert edge.stats.errors == 1 and "rewriter exploded" in edge.stats.last_error
+
+
+def test_client_script_is_small(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    out = edge.request("/_edgepick/client.js")
+    assert out.body == CLIENT_JS
+    assert len(gzip.compress(CLIENT_JS.encode(), 9)) < 2048
+
+
+def test_missing_keys_mean_no_cookie(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob, {k: v for k, v in ENV.items() if k != "COOKIE_KEYS"})
+    out = edge.request("/")
+    assert header(out, "set-cookie") is None
+    assert "COOKIE_KEYS" in edge.config.problems[0]
+    assert replace(edge.config, problems=()).keyring is None
