@@ -7,6 +7,7 @@ origin sent it, and the error is counted (``/_edgepick/health`` shows it).
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,7 @@ async def handle(
     except Exception as exc:  # fail open: the visitor gets the origin's page
         stats.errors += 1
         stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        traceback.print_exc()  # the worker's log (wrangler tail / wrangler dev's console)
         if parts.path.startswith(PREFIX):
             return _json({"error": "internal error"}, 500)
         try:
