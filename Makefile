@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench clean dev dev-vars
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -36,6 +36,13 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(PY) bench/decide.py
+
+dev-vars:
+	test -f .dev.vars || printf 'COOKIE_KEYS=dev:%s\nEVENTS_SECRET=%s\nPREVIEW_KEY=%s\n' \
+		$$(openssl rand -hex 16) $$(openssl rand -hex 16) $$(openssl rand -hex 16) > .dev.vars
+
+dev: setup dev-vars
+	$(PY) -m compile.devstack
 
 clean:
 	rm -rf $(VENV) node_modules out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

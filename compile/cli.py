@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import tomllib
@@ -16,9 +17,11 @@ from compile.explain import explain
 from compile.personas import persona
 from compile.problems import ConfigError, Problem
 from compile.site import load_toml
+from core import preview
 from core.decide import decide
 from core.engine import Engine
 from core.snapshot import SnapshotError, decode_snapshot
+from edge.visitor import PREVIEW_PARAM
 from origin.cli import register as register_origin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +105,35 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preview_token(args: argparse.Namespace) -> int:
+    key = (args.key or os.environ.get("PREVIEW_KEY", "")).encode()
+    if not key:
+        print(
+            "edgepick: give --key or set PREVIEW_KEY (the worker's preview secret)", file=sys.stderr
+        )
+        return 2
+    spec: dict[str, Any] = {}
+    if args.persona:
+        personas = _load_personas(Path(args.personas))
+        if args.persona not in personas:
+            print(
+                f"unknown persona {args.persona!r}; known: {', '.join(personas)}", file=sys.stderr
+            )
+            return 2
+        spec = {k: v for k, v in personas[args.persona].items() if k != "description"}
+    variants = {}
+    for pair in args.variant or []:
+        slot, sep, variant = pair.partition("=")
+        if not sep or not slot or not variant:
+            raise ConfigError([Problem("--variant", "expected SLOT=VARIANT", pair)])
+        variants[slot] = variant
+    expires = int(time.time()) + args.ttl
+    token = preview.encode(preview.Preview(expires, spec, variants), key)
+    print(token)
+    print(f"open: {args.url.rstrip('/')}/?{PREVIEW_PARAM}={token}", file=sys.stderr)
+    return 0
+
+
 def _schema(_: argparse.Namespace) -> int:
     print(SCHEMA.read_text(), end="")
     return 0
@@ -160,6 +192,14 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(run=_explain)
     s = sub.add_parser("schema", help="print the config's JSON Schema")
     s.set_defaults(run=_schema)
+    t = sub.add_parser("preview-token", help="mint a signed, expiring preview token")
+    t.add_argument("--persona", help="a persona from --personas whose features to force")
+    t.add_argument("--personas", default=str(ROOT / "fixtures" / "personas.toml"))
+    t.add_argument("--variant", action="append", help="SLOT=VARIANT to force (repeatable)")
+    t.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    t.add_argument("--key", help="preview secret (default: $PREVIEW_KEY)")
+    t.add_argument("--url", default="http://127.0.0.1:8787", help="site URL for the printed link")
+    t.set_defaults(run=_preview_token)
     d = sub.add_parser("demo", help="compile the fixture site and explain contrasting visitors")
     d.add_argument("-o", "--output", default="out/site.snap")
     d.set_defaults(run=_demo)

@@ -74,3 +74,30 @@ def test_errors_exit_nonzero_with_a_clear_message(
 def test_schema_command_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "edgepick site config"
+
+
+def test_preview_token(capsys: pytest.CaptureFixture[str]) -> None:
+    from core import preview
+
+    assert (
+        main(
+            [
+                "preview-token",
+                "--persona",
+                "loyal_runner",
+                "--variant",
+                "hero=hero-yoga",
+                "--key",
+                "k",
+                "--ttl",
+                "60",
+            ]
+        )
+        == 0
+    )
+    token = capsys.readouterr().out.strip()
+    found, reason = preview.decode(token, b"k", 0)
+    assert reason == "ok" and found is not None
+    assert found.variants == {"hero": "hero-yoga"} and found.persona["visits"] == 5
+    assert preview.decode(token, b"other", 0)[1] == "bad signature"
+    assert main(["preview-token", "--variant", "hero", "--key", "k"]) == 1
