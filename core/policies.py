@@ -23,6 +23,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import mul
 
 from core.features import Extractor, extractor
 from core.hashing import SeededHash, unit_draw
@@ -30,15 +31,12 @@ from core.model import Exploration, FixedPolicy, LinearPolicy, Policy, ThompsonP
 
 Probabilities = list[float]
 
-if sys.version_info >= (3, 12):
+if sys.version_info >= (3, 12):  # Pyodide and workerd: the fastest dot product there
     dot: Callable[[Sequence[float], Sequence[float]], float] = math.sumprod
-else:  # pragma: no cover - exercised on 3.11 only
+else:  # CPython 3.11: map/sum run in C
 
     def dot(a: Sequence[float], b: Sequence[float]) -> float:
-        total = 0.0
-        for x, y in zip(a, b, strict=False):
-            total += x * y
-        return total
+        return sum(map(mul, a, b))
 
 
 def pick(cumulative: Sequence[float], u: float) -> int:

@@ -13,6 +13,7 @@ ALLOWED = {
     "bisect",
     "itertools",
     "json",
+    "operator",
     "collections",
     "dataclasses",
     "enum",
