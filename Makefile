@@ -4,11 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+SDK_WHEEL := build/wheels/workers_runtime_sdk-1.9.5-py3-none-any.whl
 export WRANGLER_SEND_METRICS := false
 
 .PHONY: setup demo test lint typecheck unit bench clean dev dev-vars
 
-setup: $(STAMP) $(NODE_STAMP)
+setup: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# the current Python Workers SDK, run under Pyodide by tests/edge/test_pyodide.py
+$(SDK_WHEEL): $(STAMP)
+	$(PY) -m pip download --quiet --no-deps workers-runtime-sdk==1.9.5 -d build/wheels
+
 demo: $(STAMP)
 	$(VENV)/bin/edgepick demo
 
@@ -29,13 +34,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) $(NODE_STAMP)
+unit: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 	$(PY) -m pytest
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 	$(PY) bench/decide.py
+	$(PY) bench/peers.py
+	$(PY) bench/edge_pyodide.py
 
 dev-vars:
 	test -f .dev.vars || printf 'COOKIE_KEYS=dev:%s\nEVENTS_SECRET=%s\nPREVIEW_KEY=%s\n' \

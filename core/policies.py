@@ -36,7 +36,8 @@ if sys.version_info >= (3, 12):  # Pyodide and workerd: the fastest dot product 
 else:  # CPython 3.11: map/sum run in C
 
     def dot(a: Sequence[float], b: Sequence[float]) -> float:
-        return sum(map(mul, a, b))
+        total: float = sum(map(mul, a, b))
+        return total
 
 
 def pick(cumulative: Sequence[float], u: float) -> int:

@@ -1,0 +1,327 @@
+"""The production entry (``entry.Default``, a WorkerEntrypoint) under Pyodide 0.28.2 in Node.
+
+Real WebAssembly, the real ``workers`` SDK (workers-runtime-sdk 1.9.5), a real compiled snapshot's
+bytes in a KV stand-in, HTMLRewriter by html-rewriter-wasm (lol-html), a real sample store origin
+and a real collector on 127.0.0.1. One Pyodide load serves every request of this module
+(tests/edge/pyodide_harness.mjs, driven line by line over stdin/stdout).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compile.bundle import build as build_bundle
+from compile.devstack import ROOT, Process, free_port, start_store
+from core import cookie, events
+from core.cookie import Keyring
+from core.features import VisitorState
+from core.snapshot import decode_header
+
+HARNESS = ROOT / "tests" / "edge" / "pyodide_harness.mjs"
+PYODIDE = ROOT / "node_modules" / "pyodide" / "package.json"
+SDK_WHEEL = ROOT / "build" / "wheels" / "workers_runtime_sdk-1.9.5-py3-none-any.whl"
+INDEX = ROOT / "fixtures" / "pages" / "index.html"
+EVENTS_SECRET = "pyodide-events"
+KEYRING = Keyring("k1", {"k1": b"pyodide-cookie-secret"})
+UA_MOBILE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
+EDGE = "https://shop.test"
+
+pytestmark = [
+    pytest.mark.skipif(
+        not PYODIDE.exists(), reason="node_modules/pyodide missing: run `make setup` (npm ci)"
+    ),
+    pytest.mark.skipif(
+        not SDK_WHEEL.exists(),
+        reason=f"{SDK_WHEEL.relative_to(ROOT)} missing: run `make setup` (it pip-downloads it)",
+    ),
+]
+
+
+class Collector:
+    """Records every batch POSTed to it, with its signature header."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[bytes, str]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                owner.batches.append((body, self.headers.get(events.SIGNATURE_HEADER, "")))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for body, signature in self.batches:
+            assert events.verify(body, signature, EVENTS_SECRET.encode()), "bad batch signature"
+            found.extend(json.loads(body)["events"])
+        return found
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Reply(dict[str, Any]):
+    """One harness reply; for fetches, helpers over the response."""
+
+    @property
+    def body(self) -> bytes:
+        return base64.b64decode(self["body_b64"])
+
+    @property
+    def html(self) -> str:
+        return self.body.decode()
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self["headers"] if k == name), None)
+
+    def cookie_value(self) -> str:
+        (set_cookie,) = self["set_cookie"]
+        name, value = set_cookie.split(";")[0].split("=", 1)
+        assert name == "ep"
+        return str(value)
+
+
+class Harness:
+    """``node pyodide_harness.mjs`` as a child in its own process group, spoken to in JSON lines."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.log = log
+        self._err = log.open("wb")
+        self.popen = subprocess.Popen(
+            ["node", str(HARNESS), str(config)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            start_new_session=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        try:
+            self.ready = self._next(timeout=120)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for raw in self.popen.stdout:
+            line = raw.decode(errors="replace")
+            if line.startswith("@@ "):
+                self.lines.put(line[3:])
+
+    def _next(self, timeout: float) -> Reply:
+        try:
+            return Reply(json.loads(self.lines.get(timeout=timeout)))
+        except queue.Empty:
+            raise TimeoutError(f"no reply from the harness:\n{self.tail()}") from None
+
+    def tail(self, lines: int = 40) -> str:
+        self._err.flush()
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def call(self, timeout: float = 30, **command: Any) -> Reply:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(json.dumps(command).encode() + b"\n")
+        self.popen.stdin.flush()
+        reply = self._next(timeout)
+        assert "error" not in reply, f"{reply['error']}\n{self.tail()}"
+        return reply
+
+    def get(
+        self,
+        path: str,
+        cookie_value: str | None = None,
+        cf: dict[str, str] | None = None,
+        **headers: str,
+    ) -> Reply:
+        hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
+        if cookie_value is not None:
+            hdrs["cookie"] = f"ep={cookie_value}"
+        return self.call(op="fetch", url=EDGE + path, headers=hdrs, cf=cf or {"country": "US"})
+
+    def stop(self) -> None:
+        if self.popen.poll() is None and self.popen.stdin is not None:
+            try:
+                self.popen.stdin.write(b'{"op": "exit"}\n')
+                self.popen.stdin.close()
+                self.popen.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.popen.poll() is not None:
+                break
+            try:
+                os.killpg(self.popen.pid, sig)
+                self.popen.wait(5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+        self._err.close()
+
+
+@dataclass
+class Stack:
+    harness: Harness
+    collector: Collector
+    snapshot_id: str
+    kv: dict[str, dict[str, str]]
+
+
+def kv_with(blob_file: Path, snapshot_id: str) -> dict[str, dict[str, str]]:
+    return {"snap/current": {"text": snapshot_id}, f"snap/{snapshot_id}": {"file": str(blob_file)}}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("pyodide")
+    build_bundle(tmp / "bundle")
+    snapshot_id = decode_header(fixture_blob)[0].id
+    (tmp / "site.snap").write_bytes(fixture_blob)
+    collector = Collector()
+    store_port = free_port()
+    store: Process | None = None
+    harness: Harness | None = None
+    try:
+        store = start_store(store_port, tmp)
+        kv = kv_with(tmp / "site.snap", snapshot_id)
+        config = {
+            "bundle": str(tmp / "bundle"),
+            "sdk_wheel": str(SDK_WHEEL),
+            "env": {
+                "ORIGIN_URL": f"http://127.0.0.1:{store_port}",
+                "COLLECTOR_URL": f"http://127.0.0.1:{collector.port}/v1/events",
+                "EVENTS_SECRET": EVENTS_SECRET,
+                "COOKIE_KEYS": "k1:pyodide-cookie-secret",
+                "SNAPSHOT_TTL_SECONDS": "0",
+            },
+            "kv": kv,
+        }
+        (tmp / "harness.json").write_text(json.dumps(config))
+        harness = Harness(tmp / "harness.json", tmp / "harness.log")
+        assert harness.ready["python"].startswith("3.13") and harness.ready["pyodide"] == "0.28.2"
+        yield Stack(harness, collector, snapshot_id, kv)
+    finally:
+        if harness is not None:
+            harness.stop()
+        if store is not None:
+            store.stop()
+        collector.stop()
+
+
+def state_of(value: str) -> VisitorState:
+    decoded = cookie.decode(value, KEYRING, VisitorState("fresh"))
+    assert decoded.status.valid, decoded.status
+    return decoded.state
+
+
+def marks(html: str) -> set[str]:
+    return {part.split('"')[1] for part in html.split("data-edgepick-decision=")[1:]}
+
+
+def test_personalized_page_and_cookie_honoured(stack: Stack) -> None:
+    first = stack.harness.get("/", user_agent=UA_MOBILE)
+    assert first["status"] == 200
+    assert first.html.count("data-edgepick-decision=") == 4, first.html  # recs is async
+    assert "Loading recommendations" in first.html
+    assert first.header("content-length") is None  # the rewritten body has another length
+    assert (first.header("server-timing") or "").startswith("edgepick;dur=")
+    (set_cookie,) = first["set_cookie"]
+    assert all(flag in set_cookie for flag in ("HttpOnly", "Secure", "SameSite=Lax"))
+    state = state_of(first.cookie_value())
+    assert state.page_views == 1 and len(state.decisions) == 5
+
+    second = stack.harness.get("/c/running", first.cookie_value(), user_agent=UA_MOBILE)
+    assert second["status"] == 200
+    again = state_of(second.cookie_value())
+    assert again.visitor_id == state.visitor_id
+    assert again.page_views == 2 and dict(again.affinity).get("running") == 1.0
+    assert marks(second.html) and marks(second.html) <= marks(first.html)  # session reuse
+
+
+@pytest.mark.parametrize("kind", ["tampered", "truncated", "oversized"])
+def test_bad_cookie_is_ignored_without_error(stack: Stack, kind: str) -> None:
+    good = stack.harness.get("/").cookie_value()
+    i = len(good) // 3
+    bad = {
+        "tampered": good[:i] + ("A" if good[i] != "A" else "B") + good[i + 1 :],
+        "truncated": good[: len(good) // 2],
+        "oversized": "v1." + "x" * 4200,
+    }[kind]
+    reply = stack.harness.get("/", bad)
+    assert reply["status"] == 200 and reply.html.count("data-edgepick-decision=") == 4
+    fresh = state_of(reply.cookie_value())
+    assert fresh.visitor_id != state_of(good).visitor_id and fresh.page_views == 1
+    health = json.loads(stack.harness.get("/_edgepick/health").body)
+    assert health["errors"] == 0 and health["last_error"] == ""
+
+
+def test_health_and_decide_api(stack: Stack) -> None:
+    health = stack.harness.get("/_edgepick/health")
+    assert health["status"] == 200
+    body = json.loads(health.body)
+    assert body["ok"] is True and body["snapshot"] == stack.snapshot_id
+    assert body["snapshot_errors"] == 0 and body["config_problems"] == []
+
+    decide = stack.harness.get("/_edgepick/decide?slots=recs,nope&path=/")
+    assert decide["status"] == 200
+    assert (decide.header("content-type") or "").startswith("application/json")
+    answer = json.loads(decide.body)
+    assert answer["snapshot"] == stack.snapshot_id and answer["unknown"] == ["nope"]
+    (recs,) = answer["decisions"]
+    assert recs["slot"] == "recs" and 0 < recs["propensity"] <= 1 and recs["content"]
+
+
+def test_exposures_reach_the_collector_through_wait_until(stack: Stack) -> None:
+    stack.harness.call(op="settle")  # earlier requests' events: out of the way
+    reply = stack.harness.get("/", user_agent=UA_MOBILE, cf={"country": "DE"})
+    assert reply["wait_until"] == 1  # one signed batch per request, handed to ctx.waitUntil
+    visitor = state_of(reply.cookie_value()).visitor_id
+    settled = stack.harness.call(op="settle")
+    assert settled == {"count": 1, "rejected": []}
+    mine = [e for e in stack.collector.events() if e["visitor"] == visitor]
+    assert {e["slot"] for e in mine} == {"landing", "headline", "promo", "hero", "cta"}
+    assert {e["id"] for e in mine if e["slot"] != "landing"} == marks(reply.html)
+    for event in mine:
+        assert events.problem(event) is None, event
+        assert event["device"] == "mobile" and event["country"] == "DE"
+        assert event["snapshot"] == stack.snapshot_id
+    hero = next(e for e in mine if e["slot"] == "hero")
+    assert hero["variant"] != "hero-price-drop"  # excluded for EU visitors
+
+
+def test_empty_kv_serves_the_origin_page_byte_for_byte(stack: Stack) -> None:
+    try:
+        stack.harness.call(op="isolate", kv={})
+        reply = stack.harness.get("/")
+        assert reply["status"] == 200 and reply.body == INDEX.read_bytes()
+        assert reply["set_cookie"] == [] and reply["wait_until"] == 0
+        assert reply.header("x-origin") == "sample-store"
+        health = json.loads(stack.harness.get("/_edgepick/health").body)
+        assert health["ok"] is False and health["snapshot"] is None
+    finally:
+        stack.harness.call(op="isolate", kv=stack.kv)
+    assert json.loads(stack.harness.get("/_edgepick/health").body)["ok"] is True
