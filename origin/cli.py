@@ -1,9 +1,248 @@
-"""The origin's ``edgepick`` subcommands (serve, publish, history, diff, rollback, sync)."""
+"""The origin's ``edgepick`` subcommands.
+
+serve, publish, history, diff, rollback, unretire, sync (see docs/operations.md).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from core.snapshot import decode_snapshot
+from origin.collector import SECRET_ENV
+
+DEFAULT_REGISTRY = "out/registry"
+DEFAULT_PORT = 8887
+DEFAULT_STORE = "out/events.db"
+
+
+def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Origin errors as one ``edgepick: ...`` line and exit status 1, not a traceback."""
+    from origin.publish import PublishError
+    from origin.registry import RegistryError
+    from origin.targets import TargetError
+
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except (PublishError, RegistryError, TargetError) as exc:
+            print(f"edgepick: {exc}", file=sys.stderr)
+            return 1
+        except ValueError as exc:  # e.g. a bad --reward
+            print(f"edgepick: {exc}", file=sys.stderr)
+            return 1
+
+    return guarded
+
+
+def _secret(args: argparse.Namespace) -> bytes:
+    secret = args.secret or os.environ.get(SECRET_ENV, "")
+    if not secret:
+        raise SystemExit(f"edgepick: no event secret: pass --secret or set {SECRET_ENV}")
+    return secret.encode()
+
+
+def _targets(specs: list[str] | None) -> list:  # type: ignore[type-arg]
+    from origin.targets import parse_target
+
+    return [parse_target(s) for s in specs or []]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from origin.channels import Decider
+    from origin.collector import Service, create_app
+    from origin.registry import Registry
+    from origin.store import SqliteStore
+
+    store = SqliteStore(args.store)
+    registry = Registry(args.registry)
+    service = Service(store, _secret(args), Decider(registry, store))
+    print(f"edgepick: collector on http://{args.host}:{args.port} (store {args.store})", flush=True)
+    uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from origin.publish import publish
+    from origin.registry import Registry
+
+    blob = Path(args.snapshot).read_bytes()
+    targets = _targets(args.target)
+    done = publish(blob, targets, Registry(args.registry), author=args.author, note=args.message)
+    print(
+        f"published {done.header.id} (previous {done.previous or '-'}) to "
+        f"{', '.join(done.targets) or 'the registry only'}"
+    )
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from origin.registry import Registry
+
+    registry = Registry(args.registry)
+    if args.audit:
+        for entry in registry.audit_log():
+            print(json.dumps(entry, sort_keys=True))
+        return 0
+    current = registry.current()
+    headers = registry.headers()
+    if not headers:
+        print(f"no snapshots in {registry.root}")
+    for h in headers[: args.limit]:
+        when = dt.datetime.fromtimestamp(h.created, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        mark = "*" if h.id == current else " "
+        print(f"{mark} {h.id}  {when}  parent {h.parent or '-':20}  {h.author or '-'}: {h.message}")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from origin.diff import diff_sites, render
+    from origin.registry import Registry
+
+    registry = Registry(args.registry)
+
+    def load(ref: str) -> tuple[str, bytes]:
+        path = Path(ref)
+        if path.is_file():
+            return ref, path.read_bytes()
+        sid = registry.resolve(ref)
+        return sid, registry.get(sid)
+
+    (na, a), (nb, b) = load(args.a), load(args.b)
+    lines = diff_sites(decode_snapshot(a).site, decode_snapshot(b).site, args.tol)
+    print(render(lines, na, nb))
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from origin.publish import rollback
+    from origin.registry import Registry
+
+    done = rollback(Registry(args.registry), args.id, _targets(args.target), args.author)
+    print(f"rolled back to {done.header.id} (was {done.previous or '-'})")
+    return 0
+
+
+def _unretire(args: argparse.Namespace) -> int:
+    from origin.registry import Registry
+
+    registry = Registry(args.registry)
+    if not registry.overrides.unretire(args.slot, args.variant):
+        print(f"{args.slot}/{args.variant} is not retired by the origin", file=sys.stderr)
+        return 1
+    registry.audit("unretire", slot=args.slot, variant=args.variant, author=args.author)
+    print(f"unretired {args.slot}/{args.variant}: the next sync compiles it back in")
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from origin.learn import LearnConfig
+    from origin.monitor import MonitorConfig
+    from origin.registry import Registry
+    from origin.retire import RetireConfig
+    from origin.store import SqliteStore
+    from origin.sync import SyncJob, run_loop
+    from origin.training import Reward, Windows
+
+    job = SyncJob(
+        config=Path(args.config),
+        store=SqliteStore(args.store),
+        registry=Registry(args.registry),
+        targets=_targets(args.target),
+        model=Path(args.model) if args.model else None,
+        windows=Windows(args.click_window * 60_000, args.conversion_window * 3_600_000),
+        reward=Reward.parse(args.reward),
+        learn=LearnConfig(seed=args.seed),
+        retire=RetireConfig(min_samples=args.min_samples),
+        monitor=MonitorConfig(budget_us=args.budget_us),
+        webhook=args.webhook,
+        author=args.author,
+    )
+    run_loop(job, rounds=args.rounds, interval=args.interval, once=args.once)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the origin's subcommands to the ``edgepick`` parser."""
+
+    def registry_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--registry", default=DEFAULT_REGISTRY, help="snapshot registry directory")
+
+    def target_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--target",
+            action="append",
+            help="dir:PATH | wrangler:PERSIST_DIR[,config=F][,binding=B] | "
+            "cloudflare:ACCOUNT/NAMESPACE[,base_url=URL] (repeatable)",
+        )
+
+    s = sub.add_parser("serve", help="run the origin service (collector + decide API)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT)
+    s.add_argument("--store", default=DEFAULT_STORE, help="SQLite event store file")
+    s.add_argument("--secret", help=f"event signing secret (default: ${SECRET_ENV})")
+    s.add_argument("--log-level", default="warning")
+    registry_arg(s)
+    s.set_defaults(run=_guarded(_serve))
+
+    p = sub.add_parser("publish", help="publish a snapshot: blob first, then the pointer")
+    p.add_argument("snapshot", help="snapshot file (from edgepick compile)")
+    p.add_argument("--author", default=os.environ.get("USER", ""))
+    p.add_argument("--message", default="")
+    registry_arg(p)
+    target_arg(p)
+    p.set_defaults(run=_guarded(_publish))
+
+    h = sub.add_parser("history", help="snapshots in the registry, newest first (* = current)")
+    h.add_argument("--limit", type=int, default=50)
+    h.add_argument("--audit", action="store_true", help="print the audit log instead")
+    registry_arg(h)
+    h.set_defaults(run=_guarded(_history))
+
+    d = sub.add_parser("diff", help="what changed between two snapshots (ids or files)")
+    d.add_argument("a")
+    d.add_argument("b")
+    d.add_argument("--tol", type=float, default=1e-6, help="ignore number changes below this")
+    registry_arg(d)
+    d.set_defaults(run=_guarded(_diff))
+
+    r = sub.add_parser("rollback", help="point the targets back at an earlier snapshot")
+    r.add_argument("id", help="snapshot id (or a unique prefix)")
+    r.add_argument("--author", default=os.environ.get("USER", ""))
+    registry_arg(r)
+    target_arg(r)
+    r.set_defaults(run=_guarded(_rollback))
+
+    u = sub.add_parser("unretire", help="undo the origin's retirement of a variant")
+    u.add_argument("slot")
+    u.add_argument("variant")
+    u.add_argument("--author", default=os.environ.get("USER", ""))
+    registry_arg(u)
+    u.set_defaults(run=_guarded(_unretire))
+
+    y = sub.add_parser("sync", help="the scheduled job: collect -> learn -> compile -> publish")
+    y.add_argument("config", help="site config (TOML)")
+    y.add_argument("--model", help="base model JSON the learned numbers are laid over")
+    y.add_argument("--store", default=DEFAULT_STORE)
+    y.add_argument("--once", action="store_true", help="one round (for cron)")
+    y.add_argument("--rounds", type=int, default=0, help="stop after N rounds (0: run on)")
+    y.add_argument("--interval", type=float, default=300.0, help="seconds between rounds")
+    y.add_argument("--click-window", type=int, default=30, help="minutes")
+    y.add_argument("--conversion-window", type=int, default=24, help="hours")
+    y.add_argument("--reward", default="click=1", help="e.g. click=1,conversion=5,value=0.01")
+    y.add_argument("--min-samples", type=int, default=200, help="before a variant can retire")
+    y.add_argument("--budget-us", type=int, default=5000, help="edge decision latency budget")
+    y.add_argument("--webhook", help="POST alerts here as JSON")
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--author", default="edgepick-sync")
+    registry_arg(y)
+    target_arg(y)
+    y.set_defaults(run=_guarded(_sync))

@@ -1,0 +1,113 @@
+"""Session stitching: identify events link visitors to users; profiles are folded from events.
+
+An ``identify`` event says visitor V is user U from then on; the link is retroactive, so V's
+earlier anonymous exposures join U's profile, and several devices (visitors) of one user merge.
+An exposure that names its user directly (``user`` set by the edge) belongs to that user.
+
+A profile is the ``VisitorState`` the edge would have built had it seen every page view of all
+of the user's visitors, in time order, through ``core.features.record_page_view``: visits
+(sessions), first/last seen, funnel stage, decayed category affinities, flags. Page views are
+recovered from exposures: the decisions of one request share a request id (the decision id
+without its ``-<slot position>`` suffix) and the exposure's optional ``path``. Flags come from
+identify events (``"flags": [...]``) and ``conversion_flag`` once the user has converted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from core.features import VisitorState, record_page_view
+from core.model import Signals
+from origin.store import EventStore
+
+
+@dataclass(frozen=True, slots=True)
+class PageView:
+    ts: int  # unix seconds
+    visitor: str
+    path: str
+
+
+def links(store: EventStore) -> dict[str, str]:
+    """visitor -> user, from identify events (the latest identify of a visitor wins)."""
+    out: dict[str, str] = {}
+    for event in store.identifies():
+        out[event["visitor"]] = event["user"]
+    return out
+
+
+def request_id(decision_id: str) -> str:
+    head, sep, tail = decision_id.rpartition("-")
+    return head if sep and tail.isdigit() else decision_id
+
+
+def page_views(store: EventStore, linked: dict[str, str]) -> dict[str, list[PageView]]:
+    """user -> their page views (one per request), oldest first."""
+    seen: dict[tuple[str, str], PageView] = {}
+    owner_of: dict[tuple[str, str], str] = {}
+    for e in store.exposures():
+        user = e.get("user") or linked.get(e["visitor"], "")
+        if not user:
+            continue
+        key = (e["visitor"], request_id(e["id"]))
+        view = PageView(int(e["ts"]) // 1000, e["visitor"], e.get("path") or "")
+        if key not in seen or view.ts < seen[key].ts:
+            seen[key] = view
+            owner_of[key] = user
+    out: dict[str, list[PageView]] = defaultdict(list)
+    for key, view in seen.items():
+        out[owner_of[key]].append(view)
+    for views in out.values():
+        views.sort(key=lambda v: (v.ts, v.visitor, v.path))
+    return out
+
+
+def fold(
+    user: str, views: Iterable[PageView], signals: Signals, flags: frozenset[str] = frozenset()
+) -> VisitorState:
+    """A user's profile from their page views (see the module docstring)."""
+    state = VisitorState(visitor_id=user, user_id=user)
+    last_visitor = user
+    for view in views:
+        state = record_page_view(state, view.ts, view.path, signals)
+        last_visitor = view.visitor
+    return state._replace(visitor_id=last_visitor, flags=state.flags | flags)
+
+
+def build_profiles(
+    store: EventStore,
+    signals: Signals,
+    users: Iterable[str] | None = None,
+    conversion_flag: str = "buyer",
+) -> dict[str, VisitorState]:
+    """Stitched profiles for ``users`` (every known user when None)."""
+    linked = links(store)
+    views = page_views(store, linked)
+    flags: dict[str, set[str]] = defaultdict(set)
+    for event in store.identifies():
+        flags[event["user"]].update(event.get("flags", []))
+    decision_owner: dict[str, str] = {}
+    if conversion_flag:
+        for e in store.exposures():
+            user = e.get("user") or linked.get(e["visitor"], "")
+            if user:
+                decision_owner[e["id"]] = user
+        for o in store.outcomes():
+            user = decision_owner.get(o["decision"]) or linked.get(o["visitor"], "")
+            if o["type"] == "conversion" and user:
+                flags[user].add(conversion_flag)
+    wanted = set(users) if users is not None else set(views) | set(linked.values())
+    return {
+        u: fold(u, views.get(u, []), signals, frozenset(flags.get(u, ()))) for u in sorted(wanted)
+    }
+
+
+def profile_for(store: EventStore, signals: Signals, user: str) -> VisitorState | None:
+    """One user's profile, or None when the origin has never heard of them."""
+    profiles = build_profiles(store, signals, [user])
+    state = profiles.get(user)
+    if state is None or (state.page_views == 0 and user not in links(store).values()):
+        return None
+    return state

@@ -1,0 +1,269 @@
+"""The event store: a small interface, and the embedded SQLite default.
+
+Events are validated by ``core.events.problem`` before they get here. ``append`` is idempotent
+by event id (``INSERT OR IGNORE``): redelivered events are counted as duplicates, never twice.
+``SqliteStore`` runs in WAL mode with ``synchronous=FULL``, so when ``append`` returns the
+batch is committed and fsynced: the collector acknowledges only after that.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.events import EXPOSURE, IDENTIFY, OUTCOMES
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    accepted: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """One exposure with its outcomes inside the attribution windows."""
+
+    exposure: dict[str, Any]
+    clicks: int
+    conversions: int
+    value: float
+
+
+class EventStore(Protocol):
+    """What the origin needs from an event store (a distributed engine can take over)."""
+
+    def append(self, events: Sequence[Mapping[str, Any]]) -> Appended: ...
+
+    def exposures(
+        self, since_ms: int = 0, until_ms: int | None = None
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def outcomes(self, since_ms: int = 0) -> Iterator[dict[str, Any]]: ...
+
+    def identifies(self) -> Iterator[dict[str, Any]]: ...
+
+    def joined(
+        self, click_window_ms: int, conversion_window_ms: int, since_ms: int = 0
+    ) -> Iterator[Joined]: ...
+
+    def volume(self, since_ms: int, bucket_ms: int) -> dict[tuple[str, int], int]: ...
+
+    def count(self, kind: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS exposures (
+    id TEXT PRIMARY KEY, ts INTEGER NOT NULL, visitor TEXT NOT NULL, user TEXT NOT NULL,
+    slot TEXT NOT NULL, variant TEXT NOT NULL, propensity REAL NOT NULL, policy TEXT NOT NULL,
+    reason TEXT NOT NULL, snapshot TEXT NOT NULL, features TEXT NOT NULL,
+    decision_us INTEGER NOT NULL, device TEXT NOT NULL, country TEXT NOT NULL, path TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exposures_ts ON exposures (ts);
+CREATE INDEX IF NOT EXISTS exposures_visitor ON exposures (visitor);
+CREATE TABLE IF NOT EXISTS outcomes (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, ts INTEGER NOT NULL, visitor TEXT NOT NULL,
+    decision TEXT NOT NULL, value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision);
+CREATE INDEX IF NOT EXISTS outcomes_ts ON outcomes (ts);
+CREATE TABLE IF NOT EXISTS identifies (
+    id TEXT PRIMARY KEY, ts INTEGER NOT NULL, visitor TEXT NOT NULL, user TEXT NOT NULL,
+    flags TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS identifies_user ON identifies (user);
+"""
+
+_EXPOSURE_COLUMNS = (
+    "id",
+    "ts",
+    "visitor",
+    "user",
+    "slot",
+    "variant",
+    "propensity",
+    "policy",
+    "reason",
+    "snapshot",
+    "features",
+    "decision_us",
+    "device",
+    "country",
+    "path",
+)
+
+
+def _text(event: Mapping[str, Any], key: str) -> str:
+    value = event.get(key, "")
+    return value if isinstance(value, str) else ""
+
+
+def _flags(event: Mapping[str, Any]) -> list[str]:
+    flags = event.get("flags", [])
+    return [f for f in flags if isinstance(f, str)] if isinstance(flags, list) else []
+
+
+class SqliteStore:
+    """The embedded default store: one SQLite file, WAL, ``synchronous=FULL``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(SCHEMA)
+
+    def append(self, events: Sequence[Mapping[str, Any]]) -> Appended:
+        """Write a batch in one transaction; returns once it is committed to disk."""
+        accepted = 0
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for event in events:
+                    cur.execute(*self._insert(event))
+                    accepted += cur.rowcount
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return Appended(accepted, len(events) - accepted)
+
+    @staticmethod
+    def _insert(event: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        kind = event["type"]
+        if kind == EXPOSURE:
+            row: tuple[Any, ...] = (
+                event["id"],
+                event["ts"],
+                event["visitor"],
+                _text(event, "user"),
+                event["slot"],
+                event["variant"],
+                float(event["propensity"]),
+                event["policy"],
+                _text(event, "reason"),
+                event["snapshot"],
+                json.dumps([float(x) for x in event["features"]]),
+                event["decision_us"],
+                _text(event, "device"),
+                _text(event, "country"),
+                _text(event, "path"),
+            )
+            marks = ",".join("?" * len(row))
+            names = ",".join(_EXPOSURE_COLUMNS)
+            return f"INSERT OR IGNORE INTO exposures ({names}) VALUES ({marks})", row
+        if kind in OUTCOMES:
+            value = float(event.get("value", 0.0) or 0.0)
+            row = (event["id"], kind, event["ts"], event["visitor"], event["decision"], value)
+            return "INSERT OR IGNORE INTO outcomes VALUES (?,?,?,?,?,?)", row
+        if kind == IDENTIFY:
+            flags = json.dumps(_flags(event))
+            row = (event["id"], event["ts"], event["visitor"], event["user"], flags)
+            return "INSERT OR IGNORE INTO identifies VALUES (?,?,?,?,?)", row
+        raise ValueError(f"event {event.get('id')!r}: unknown type {kind!r}")
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    @staticmethod
+    def _exposure(row: sqlite3.Row) -> dict[str, Any]:
+        event = dict(row)
+        event["type"] = EXPOSURE
+        event["features"] = json.loads(event["features"])
+        return event
+
+    def exposures(self, since_ms: int = 0, until_ms: int | None = None) -> Iterator[dict[str, Any]]:
+        until = until_ms if until_ms is not None else 2**62
+        rows = self._rows(
+            "SELECT * FROM exposures WHERE ts >= ? AND ts < ? ORDER BY ts, id", (since_ms, until)
+        )
+        return (self._exposure(r) for r in rows)
+
+    def outcomes(self, since_ms: int = 0) -> Iterator[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM outcomes WHERE ts >= ? ORDER BY ts, id", (since_ms,))
+        return (dict(r) for r in rows)
+
+    def identifies(self) -> Iterator[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM identifies ORDER BY ts, id")
+        for r in rows:
+            event = dict(r)
+            event["type"] = IDENTIFY
+            event["flags"] = json.loads(event["flags"])
+            yield event
+
+    def joined(
+        self, click_window_ms: int, conversion_window_ms: int, since_ms: int = 0
+    ) -> Iterator[Joined]:
+        """Exposures since ``since_ms`` with the clicks and conversions attributed to them.
+
+        An outcome counts when it names the exposure's decision and arrives within its window
+        after the exposure (a minute of clock skew between edge locations is tolerated).
+        """
+        sql = """
+        SELECT e.*,
+          COALESCE(SUM(CASE WHEN o.type = 'click' AND o.ts - e.ts <= :cw THEN 1 END), 0) AS n_clk,
+          COALESCE(SUM(CASE WHEN o.type = 'conversion' AND o.ts - e.ts <= :vw THEN 1 END), 0)
+            AS n_conv,
+          COALESCE(SUM(CASE WHEN o.type = 'conversion' AND o.ts - e.ts <= :vw THEN o.value END),
+            0.0) AS total
+        FROM exposures e
+        LEFT JOIN outcomes o ON o.decision = e.id AND o.ts >= e.ts - 60000
+        WHERE e.ts >= :since
+        GROUP BY e.id
+        ORDER BY e.ts, e.id
+        """
+        args = {"cw": click_window_ms, "vw": conversion_window_ms, "since": since_ms}
+        for row in self._rows(sql, args):  # type: ignore[arg-type]
+            event = self._exposure(row)
+            clicks, conversions, value = event.pop("n_clk"), event.pop("n_conv"), event.pop("total")
+            yield Joined(event, int(clicks), int(conversions), float(value))
+
+    def volume(self, since_ms: int, bucket_ms: int) -> dict[tuple[str, int], int]:
+        """Event counts by (type, bucket start) for events at or after ``since_ms``."""
+        out: dict[tuple[str, int], int] = {}
+        queries = (
+            ("SELECT 'exposure' AS type, ts FROM exposures WHERE ts >= ?", ()),
+            ("SELECT type, ts FROM outcomes WHERE ts >= ?", ()),
+            ("SELECT 'identify' AS type, ts FROM identifies WHERE ts >= ?", ()),
+        )
+        for sql, _ in queries:
+            grouped = (
+                f"SELECT type, (ts / {int(bucket_ms)}) * {int(bucket_ms)} AS b, COUNT(*) AS n "
+                f"FROM ({sql}) GROUP BY type, b"
+            )
+            for row in self._rows(grouped, (since_ms,)):
+                out[(row["type"], int(row["b"]))] = int(row["n"])
+        return out
+
+    def count(self, kind: str) -> int:
+        """How many stored events of a type (``exposure``, ``click``, ``conversion``, ...)."""
+        if kind == EXPOSURE:
+            return int(self._rows("SELECT COUNT(*) FROM exposures")[0][0])
+        if kind == IDENTIFY:
+            return int(self._rows("SELECT COUNT(*) FROM identifies")[0][0])
+        return int(self._rows("SELECT COUNT(*) FROM outcomes WHERE type = ?", (kind,))[0][0])
+
+    def ids(self) -> set[str]:
+        """Every stored event id (for tests and audits)."""
+        rows = self._rows(
+            "SELECT id FROM exposures UNION ALL SELECT id FROM outcomes "
+            "UNION ALL SELECT id FROM identifies"
+        )
+        return {r[0] for r in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

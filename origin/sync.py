@@ -1,0 +1,218 @@
+"""``edgepick sync``: the scheduled job, collect -> learn -> compile -> publish.
+
+One round:
+
+1. **collect**: training rows from the store (exposures joined with their outcomes);
+2. **retire**: variants confidently below ``min_engagement`` go into the registry's overrides
+   (audit-logged), which the compile step applies to a working copy of the config;
+3. **learn**: aggregates -> Thompson weights, linear arms, cold-start allocations, laid over the
+   base model (``--model``) slot by slot; saved as ``models/<snapshot id>.json``;
+4. **compile**: config (+ overrides) + model -> snapshot whose parent is the current one;
+5. **publish**: when the snapshot id changed, blob then pointer on every target;
+6. **profiles**: the stitched profiles of users with events since the last round,
+   as ``profile/<user>``;
+7. **monitor**: volume and latency alerts (log + optional webhook).
+
+The learner is seeded, so the same events give the same snapshot id and no republish.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compile.site import compile_site, load_model, load_toml
+from core.model import Site
+from core.profile import encode_profile, profile_key
+from core.snapshot import encode_snapshot
+from origin.aggregates import aggregate
+from origin.learn import LearnConfig, learn, overlay, widths
+from origin.monitor import Alert, MonitorConfig, check, report
+from origin.publish import publish
+from origin.registry import Registry, write_atomic
+from origin.retire import RetireConfig, Retirement, retirements
+from origin.stitch import build_profiles, links
+from origin.store import EventStore
+from origin.targets import Target
+from origin.training import Reward, Windows, training_rows
+
+STEPS = ("collect", "retire", "learn", "compile", "publish", "profiles", "monitor")
+
+
+@dataclass
+class SyncJob:
+    config: Path
+    store: EventStore
+    registry: Registry
+    targets: Sequence[Target]
+    model: Path | None = None
+    windows: Windows = field(default_factory=Windows)
+    reward: Reward = field(default_factory=Reward)
+    learn: LearnConfig = field(default_factory=LearnConfig)
+    retire: RetireConfig = field(default_factory=RetireConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    webhook: str | None = None
+    author: str = "edgepick-sync"
+    clock: Callable[[], float] = time.time
+
+
+@dataclass
+class RoundResult:
+    snapshot: str = ""
+    published: bool = False
+    rows: int = 0
+    learnable: int = 0
+    retired: list[Retirement] = field(default_factory=list)
+    profiles: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        state = "published" if self.published else "unchanged"
+        return (
+            f"snapshot {self.snapshot} ({state}); {self.rows} rows ({self.learnable} policy "
+            f"draws); {len(self.retired)} retired; {self.profiles} profiles; "
+            f"{len(self.alerts)} alerts"
+        )
+
+
+def _compile(job: SyncJob, model: dict[str, Any] | None) -> Site:
+    config = job.registry.overrides.apply(load_toml(job.config))
+    return compile_site(config, model, str(job.config))
+
+
+def _watermark(job: SyncJob) -> dict[str, Any]:
+    path = job.registry.root / "sync.json"
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else {}
+
+
+def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> RoundResult:
+    """One round; ``step(name)`` is called as each step starts (for the progress display)."""
+    result = RoundResult()
+    now = job.clock()
+    base = load_model(job.model) if job.model else None
+
+    step("collect")
+    site = _compile(job, base)
+    rows = list(training_rows(job.store, job.windows, job.reward))
+    result.rows = len(rows)
+    result.learnable = sum(r.learnable for r in rows)
+
+    step("retire")
+    everything = aggregate(rows, widths(site), learnable_only=False)
+    for retirement in retirements(site, everything, job.retire):
+        if job.registry.overrides.retire(retirement.slot, retirement.variant):
+            job.registry.audit(
+                "retire",
+                slot=retirement.slot,
+                variant=retirement.variant,
+                n=retirement.n,
+                rate=round(retirement.rate, 6),
+                upper=round(retirement.upper, 6),
+                threshold=retirement.threshold,
+                author=job.author,
+            )
+            result.retired.append(retirement)
+    if result.retired:
+        site = _compile(job, base)
+
+    step("learn")
+    learned = learn(site, aggregate(rows, widths(site)), job.learn)
+    model = overlay(base, learned)
+    result.model = model
+
+    step("compile")
+    site = _compile(job, model)
+    parent = job.registry.current() or ""
+    blob = encode_snapshot(
+        site,
+        parent=parent,
+        created=int(now),
+        author=job.author,
+        message=f"sync: {result.rows} rows, {len(learned['slots'])} slots learned",
+    )
+
+    step("publish")
+    header = job.registry.add(blob)
+    result.snapshot = header.id
+    write_atomic(
+        job.registry.root / "models" / f"{header.id}.json",
+        (json.dumps(model, indent=2, sort_keys=True) + "\n").encode(),
+    )
+    if header.id != parent:
+        publish(blob, job.targets, job.registry, author=job.author)
+        result.published = True
+
+    step("profiles")
+    mark = _watermark(job)
+    since = int(mark.get("profiles_ms", 0))
+    touched = {e["user"] for e in job.store.identifies() if e["ts"] >= since}
+    linked = links(job.store)
+    for e in job.store.exposures(since):
+        user = e.get("user") or linked.get(e["visitor"], "")
+        if user:
+            touched.add(user)
+    if since == 0 or touched:
+        profiles = build_profiles(job.store, site.signals, None if since == 0 else touched)
+        items = {profile_key(u): encode_profile(s) for u, s in profiles.items()}
+        for target in job.targets:
+            target.put_many(items)
+        result.profiles = len(items)
+    mark["profiles_ms"] = int(now * 1000)
+    write_atomic(job.registry.root / "sync.json", json.dumps(mark).encode())
+
+    step("monitor")
+    result.alerts = check(job.store, int(now * 1000), job.monitor)
+    report(result.alerts, job.webhook)
+    return result
+
+
+def run_loop(
+    job: SyncJob,
+    rounds: int = 0,
+    interval: float = 300.0,
+    once: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+    show: bool = True,
+) -> list[RoundResult]:
+    """Rounds until ``rounds`` are done (0: until interrupted), with a rich progress display."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True, quiet=not show)
+    results: list[RoundResult] = []
+    limit = 1 if once else rounds
+    n = 0
+    while limit == 0 or n < limit:
+        n += 1
+        with Progress(
+            TextColumn("[bold]round {task.fields[round]}[/] {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("start", total=len(STEPS), round=n)
+
+            def step(name: str, task: TaskID = task) -> None:
+                progress.update(task, description=name, completed=STEPS.index(name))
+
+            result = run_round(job, step)
+            progress.update(task, completed=len(STEPS), description="done")
+        results.append(result)
+        console.print(f"round {n}: {result.summary()}")
+        for retirement in result.retired:
+            console.print(f"  retired {retirement.describe()}")
+        for alert in result.alerts:
+            console.print(f"  [red]alert[/] {alert.message}")
+        if limit == 0 or n < limit:
+            sleep(interval)
+    return results

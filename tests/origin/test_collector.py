@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from core.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, SIGNATURE_HEADER, sign
+from origin.collector import Service, create_app
+from origin.store import SqliteStore
+from tests.origin.helpers import SECRET, exposure, outcome, signed
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "events.db")
+
+
+@pytest.fixture
+def client(store: SqliteStore) -> TestClient:
+    return TestClient(create_app(Service(store, SECRET)))
+
+
+def test_accepts_and_counts_duplicates_once(client: TestClient, store: SqliteStore) -> None:
+    body, headers = signed([exposure(1), exposure(2), outcome("d1-0")])
+    first = client.post("/v1/events", content=body, headers=headers)
+    assert first.status_code == 200 and first.json() == {"accepted": 3, "duplicates": 0}
+    again = client.post("/v1/events", content=body, headers=headers)
+    assert again.json() == {"accepted": 0, "duplicates": 3}
+    assert store.count("exposure") == 2 and store.count("click") == 1
+    assert client.get("/health").json()["counters"] == {"accepted": 3, "duplicates": 3}
+
+
+def test_refuses_unauthenticated(client: TestClient, store: SqliteStore) -> None:
+    body, headers = signed([exposure(1)])
+    missing = client.post("/v1/events", content=body)
+    assert missing.status_code == 401 and SIGNATURE_HEADER in missing.json()["error"]
+    wrong = client.post("/v1/events", content=body, headers={SIGNATURE_HEADER: sign(body, b"x")})
+    assert wrong.status_code == 401 and "does not match" in wrong.json()["error"]
+    tampered = client.post("/v1/events", content=body.replace(b"v-1", b"v-2"), headers=headers)
+    assert tampered.status_code == 401
+    assert store.count("exposure") == 0
+
+
+def test_refuses_oversized(client: TestClient, store: SqliteStore) -> None:
+    too_many = [exposure(i) for i in range(MAX_BATCH_EVENTS + 1)]
+    body, headers = signed(too_many)
+    assert len(body) < MAX_BATCH_BYTES
+    response = client.post("/v1/events", content=body, headers=headers)
+    assert (
+        response.status_code == 413 and f"over the {MAX_BATCH_EVENTS}" in response.json()["error"]
+    )
+    padded = [{**exposure(1), "pad": "x" * MAX_BATCH_BYTES}]
+    body, headers = signed(padded)
+    response = client.post("/v1/events", content=body, headers=headers)
+    assert response.status_code == 413 and "byte limit" in response.json()["error"]
+    assert store.count("exposure") == 0
+
+
+def test_refuses_malformed_json(client: TestClient) -> None:
+    body = b'{"events": [ '
+    response = client.post(
+        "/v1/events", content=body, headers={SIGNATURE_HEADER: sign(body, SECRET)}
+    )
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
+    body = json.dumps({"evts": []}).encode()
+    response = client.post(
+        "/v1/events", content=body, headers={SIGNATURE_HEADER: sign(body, SECRET)}
+    )
+    assert response.status_code == 400 and '{"events"' in response.json()["error"]
+
+
+def test_one_invalid_event_refuses_the_whole_batch(client: TestClient, store: SqliteStore) -> None:
+    bad = {**exposure(3), "propensity": 1.5}
+    body, headers = signed([exposure(1), exposure(2), bad])
+    response = client.post("/v1/events", content=body, headers=headers)
+    assert response.status_code == 400
+    error = response.json()
+    assert error["index"] == 2 and error["field"] == "propensity"
+    assert (
+        error["error"].startswith("events[2].propensity:")
+        and "nothing was stored" in error["error"]
+    )
+    assert error["event_id"] == "d3-0"
+    assert store.count("exposure") == 0
+    body, headers = signed([exposure(1), {"type": "click", "id": "c", "visitor": "v", "ts": 1}])
+    error = client.post("/v1/events", content=body, headers=headers).json()
+    assert error["index"] == 1 and error["field"] == "decision"

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compile.site import compile_site, load_model, load_toml
+from core.model import Lifecycle, LinearPolicy, Slot, Taxonomy, ThompsonPolicy, Variant
+from origin.aggregates import Aggregates, aggregate
+from origin.learn import (
+    LearnConfig,
+    beta_parameters,
+    learn,
+    linear_models,
+    overlay,
+    thompson_weights,
+    widths,
+)
+from origin.store import SqliteStore
+from origin.training import Reward, TrainingRow, Windows, training_rows
+from tests.conftest import FIXTURES
+from tests.origin.helpers import NOW_MS, exposure, outcome
+
+
+def row(
+    slot: str, variant: str, x: tuple[float, ...], r: float, reason: str = "policy"
+) -> TrainingRow:
+    return TrainingRow("d", 0, "v", slot, variant, 0.5, reason, "s", x, int(r > 0), 0, 0.0, r)
+
+
+def test_reward_definition_and_parse() -> None:
+    assert Reward()(1, 0, 0.0) == 1.0 and Reward()(0, 1, 50.0) == 0.0
+    r = Reward.parse("click=1, conversion=5,value=0.01")
+    assert r(2, 1, 100.0) == pytest.approx(1 + 5 + 1.0)
+    with pytest.raises(ValueError, match="hover"):
+        Reward.parse("hover=1")
+    with pytest.raises(ValueError, match="not a number"):
+        Reward.parse("click=lots")
+
+
+def test_training_rows_join_outcomes_and_flag_policy_draws(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "e.db")
+    store.append(
+        [
+            exposure(1, features=[1.0, 0.2]),
+            exposure(2, reason="rule"),
+            outcome("d1-0", ts=NOW_MS + 1000),
+            outcome("d2-0", ts=NOW_MS + 1000),
+        ]
+    )
+    rows = {r.decision: r for r in training_rows(store, Windows(), Reward())}
+    assert rows["d1-0"].reward == 1.0 and rows["d1-0"].features == (1.0, 0.2)
+    assert rows["d1-0"].learnable and not rows["d2-0"].learnable
+
+
+def test_thompson_weight_of_the_truly_best_arm_is_highest() -> None:
+    rng = np.random.default_rng(7)
+    truth = {"a": 0.05, "b": 0.12, "c": 0.08}
+    rows = [row("s", v, (), float(rng.random() < p)) for v, p in truth.items() for _ in range(1500)]
+    slot = Slot("s", "element", "a", tuple(Variant(v, v) for v in truth), ThompsonPolicy((1, 1, 1)))  # type: ignore[arg-type]
+    agg = aggregate(rows, {"s": 0})
+    weights = thompson_weights(
+        slot, agg.slot_arms("s"), LearnConfig(floor=0.03), np.random.default_rng(0)
+    )
+    assert max(weights, key=weights.__getitem__) == "b"
+    assert weights["b"] > 0.9 and min(weights.values()) >= 0.01  # the floor
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_new_variant_prior_comes_from_its_taxonomy_siblings() -> None:
+    variants = [
+        Variant("sale-1", "", Taxonomy(theme="sale")),
+        Variant("brand", "", Taxonomy(theme="brand")),
+        Variant("sale-new", "", Taxonomy(theme="sale")),
+        Variant("odd-new", "", Taxonomy(theme="odd")),
+    ]
+    rows = [row("s", "sale-1", (), float(i < 40)) for i in range(100)]
+    rows += [row("s", "brand", (), float(i < 10)) for i in range(100)]
+    agg = aggregate(rows, {"s": 0})
+    alpha, beta = beta_parameters(variants, agg.slot_arms("s"), prior_strength=10)
+    mean = alpha / (alpha + beta)
+    assert mean[2] == pytest.approx((1 + 4) / 12)  # sibling rate 0.4 with 10 pseudo-observations
+    assert mean[3] == pytest.approx((1 + 2.5) / 12)  # population rate 0.25
+
+
+def test_ridge_recovers_planted_coefficients(engine: Any) -> None:
+    slot = next(s for s in engine.site.slots if s.name == "hero")
+    features = slot.policy.features
+    rng = np.random.default_rng(3)
+    planted = {
+        "hero-running": {"affinity:running": 0.3, "device:mobile": -0.05},
+        "hero-brand": {"weekend": 0.1},
+    }
+    rows = []
+    for vid, coefs in planted.items():
+        theta = np.array([coefs.get(f, 0.0) for f in features])
+        theta[features.index("bias")] = 0.1
+        for _ in range(4000):
+            x = rng.random(len(features))
+            x[features.index("bias")] = 1.0
+            rows.append(row("hero", vid, tuple(x), float(x @ theta + rng.normal(0, 0.05))))
+    models = linear_models(
+        slot, aggregate(rows, widths(engine.site)).slot_arms("hero"), LearnConfig()
+    )
+    for vid, coefs in planted.items():
+        got = models[vid].weights
+        for f in features:
+            want = coefs.get(f, 0.1 if f == "bias" else 0.0)
+            assert got[f] == pytest.approx(want, abs=0.02), (vid, f)
+    # a variant with no rows gets its siblings' or the population model, never nothing
+    assert set(models) == {v.id for v in slot.variants}
+
+
+def test_learned_model_compiles_with_the_fixture_site(tmp_path: Path) -> None:
+    config = load_toml(FIXTURES / "site.toml")
+    site = compile_site(config, load_model(FIXTURES / "model.json"))
+    rng = np.random.default_rng(1)
+    hero = next(s for s in site.slots if s.name == "hero")
+    assert isinstance(hero.policy, LinearPolicy)
+    width = len(hero.policy.features)
+    before = next(s for s in site.slots if s.name == "headline").policy
+    assert isinstance(before, ThompsonPolicy)
+    rows = [
+        row("headline", v.id, (), float(rng.random() < 0.1))
+        for v in next(s for s in site.slots if s.name == "headline").variants
+        for _ in range(50)
+    ]
+    rows += [
+        row("hero", v.id, tuple(rng.random(width)), float(rng.random() < 0.1))
+        for v in hero.variants[:3]
+        for _ in range(50)
+    ]
+    model = overlay(load_model(FIXTURES / "model.json"), learn(site, aggregate(rows, widths(site))))
+    assert set(model["slots"]["hero"]) == {"arms", "cold_start"}
+    assert model["slots"]["promo"] == load_model(FIXTURES / "model.json")["slots"]["promo"]
+    learned = compile_site(config, model)
+    headline = next(s for s in learned.slots if s.name == "headline")
+    assert isinstance(headline.policy, ThompsonPolicy)
+    assert headline.policy.weights != before.weights
+    retired = [i for i, v in enumerate(headline.variants) if v.lifecycle is not Lifecycle.ACTIVE]
+    assert all(headline.policy.weights[i] == 0.0 for i in retired)
+
+
+# ------------------------------------------------------------ aggregates merge
+
+rows_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.lists(st.floats(-3, 3, allow_nan=False), min_size=2, max_size=2),
+        st.floats(0, 2, allow_nan=False),
+    ),
+    max_size=30,
+)
+
+
+def _agg(items: list[tuple[str, list[float], float]]) -> Aggregates:
+    return aggregate([row("s", v, tuple(x), r) for v, x, r in items], {"s": 2})
+
+
+def test_merge_of_partials_equals_aggregate_of_all() -> None:
+    rng = np.random.default_rng(5)
+    items = [
+        (str(rng.choice(["a", "b"])), list(rng.random(2)), float(rng.random())) for _ in range(300)
+    ]
+    parts = [_agg(items[i : i + 70]) for i in range(0, 300, 70)]
+    merged = parts[0]
+    for p in parts[1:]:
+        merged = merged.merged(p)
+    assert merged.close_to(_agg(items))
+    stats = merged.arms[("s", "a")]
+    gram = stats.gram()
+    assert gram[0, 0] == stats.m == stats.n and np.allclose(gram, gram.T)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows_strategy, rows_strategy, rows_strategy)
+def test_merge_is_associative_and_commutative(a: list, b: list, c: list) -> None:  # type: ignore[type-arg]
+    x, y, z = _agg(a), _agg(b), _agg(c)
+    left = x.merged(y).merged(z)
+    assert left.close_to(x.merged(y.merged(z)))
+    assert left.close_to(z.merged(y).merged(x))
+    assert left.close_to(_agg(a + b + c))
