@@ -25,7 +25,7 @@ $(NODE_STAMP): package.json package-lock.json
 $(SDK_WHEEL): $(STAMP)
 	$(PY) -m pip download --quiet --no-deps workers-runtime-sdk==1.9.5 -d build/wheels
 
-demo: $(STAMP)
+demo: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/edgepick demo
 
 lint: $(STAMP)

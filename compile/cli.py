@@ -156,18 +156,26 @@ def _demo(args: argparse.Namespace) -> int:
             message="fixture site",
         )
     )
-    print(f"\n$ edgepick explain {out}  (every persona in fixtures/personas.toml)\n")
-    return _explain(
+    personas = None if args.explain_only else "loyal_runner"
+    print(f"\n$ edgepick explain {out} --persona {personas or '(all)'}\n")
+    _explain(
         argparse.Namespace(
             snapshot=str(out),
             personas=str(ROOT / "fixtures" / "personas.toml"),
-            persona=None,
+            persona=personas,
             visitor=None,
             slots=None,
             now=1_790_000_000,
             json=False,
         )
     )
+    if args.explain_only:
+        return 0
+    from origin.demo import run
+
+    print("== the loop: edge (wrangler dev) -> collector -> learn -> publish -> edge\n")
+    rows = run(rounds=args.rounds, visitors=args.visitors, seed=args.seed)
+    return 0 if rows and rows[-1]["errors"] == 0 else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -200,8 +208,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--key", help="preview secret (default: $PREVIEW_KEY)")
     t.add_argument("--url", default="http://127.0.0.1:8787", help="site URL for the printed link")
     t.set_defaults(run=_preview_token)
-    d = sub.add_parser("demo", help="compile the fixture site and explain contrasting visitors")
+    d = sub.add_parser("demo", help="explain the fixture site, then run the whole loop locally")
     d.add_argument("-o", "--output", default="out/site.snap")
+    d.add_argument("--rounds", type=int, default=5)
+    d.add_argument("--visitors", type=int, default=300, help="synthetic visitors per round")
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--explain-only", action="store_true", help="skip the loop (no wrangler)")
     d.set_defaults(run=_demo)
     register_origin(sub)
     return p

@@ -126,9 +126,6 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     ]
     every = decisions + cached
     decision_us = io.cpu_us() - started
-    if who.stored:
-        state = visitors.remember(state, decisions, engine.site.epoch)
-    who = visitors.Visitor(state, who.context, who.status, who.stored, who.preview)
 
     path = parts.path
     page_decision = next(
@@ -159,6 +156,10 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     out.headers.append(_server_timing(decision_us))
     out.headers.append(("cache-control", "private, no-store"))
     if who.preview is None:
+        shown = [d for d in decisions if d.slot in found]
+        if who.stored:  # only what was shown is a decision to keep for the session
+            state = visitors.remember(state, shown, engine.site.epoch)
+        who = visitors.Visitor(state, who.context, who.status, who.stored)
         cookie_header = visitors.set_cookie(who, engine, config)
         if cookie_header:
             out.headers.append(("set-cookie", cookie_header))
@@ -172,8 +173,7 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
                 who.context,
                 state.user_id,
             )
-            for d in decisions
-            if d.slot in found
+            for d in shown
         ]
         _ship(io, config, exposures)
     else:

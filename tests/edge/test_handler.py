@@ -322,3 +322,12 @@ def test_missing_keys_mean_no_cookie(fixture_blob: bytes) -> None:
     assert header(out, "set-cookie") is None
     assert "COOKIE_KEYS" in edge.config.problems[0]
     assert replace(edge.config, problems=()).keyring is None
+
+
+def test_a_slot_first_shown_on_a_later_page_is_logged_then(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    edge.request("/c/running")  # the category page has no hero and no cta
+    assert {e["slot"] for e in edge.exposures()} == {"headline", "promo"}
+    edge.io.shipped.clear()
+    edge.request("/")
+    assert {e["slot"] for e in edge.exposures()} == {"landing", "hero", "cta"}
