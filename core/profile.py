@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from core.features import VisitorState
+from core.model import Signals
 from core.packing import pack, unpack
 
 PROFILE_MAGIC = "edgepick-profile"
@@ -96,4 +97,30 @@ def decode_profile(data: Any) -> VisitorState | None:
         affinity=tuple(affinity),
         flags=frozenset(flags),
         user_id=user,
+    )
+
+
+def merge_profile(state: VisitorState, profile: VisitorState, signals: Signals) -> VisitorState:
+    """The cookie's state enriched with the user's stitched profile (other devices, history).
+
+    Counts take the larger side (the cookie's own views are usually in the profile already),
+    affinities the larger of the two once the profile's are decayed to the cookie's time,
+    the funnel stage the further one, flags the union; the cookie keeps its identity and session.
+    """
+    ahead = max(state.last_seen - profile.last_seen, 0)
+    factor = 2.0 ** (-ahead / signals.half_life) if signals.half_life > 0 else 1.0
+    affinity = {c: s * factor for c, s in profile.affinity}
+    for category, score in state.affinity:
+        affinity[category] = max(score, affinity.get(category, 0.0))
+    ranked = sorted(affinity.items(), key=lambda kv: (-kv[1], kv[0]))[: signals.max_categories]
+    order = {stage: i for i, stage in enumerate(signals.stages)}
+    stage = max((state.stage, profile.stage), key=lambda s: order.get(s, -1))
+    firsts = [t for t in (state.first_seen, profile.first_seen) if t > 0]
+    return state._replace(
+        visits=max(state.visits, profile.visits),
+        page_views=max(state.page_views, profile.page_views),
+        first_seen=min(firsts) if firsts else 0,
+        stage=stage,
+        affinity=tuple(ranked),
+        flags=state.flags | profile.flags,
     )

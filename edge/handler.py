@@ -17,6 +17,7 @@ from core import events
 from core.decide import Decision, decide
 from core.engine import Engine
 from core.model import Granularity, Placement
+from core.profile import decode_profile, merge_profile, profile_key
 from edge import visitor as visitors
 from edge.client_js import SOURCE as CLIENT_JS
 from edge.config import EdgeConfig
@@ -112,6 +113,10 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     who = visitors.identify(engine, config, cookies, context, query, now, io.token())
     before = who.state
     state = visitors.after_page_view(before, engine, context.path, now) if who.stored else before
+    if who.stored and state.user_id and state.session_start == now:  # an identified new session
+        found_profile = decode_profile(await io.kv_get(profile_key(state.user_id), True))
+        if found_profile is not None:
+            state = merge_profile(state, found_profile, engine.site.signals)
     reuse = visitors.reusable(before, state, engine) if who.stored else {}
     overrides = dict(who.preview.variants) if who.preview else None
     wanted = [s.slot.name for s in engine.slots.values() if s.slot.placement is Placement.INLINE]

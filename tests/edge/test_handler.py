@@ -331,3 +331,40 @@ def test_a_slot_first_shown_on_a_later_page_is_logged_then(fixture_blob: bytes) 
     edge.io.shipped.clear()
     edge.request("/")
     assert {e["slot"] for e in edge.exposures()} == {"landing", "hero", "cta"}
+
+
+def test_identified_visitor_gets_the_stitched_profile(fixture_blob: bytes) -> None:
+    from core import cookie as cookies
+    from core.features import VisitorState
+    from core.profile import encode_profile, profile_key
+
+    edge = Edge(fixture_blob)
+    profile = VisitorState(
+        "other-device",
+        visits=9,
+        page_views=80,
+        first_seen=1_700_000_000,
+        last_seen=edge.io.now // 1000 - 3600,
+        stage="customer",
+        affinity=(("hiking", 12.0),),
+        flags=frozenset({"buyer"}),
+        user_id="user-9",
+    )
+    edge.io.kv[profile_key("user-9")] = encode_profile(profile)
+    keyring = edge.config.keyring
+    assert keyring is not None
+    here = VisitorState(
+        "this-device",
+        visits=1,
+        page_views=1,
+        first_seen=edge.io.now // 1000 - 7200,
+        last_seen=edge.io.now // 1000 - 7200,
+        user_id="user-9",
+    )
+    out = edge.request("/", cookie=f"ep={cookies.encode(here, keyring)}")
+    state = cookies.decode(header(out, "set-cookie").split(";")[0][3:], keyring, here).state  # type: ignore[union-attr]
+    assert state.visitor_id == "this-device" and state.visits == 9 and state.stage == "customer"
+    assert dict(state.affinity)["hiking"] > 11 and "buyer" in state.flags
+    edge.io.kv[profile_key("user-9")] = b"\x00garbage"
+    out = edge.request("/", cookie=f"ep={cookies.encode(here, keyring)}")
+    assert out.status == 200 and edge.stats.errors == 0
