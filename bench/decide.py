@@ -141,8 +141,8 @@ def growthbook_comparison() -> dict[str, Any]:
     }
     gb = GrowthBook(attributes={**attrs, "id": "x"}, features=features)
 
-    def ours(i: int) -> None:
-        decide(engine, visitor(i), CONTEXT, NOW, ("cta",))
+    def ours(i: int) -> None:  # with a request id, as the edge passes one
+        decide(engine, visitor(i), CONTEXT, NOW, ("cta",), nonce=f"{i:016x}")
 
     def theirs_reused(i: int) -> None:
         gb.set_attributes({**attrs, "id": f"bench-{i}"})

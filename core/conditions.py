@@ -152,6 +152,8 @@ def compile_value(condition_value: Any, groups: SavedGroups | None = None) -> Va
             return ops[0]
         return lambda value: all(op(value) for op in ops)
     expected = condition_value
+    if type(expected) is str:
+        return lambda value: value == expected
     return lambda value: json_equal(value, expected)
 
 
@@ -385,6 +387,10 @@ def _list_only(make: Callable[[list[Any]], ValueTest]) -> Callable[[Any], ValueT
 
 
 def _equality(op: str, operand: Any, _: SavedGroups) -> ValueTest:
+    if type(operand) is str:  # only a string equals a string: plain == is JSON equality here
+        if op == "$eq":
+            return lambda actual: actual == operand
+        return lambda actual: actual != operand
     if op == "$eq":
         return lambda actual: json_equal(actual, operand)
     return lambda actual: not json_equal(actual, operand)

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from core.engine import Engine, PreparedSlot
-from core.features import RequestContext, VisitorState, attributes, decayed_affinity, vector
+from core.features import RequestContext, VisitorState, decayed_affinity, vector
 from core.hashing import short_id, unit_draw
 from core.policies import pick
 
@@ -78,15 +78,21 @@ def decide(
     nonce: str = "",
     overrides: Mapping[str, str] | None = None,
 ) -> list[Decision]:
-    """Decide every requested slot (all slots when ``slots`` is None); unknown names are skipped."""
+    """Decide every requested slot (all slots when ``slots`` is None); unknown names are skipped.
+
+    ``nonce``: a unique request id (e.g. 128 random bits) that names this request's decisions
+    ``<nonce>-<slot position>``; by default they are named by a hash of (visitor, snapshot, now).
+    """
     site = engine.site
     visitor_id = state.visitor_id
     affinity: dict[str, float] | None = None
     attrs: dict[str, Any] | None = None
     matched: dict[str, bool] = {}
-    held_out = in_holdout(visitor_id, site.holdout)
+    held_out = site.holdout > 0.0 and in_holdout(visitor_id, site.holdout)
     vectors: dict[int, tuple[float, ...]] = {}
-    request_id = short_id(f"{visitor_id}\x1f{engine.snapshot_id}\x1f{now}\x1f{nonce}")
+    # a caller's random request id (the edge's) names the decisions as it is; without one they
+    # are named by a hash of their inputs, so replaying a decision gives the same id
+    request_id = nonce or short_id(f"{visitor_id}\x1f{engine.snapshot_id}\x1f{now}")
     out: list[Decision] = []
     for name in engine.slots if slots is None else slots:
         prepared = engine.slots.get(name)
@@ -115,8 +121,8 @@ def decide(
                 if attrs is None:
                     if affinity is None and engine.reads_affinity:
                         affinity = decayed_affinity(state, now, site.signals.half_life)
-                    attrs = attributes(
-                        state, context, now, site.signals, affinity or {}, engine.attribute_keys
+                    attrs = engine.build_attributes(
+                        state, context, now, site.signals, affinity or {}
                     )
                 predicate = engine.audiences.get(rule.audience)
                 hit = matched[rule.audience] = bool(predicate and predicate(attrs))
@@ -126,11 +132,11 @@ def decide(
                 forced = rule.first
                 steps.append(("audience {} forces {}", (rule.audience, prepared.ids[forced])))
                 break
-            members = rule.indices
-            if rule.restrict:
-                eligible = [i for i in eligible if i in members]
+            if eligible is prepared.active:  # the common case, narrowed once at prepare time
+                eligible = rule.from_active
             else:
-                eligible = [i for i in eligible if i not in members]
+                members, keep = rule.indices, rule.restrict
+                eligible = [i for i in eligible if (i in members) == keep]
             steps.append(("audience {} {} to {}", (rule.audience, rule.verb, len(eligible))))
         if forced >= 0:
             out.append(_fixed(prepared, forced, Reason.RULE, decision_id, tuple(steps)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from core.model import Route, Signals
@@ -162,10 +163,67 @@ def attributes(
     """
     if affinity is None:
         affinity = decayed_affinity(state, now, signals.half_life)
-    attrs = {key: ATTRIBUTES[key](state, context, now, signals, affinity) for key in keys}
-    if context.extra:
-        attrs.update(context.extra)
-    return attrs
+    return AttributeBuilder(keys)(state, context, now, signals, affinity)
+
+
+# attributes that are plain fields: copied by C-level attrgetter instead of one call each
+_STATE_FIELDS = {
+    "id": "visitor_id",
+    "visits": "visits",
+    "pageViews": "page_views",
+    "stage": "stage",
+}
+_CONTEXT_FIELDS = {
+    "path": "path",
+    "device": "device",
+    "country": "country",
+    "referrer": "referrer",
+    "utmSource": "utm_source",
+    "utmCampaign": "utm_campaign",
+    "hour": "hour",
+    "weekday": "weekday",
+    "consent": "consent",
+}
+
+
+def _getter(fields: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    if len(fields) == 1:
+        one = attrgetter(fields[0])
+        return lambda obj: (one(obj),)
+    return attrgetter(*fields)
+
+
+class AttributeBuilder:
+    """Builds the attribute document for a fixed set of keys, prepared once per engine."""
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.state_keys = tuple(k for k in keys if k in _STATE_FIELDS)
+        self.context_keys = tuple(k for k in keys if k in _CONTEXT_FIELDS)
+        self.state_get = _getter([_STATE_FIELDS[k] for k in self.state_keys])
+        self.context_get = _getter([_CONTEXT_FIELDS[k] for k in self.context_keys])
+        self.computed = tuple(
+            (k, ATTRIBUTES[k]) for k in keys if k not in _STATE_FIELDS and k not in _CONTEXT_FIELDS
+        )
+        self.reads_affinity = "affinity" in keys or "topCategory" in keys
+
+    def __call__(
+        self,
+        state: VisitorState,
+        context: RequestContext,
+        now: int,
+        signals: Signals,
+        affinity: dict[str, float],
+    ) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        if self.state_keys:
+            attrs.update(zip(self.state_keys, self.state_get(state), strict=True))
+        if self.context_keys:
+            attrs.update(zip(self.context_keys, self.context_get(context), strict=True))
+        for key, compute in self.computed:
+            attrs[key] = compute(state, context, now, signals, affinity)
+        if context.extra:
+            attrs.update(context.extra)
+        return attrs
 
 
 # ---------------------------------------------------------------- feature extractors

@@ -122,7 +122,7 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     wanted = [s.slot.name for s in engine.slots.values() if s.slot.placement is Placement.INLINE]
     fresh_names = [n for n in wanted if n not in reuse or (overrides and n in overrides)]
     decisions = decide(
-        engine, state, who.context, now, fresh_names, nonce=io.token()[:8], overrides=overrides
+        engine, state, who.context, now, fresh_names, nonce=io.token()[:16], overrides=overrides
     )
     cached = [
         visitors.cached_decision(engine.slots[n], *reuse[n])
@@ -247,7 +247,7 @@ def _decide_api(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     who = visitors.identify(engine, config, cookies, context, query, now, io.token())
     overrides = dict(who.preview.variants) if who.preview else None
     decisions = decide(
-        engine, who.state, who.context, now, names, nonce=io.token()[:8], overrides=overrides
+        engine, who.state, who.context, now, names, nonce=io.token()[:16], overrides=overrides
     )
     decision_us = io.cpu_us() - started
     body = {

@@ -8,6 +8,7 @@ wrangler dev and under Pyodide.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,4 +79,4 @@ class FakeIO:
 
     def token(self) -> str:
         self.tokens += 1
-        return f"{self.tokens:032x}"
+        return hashlib.md5(str(self.tokens).encode()).hexdigest()  # distinct in every prefix
