@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 SDK_WHEEL := build/wheels/workers_runtime_sdk-1.9.5-py3-none-any.whl
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: setup demo test lint typecheck unit bench clean dev dev-vars
+.PHONY: setup demo test lint typecheck unit bench clean dev dev-vars system-deps
 
 setup: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 
@@ -43,6 +43,16 @@ bench: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 	$(PY) bench/decide.py
 	$(PY) bench/peers.py
 	$(PY) bench/edge_pyodide.py
+
+# Debian packages the tests use: wrk (load tests) and chromium (the report's browser test).
+system-deps:
+	@missing=""; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 dev-vars:
 	test -f .dev.vars || printf 'COOKIE_KEYS=dev:%s\nEVENTS_SECRET=%s\nPREVIEW_KEY=%s\n' \
