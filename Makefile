@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 SDK_WHEEL := build/wheels/workers_runtime_sdk-1.9.5-py3-none-any.whl
+OBD_ARCHIVE := build/obd/obp-0.5.7.tar.gz
 export WRANGLER_SEND_METRICS := false
 
 .PHONY: setup demo test lint typecheck unit bench clean dev dev-vars system-deps
 
-setup: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
+setup: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL) $(OBD_ARCHIVE)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,10 @@ $(NODE_STAMP): package.json package-lock.json
 $(SDK_WHEEL): $(STAMP)
 	$(PY) -m pip download --quiet --no-deps workers-runtime-sdk==1.9.5 -d build/wheels
 
+# the Open Bandit Dataset sample ships inside obp's source archive (read, never installed)
+$(OBD_ARCHIVE): $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: --ignore-requires-python obp==0.5.7 -d build/obd
+
 demo: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/edgepick demo
 
@@ -34,7 +39,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
+unit: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL) $(OBD_ARCHIVE)
 	$(PY) -m pytest
 
 test: lint typecheck unit

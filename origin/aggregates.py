@@ -139,6 +139,9 @@ class Aggregates:
         return {v: s for (name, v), s in self.arms.items() if name == slot}
 
 
+BLOCK_ROWS = 8192
+
+
 def aggregate(
     rows: Iterable[TrainingRow], widths: Mapping[str, int], learnable_only: bool = True
 ) -> Aggregates:
@@ -150,6 +153,11 @@ def aggregate(
             xs, rs = grouped.setdefault((row.slot, row.variant), ([], []))
             xs.append(row.features)
             rs.append(row.reward)
+            if len(xs) >= BLOCK_ROWS:  # fold into the sums: memory stays bounded
+                out.stats(row.slot, row.variant).add_block(xs, rs)
+                xs.clear()
+                rs.clear()
     for (slot, variant), (xs, rs) in grouped.items():
-        out.stats(slot, variant).add_block(xs, rs)
+        if xs:
+            out.stats(slot, variant).add_block(xs, rs)
     return out

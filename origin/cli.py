@@ -1,6 +1,7 @@
 """The origin's ``edgepick`` subcommands.
 
-serve, publish, history, diff, rollback, unretire, sync (see docs/operations.md).
+serve, publish, history, diff, rollback, unretire, sync (see docs/operations.md);
+simulate, evaluate, report (see docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -170,6 +171,121 @@ def _sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from origin import simulate
+
+    if args.store or args.registry:
+        from origin.registry import Registry
+        from origin.store import SqliteStore
+
+        if not (args.store and args.registry):
+            raise SystemExit("edgepick: the site loop needs both --store and --registry")
+        loop = simulate.LoopConfig(
+            hours=args.hours,
+            visitors=args.visitors,
+            seed=args.seed,
+            config=Path(args.config),
+            model=Path(args.model) if args.model else None,
+            outage_hour=None if args.outage_hour < 0 else args.outage_hour,
+        )
+        store = SqliteStore(args.store)
+        results = simulate.populate(store, Registry(args.registry), loop)
+        alerts = sum(len(r.alerts) for r in results)
+        print(
+            f"simulated {args.hours} hours: {store.count('exposure')} exposures, "
+            f"{store.count('click')} clicks, {len(results)} sync rounds, {alerts} alerts; "
+            f"store {args.store}, registry {args.registry}"
+        )
+        return 0
+    policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
+    result = simulate.run(
+        simulate.SimConfig(
+            rounds=args.rounds,
+            batch=args.batch,
+            seed=args.seed,
+            slot=args.slot,
+            policies=policies,
+            config=Path(args.config),
+        )
+    )
+    print(simulate.describe(result))
+    if args.output:
+        simulate.save(result, Path(args.output))
+        print(f"wrote {args.output}")
+    if args.plot:
+        simulate.plot_regret(result, Path(args.plot))
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    out: dict[str, object] = {}
+    if args.digits:
+        from origin import digits
+
+        result = digits.validate(repeats=args.repeats, resamples=args.resamples, seed=args.seed)
+        print(digits.describe(result))
+        out["digits"] = result
+    if args.obd:
+        from origin import obd
+
+        try:
+            found = obd.run(Path(args.obd), resamples=args.resamples, seed=args.seed)
+        except obd.ObdMissing as exc:
+            print(f"edgepick: {exc}", file=sys.stderr)
+            return 1
+        print(obd.describe(found))
+        out["obd"] = found
+    if not (args.digits or args.obd) or args.store_given:
+        from origin.evaluate import evaluate_store, table
+        from origin.registry import Registry
+        from origin.store import SqliteStore
+        from origin.training import Reward, Windows
+
+        if not Path(args.store).exists():
+            print(f"edgepick: no event store at {args.store}", file=sys.stderr)
+            return 1
+        targets = [t.strip() for t in args.target.split(",") if t.strip()]
+        results = evaluate_store(
+            SqliteStore(args.store),
+            Registry(args.registry),
+            targets=targets,
+            slots=args.slot or None,
+            since_ms=args.since,
+            windows=Windows(args.click_window * 60_000, args.conversion_window * 3_600_000),
+            reward=Reward.parse(args.reward),
+            resamples=args.resamples,
+            seed=args.seed,
+        )
+        print(table(results))
+        out["store"] = [r.as_dict() for r in results]
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from origin.registry import Registry
+    from origin.report import write
+    from origin.store import SqliteStore
+
+    if not Path(args.store).exists():
+        print(f"edgepick: no event store at {args.store}", file=sys.stderr)
+        return 1
+    report = write(
+        SqliteStore(args.store),
+        Registry(args.registry),
+        Path(args.output),
+        budget_us=args.budget_us,
+        resamples=args.resamples,
+        seed=args.seed,
+    )
+    print(f"wrote {args.output}: {len(report.headings)} sections, {report.figures} plots")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the origin's subcommands to the ``edgepick`` parser."""
 
@@ -246,3 +362,71 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     registry_arg(y)
     target_arg(y)
     y.set_defaults(run=_guarded(_sync))
+
+    from origin.simulate import FIXTURE_MODEL, FIXTURE_SITE
+
+    m = sub.add_parser(
+        "simulate",
+        help="synthetic visitors through the real engine: regret curves, or a store for reports",
+    )
+    m.add_argument("--config", default=str(FIXTURE_SITE), help="site config (TOML)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--slot", default="hero", help="regret experiment: the slot to run")
+    m.add_argument("--policies", default="fixed,thompson,linear")
+    m.add_argument("--rounds", type=int, default=40, help="regret experiment: learning rounds")
+    m.add_argument("--batch", type=int, default=250, help="regret experiment: visitors per round")
+    m.add_argument("-o", "--output", help="write the regret result as JSON")
+    m.add_argument("--plot", help="write the regret curves as PNG")
+    m.add_argument("--store", help="site loop: fill this SQLite event store")
+    m.add_argument("--model", default=str(FIXTURE_MODEL), help="site loop: base model JSON")
+    m.add_argument("--hours", type=int, default=36, help="site loop: simulated hours")
+    m.add_argument("--visitors", type=int, default=120, help="site loop: visitors per hour")
+    m.add_argument("--outage-hour", type=int, default=30, help="site loop: clicks lost (-1: none)")
+    m.add_argument("--registry", help="site loop: snapshot registry to publish into")
+    m.set_defaults(run=_guarded(_simulate))
+
+    e = sub.add_parser("evaluate", help="off-policy evaluation: the event store, digits, OBD")
+    e.add_argument("--store", default=None, help=f"SQLite event store (default {DEFAULT_STORE})")
+    e.add_argument(
+        "--target",
+        default="logging,uniform,current,greedy",
+        help="comma-separated: logging, uniform, current, greedy, snapshot:ID",
+    )
+    e.add_argument("--slot", action="append", help="only these slots (repeatable)")
+    e.add_argument("--since", type=int, default=0, help="only exposures at or after (ms)")
+    e.add_argument("--click-window", type=int, default=30, help="minutes")
+    e.add_argument("--conversion-window", type=int, default=24, help="hours")
+    e.add_argument("--reward", default="click=1")
+    e.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument(
+        "--digits",
+        action="store_true",
+        help="validate the estimators on scikit-learn's digits (exact ground truth)",
+    )
+    e.add_argument("--repeats", type=int, default=100, help="digits: logged data sets")
+    e.add_argument(
+        "--obd",
+        metavar="DIR",
+        help="Open Bandit Dataset: directory with obp-0.5.7.tar.gz (e.g. build/obd)",
+    )
+    e.add_argument("--json", help="write every result as JSON")
+    registry_arg(e)
+    e.set_defaults(run=_guarded(_evaluate_args))
+
+    t = sub.add_parser("report", help="a static HTML report with plots")
+    t.add_argument("--store", default=DEFAULT_STORE)
+    t.add_argument("-o", "--output", default="out/report.html")
+    t.add_argument("--budget-us", type=int, default=5000, help="edge decision latency budget")
+    t.add_argument("--resamples", type=int, default=500, help="bootstrap resamples for OPE")
+    t.add_argument("--seed", type=int, default=0)
+    registry_arg(t)
+    t.set_defaults(run=_guarded(_report))
+
+
+def _evaluate_args(args: argparse.Namespace) -> int:
+    """``--store`` defaults to the origin's store unless only --digits/--obd were asked for."""
+    args.store_given = args.store is not None
+    if args.store is None:
+        args.store = DEFAULT_STORE
+    return _evaluate(args)

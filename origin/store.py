@@ -178,6 +178,18 @@ class SqliteStore:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def _scan(self, sql: str, args: Any, chunk: int = 4096) -> Iterator[sqlite3.Row]:
+        """Rows in chunks on a reader connection of its own: memory stays bounded, and writers
+        (the collector) carry on meanwhile (WAL readers see one consistent snapshot)."""
+        reader = sqlite3.connect(str(self.path), isolation_level=None)
+        reader.row_factory = sqlite3.Row
+        try:
+            cursor = reader.execute(sql, args)
+            while rows := cursor.fetchmany(chunk):
+                yield from rows
+        finally:
+            reader.close()
+
     @staticmethod
     def _exposure(row: sqlite3.Row) -> dict[str, Any]:
         event = dict(row)
@@ -226,7 +238,7 @@ class SqliteStore:
         ORDER BY e.ts, e.id
         """
         args = {"cw": click_window_ms, "vw": conversion_window_ms, "since": since_ms}
-        for row in self._rows(sql, args):  # type: ignore[arg-type]
+        for row in self._scan(sql, args):
             event = self._exposure(row)
             clicks, conversions, value = event.pop("n_clk"), event.pop("n_conv"), event.pop("total")
             yield Joined(event, int(clicks), int(conversions), float(value))
