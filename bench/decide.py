@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.peer_work import GB_CONDITIONS, GB_SEED, GB_VARIANTS, rules_site  # noqa: E402
+from bench.timing import measure  # noqa: E402
 from compile.build import build_snapshot  # noqa: E402
-from compile.site import compile_site  # noqa: E402
 from core import cookie  # noqa: E402
 from core.cookie import Keyring  # noqa: E402
 from core.decide import decide  # noqa: E402
@@ -43,25 +42,6 @@ RETURNING = VisitorState(
 CONTEXT = RequestContext(path="/", device="mobile", country="US", referrer="search", hour=19)
 
 
-def measure(fn: Callable[[int], Any], batches: int = 200, per_batch: int = 50) -> dict[str, float]:
-    """Microseconds per call: median and p99 over batches (each batch's mean)."""
-    for i in range(per_batch * 5):  # warm up
-        fn(i)
-    samples = []
-    counter = 0
-    for _ in range(batches):
-        start = time.perf_counter_ns()
-        for _ in range(per_batch):
-            fn(counter)
-            counter += 1
-        samples.append((time.perf_counter_ns() - start) / per_batch / 1000)
-    samples.sort()
-    return {
-        "median_us": round(statistics.median(samples), 2),
-        "p99_us": round(samples[int(len(samples) * 0.99) - 1], 2),
-    }
-
-
 def visitor(i: int) -> VisitorState:
     return VisitorState(
         f"bench-{i}",
@@ -75,36 +55,6 @@ def visitor(i: int) -> VisitorState:
         "",
         30,
     )
-
-
-GB_CONDITIONS = [
-    {"country": {"$in": ["DE", "FR", "IT", "ES"]}},
-    {"$and": [{"device": "mobile"}, {"visits": {"$gte": 10}}]},
-    {"referrer": {"$in": ["search", "social"]}, "utmSource": {"$ne": "affiliate"}},
-]
-VARIANTS = ["shop-now", "explore", "find-yours", "deals"]
-
-
-def comparison_site() -> Engine:
-    """One slot: 2 force rules + a restrict rule, then a 4-way fixed split (the GB experiment)."""
-    config = {
-        "site": {"name": "bench", "holdout": 0.0},
-        "audiences": {f"a{i}": {"condition": c} for i, c in enumerate(GB_CONDITIONS)},
-        "slots": {
-            "cta": {
-                "granularity": "element",
-                "default": "shop-now",
-                "policy": {"kind": "fixed", "seed": "cta-exp"},
-                "rules": [
-                    {"audience": "a0", "action": "force", "variant": "explore"},
-                    {"audience": "a1", "action": "force", "variant": "deals"},
-                    {"audience": "a2", "action": "restrict", "variants": VARIANTS},
-                ],
-                "variants": [{"id": v, "content": v, "weight": 0.25} for v in VARIANTS],
-            }
-        },
-    }
-    return Engine.from_site(compile_site(config))
 
 
 def growthbook_comparison() -> dict[str, Any]:
@@ -122,16 +72,16 @@ def growthbook_comparison() -> dict[str, Any]:
                 {"condition": GB_CONDITIONS[1], "force": "deals"},
                 {
                     "condition": GB_CONDITIONS[2],
-                    "key": "cta-exp",
-                    "seed": "cta-exp",
+                    "key": GB_SEED,
+                    "seed": GB_SEED,
                     "hashVersion": 2,
-                    "variations": VARIANTS,
+                    "variations": list(GB_VARIANTS),
                     "weights": [0.25] * 4,
                 },
             ],
         }
     }
-    engine = comparison_site()
+    engine = Engine.from_site(rules_site())
     attrs = {
         "country": "US",
         "device": "mobile",

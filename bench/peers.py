@@ -15,84 +15,53 @@ from __future__ import annotations
 import json
 import platform
 import random
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.decide import growthbook_comparison, measure  # noqa: E402
-from core.decide import decide  # noqa: E402
-from core.engine import Engine  # noqa: E402
-from core.features import RequestContext, VisitorState  # noqa: E402
-from core.model import (  # noqa: E402
-    Exploration,
-    Granularity,
-    LinearArm,
-    LinearPolicy,
-    Site,
-    Slot,
-    ThompsonPolicy,
-    Variant,
-)
+from bench.decide import growthbook_comparison  # noqa: E402
+from bench.peer_work import ARMS, FEATURES, edgepick_figures  # noqa: E402
+from bench.timing import measure  # noqa: E402
+from compile.bundle import build  # noqa: E402
 
-ARMS = 10
-FEATURES = (
-    "bias",
-    "visits",
-    "recency",
-    "new_visitor",
-    "weekend",
-    *(f"affinity:c{i}" for i in range(8)),
-    "device:mobile",
-    "device:tablet",
-    "referrer:search",
-    "referrer:social",
-    "referrer:email",
-    "utm:newsletter",
-    "stage:cart",
-)
-NOW = 1_790_000_000
+PYODIDE_CODE = """
+import json
+import bench.peer_work as work
+json.dumps(work.edgepick_figures())
+"""
 
 
-def bench_site(rng: random.Random) -> Engine:
-    variants = tuple(Variant(f"v{i}", f"<p>{i}</p>") for i in range(ARMS))
-    weights = [rng.random() for _ in range(ARMS)]
-    thompson = Slot(
-        "ts10",
-        Granularity.COMPONENT,
-        "v0",
-        variants,
-        ThompsonPolicy(tuple(w / sum(weights) for w in weights), 0.05),
-    )
-    arms = tuple(
-        LinearArm(rng.gauss(0, 0.05), tuple(rng.gauss(0, 0.1) for _ in FEATURES))
-        for _ in range(ARMS)
-    )
-    linear = Slot(
-        "lin10",
-        Granularity.COMPONENT,
-        "v0",
-        variants,
-        LinearPolicy(FEATURES, arms, Exploration.SOFTMAX, 0.1, 50.0, 0.02),
-    )
-    return Engine.from_site(Site("peers", (thompson, linear), epoch=1))
-
-
-def visitor(i: int) -> VisitorState:
-    return VisitorState(
-        f"peer-{i}",
-        visits=1 + i % 7,
-        page_views=5 + i % 30,
-        first_seen=NOW - 86400 * 20,
-        last_seen=NOW - 3600 * (i % 48),
-        stage="cart" if i % 5 == 0 else "consider",
-        affinity=((f"c{i % 8}", 3.0), (f"c{(i + 3) % 8}", 1.0)),
-    )
-
-
-CONTEXT = RequestContext(path="/", device="mobile", country="US", referrer="search", hour=19)
+def pyodide_figures() -> dict[str, Any]:
+    """The same edgepick workload inside Pyodide 0.28.2 (Node, real WebAssembly)."""
+    if not (ROOT / "node_modules" / "pyodide" / "package.json").exists():
+        return {"skipped": "node_modules/pyodide is missing: run `make setup`"}
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "bundle"
+        build(bundle)
+        config = Path(tmp) / "config.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "bundle": str(bundle),
+                    "packages": {"bench": str(ROOT / "bench")},
+                    "code": PYODIDE_CODE,
+                }
+            )
+        )
+        done = subprocess.run(
+            ["node", str(ROOT / "bench" / "pyodide_run.mjs"), str(config)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def mabwiser_figures(rng: random.Random) -> dict[str, Any]:
@@ -143,42 +112,58 @@ def vw_figures(rng: random.Random) -> dict[str, Any]:
     }
 
 
+def _ratio(peer: dict[str, Any], ours: dict[str, Any]) -> float:
+    return round(float(peer["median_us"]) / float(ours["median_us"]), 1)
+
+
 def main() -> None:
     rng = random.Random(7)
-    engine = bench_site(rng)
-    ours_ts = measure(lambda i: decide(engine, visitor(i), CONTEXT, NOW, ("ts10",)))
-    ours_lin = measure(lambda i: decide(engine, visitor(i), CONTEXT, NOW, ("lin10",)))
+    ours = edgepick_figures()
+    in_pyodide = pyodide_figures()
     result: dict[str, Any] = {
         "benchmark": "peers",
         "python": platform.python_version(),
         "arms": ARMS,
         "features": len(FEATURES),
-        "edgepick": {"thompson_decide_us": ours_ts, "linear_decide_us": ours_lin},
+        "edgepick_cpython": ours,
+        "edgepick_pyodide": in_pyodide,
     }
-    ratios: dict[str, float] = {}
+    ratios: dict[str, dict[str, float]] = {"vs_cpython": {}, "vs_pyodide": {}}
+    peers: list[tuple[str, dict[str, Any], str]] = []
     try:
         mab = mabwiser_figures(rng)
         result["mabwiser"] = mab
-        ratios["mabwiser_thompson_vs_edgepick"] = round(
-            mab["thompson_predict_us"]["median_us"] / ours_ts["median_us"], 1
-        )
-        ratios["mabwiser_linucb_vs_edgepick_linear"] = round(
-            mab["linucb_predict_us"]["median_us"] / ours_lin["median_us"], 1
-        )
+        peers += [
+            ("mabwiser_thompson", mab["thompson_predict_us"], "thompson_decide_us"),
+            ("mabwiser_linucb", mab["linucb_predict_us"], "linear_decide_us"),
+        ]
     except ImportError as exc:
         result["mabwiser"] = {"skipped": str(exc)}
     try:
         vw = vw_figures(rng)
         result["vowpalwabbit"] = vw
-        ratios["vw_cb_explore_adf_vs_edgepick_linear"] = round(
-            vw["cb_explore_adf_predict_us"]["median_us"] / ours_lin["median_us"], 1
-        )
+        peers.append(("vw_cb_explore_adf", vw["cb_explore_adf_predict_us"], "linear_decide_us"))
     except ImportError as exc:
         result["vowpalwabbit"] = {"skipped": str(exc)}
     gb = growthbook_comparison()
     result["growthbook"] = gb
-    if "speedup_vs_reused_instance" in gb:
-        ratios["growthbook_vs_edgepick"] = gb["speedup_vs_reused_instance"]
+    if "growthbook_eval_feature_reused_instance_us" in gb:
+        peers += [
+            (
+                "growthbook_reused_instance",
+                gb["growthbook_eval_feature_reused_instance_us"],
+                "rules_experiment_decide_us",
+            ),
+            (
+                "growthbook_new_instance",
+                gb["growthbook_eval_feature_new_instance_us"],
+                "rules_experiment_decide_us",
+            ),
+        ]
+    for name, peer, ours_key in peers:
+        ratios["vs_cpython"][name] = _ratio(peer, ours[ours_key])
+        if ours_key in in_pyodide:
+            ratios["vs_pyodide"][name] = _ratio(peer, in_pyodide[ours_key])
     result["ratios_peer_over_edgepick"] = ratios
     print(json.dumps(result, indent=2))
 

@@ -187,6 +187,8 @@ _CONTEXT_FIELDS = {
 
 
 def _getter(fields: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    if not fields:
+        return lambda obj: ()
     if len(fields) == 1:
         one = attrgetter(fields[0])
         return lambda obj: (one(obj),)

@@ -176,3 +176,30 @@ def test_fixed_split_buckets_like_growthbook(engine: Any) -> None:
         assert ours.arm == result.variationId, vid
         agree += 1
     assert agree > 400
+
+
+def test_a_site_without_audiences_or_rules_decides() -> None:
+    from core.engine import Engine
+    from core.model import FixedPolicy, Granularity, Site, Slot, Variant
+
+    slot = Slot(
+        "s",
+        Granularity.ELEMENT,
+        "a",
+        (Variant("a", "A"), Variant("b", "B")),
+        FixedPolicy((0.5, 0.5)),
+    )
+    engine = Engine.from_site(Site("bare", (slot,)))
+    decisions = decide(engine, visitor(1), DESKTOP_US, NOW)
+    assert [d.variant in ("a", "b") for d in decisions] == [True]
+
+
+def test_attribute_documents_for_every_subset_of_keys() -> None:
+    from core.features import ALL_ATTRIBUTES, AttributeBuilder, attributes
+    from core.model import Signals
+
+    full = attributes(visitor(1), DESKTOP_US, NOW, Signals())
+    for n in range(len(ALL_ATTRIBUTES) + 1):
+        keys = ALL_ATTRIBUTES[:n]
+        built = AttributeBuilder(keys)(visitor(1), DESKTOP_US, NOW, Signals(), full["affinity"])
+        assert built == {k: full[k] for k in keys}
