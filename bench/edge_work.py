@@ -101,6 +101,9 @@ class MemoryIO:
         body = self.pages.get(path) or self.pages["/"]
         return Page(200, {"content-type": "text/html; charset=utf-8"}, body)
 
+    async def forward(self, url: str) -> Page:
+        return await self.fetch(url, {})
+
     async def rewrite(
         self, page: Page, fills: Mapping[str, tuple[str, str, str]]
     ) -> tuple[Page, set[str]]:

@@ -71,7 +71,7 @@ async def _untouched(
 ) -> Outgoing:
     parts = urlsplit(req.url)
     target = _origin(config, engine) + parts.path + (f"?{parts.query}" if parts.query else "")
-    page = await io.fetch(target, _forward(req.headers))
+    page = await io.forward(target)  # the visitor's request as it came: method, headers, body
     return Outgoing(page.status, page=page, untouched=True)
 
 
@@ -144,6 +144,13 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
         headers[f"x-edgepick-{d.slot}"] = d.variant
     target = _origin(config, engine) + path + (f"?{parts.query}" if parts.query else "")
     page = await io.fetch(target, headers)
+    if page_decision is not None and page.status >= 400 and path != parts.path:
+        # the variant's page is missing at the origin: serve the URL's own page instead
+        every = [d for d in every if d is not page_decision]
+        decisions = [d for d in decisions if d is not page_decision]
+        page_decision = None
+        fallback = _origin(config, engine) + parts.path + (f"?{parts.query}" if parts.query else "")
+        page = await io.fetch(fallback, headers)
 
     found: set[str] = set()
     if page.is_html:

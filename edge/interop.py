@@ -14,7 +14,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from js import Date, Headers, HTMLRewriter, Object, Promise, Response, fetch
+from js import Date, Headers, HTMLRewriter, Object, Promise, Request, Response, fetch
 from pyodide.ffi import create_once_callable, create_proxy, to_js
 
 from edge import config as edge_config
@@ -83,9 +83,10 @@ class _Filler:
 
 
 class JsIO:
-    """``edge.io.EdgeIO`` over the raw JS ``env`` and ``ctx``."""
+    """``edge.io.EdgeIO`` over the raw JS request, ``env`` and ``ctx``."""
 
-    def __init__(self, env: Any, ctx: Any) -> None:
+    def __init__(self, request: Any, env: Any, ctx: Any) -> None:
+        self.request = request
         self.env = env
         self.ctx = ctx
 
@@ -101,6 +102,12 @@ class JsIO:
         response = await fetch(
             url, js_object({"method": "GET", "headers": js_object(headers), "redirect": "manual"})
         )
+        content_type = response.headers.get("content-type")
+        ctype = "" if _null(content_type) else str(content_type)
+        return Page(int(response.status), {"content-type": ctype}, response)
+
+    async def forward(self, url: str) -> Page:
+        response = await fetch(Request.new(url, self.request))  # same method, headers, body
         content_type = response.headers.get("content-type")
         ctype = "" if _null(content_type) else str(content_type)
         return Page(int(response.status), {"content-type": ctype}, response)
@@ -181,7 +188,8 @@ async def _incoming(request: Any) -> Incoming:
     cf = getattr(request, "cf", None)
     country = "" if _null(cf) else _var(cf, "country")
     method = str(request.method)
-    body = (await request.text()).encode() if method == "POST" else b""
+    # a clone: the visitor's own body stays unread, for forwarding to the origin untouched
+    body = (await request.clone().text()).encode() if method == "POST" else b""
     return Incoming(method, str(request.url), headers, country, body)
 
 
@@ -207,7 +215,7 @@ async def serve(request: Any, env: Any, ctx: Any) -> Any:
     raw_env = getattr(env, "_env", env)
     config, cache, stats = _state(raw_env)
     incoming = await _incoming(raw_request)
-    out = await handle(incoming, JsIO(raw_env, ctx), cache, config, stats)
+    out = await handle(incoming, JsIO(raw_request, raw_env, ctx), cache, config, stats)
     try:
         return _response(out)
     except Exception as exc:  # fail open: the origin's page as it is

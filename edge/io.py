@@ -48,7 +48,13 @@ class Outgoing:
 class EdgeIO(Protocol):
     async def kv_get(self, key: str, binary: bool) -> bytes | str | None: ...
 
-    async def fetch(self, url: str, headers: Mapping[str, str]) -> Page: ...
+    async def fetch(self, url: str, headers: Mapping[str, str]) -> Page:
+        """GET ``url`` from the origin with these request headers."""
+        ...
+
+    async def forward(self, url: str) -> Page:
+        """Send the visitor's own request (method, headers, body) to ``url`` unchanged."""
+        ...
 
     async def rewrite(
         self, page: Page, fills: Mapping[str, tuple[str, str, str]]

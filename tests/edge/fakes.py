@@ -27,6 +27,7 @@ class FakeIO:
     )  # path -> status, type, body
     now: int = 1_790_000_000_000
     fetched: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    forwarded: list[str] = field(default_factory=list)
     shipped: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
     tokens: int = 0
 
@@ -43,6 +44,10 @@ class FakeIO:
         path = url.split("://", 1)[-1].split("/", 1)[-1].split("?")[0]
         status, ctype, body = self.pages.get("/" + path, (404, "text/plain", "not found"))
         return Page(status, {"content-type": ctype}, body)
+
+    async def forward(self, url: str) -> Page:
+        self.forwarded.append(url)
+        return await self.fetch(url, {})
 
     async def rewrite(
         self, page: Page, fills: Mapping[str, tuple[str, str, str]]

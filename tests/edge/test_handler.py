@@ -368,3 +368,20 @@ def test_identified_visitor_gets_the_stitched_profile(fixture_blob: bytes) -> No
     edge.io.kv[profile_key("user-9")] = b"\x00garbage"
     out = edge.request("/", cookie=f"ep={cookies.encode(here, keyring)}")
     assert out.status == 200 and edge.stats.errors == 0
+
+
+def test_other_methods_are_forwarded_untouched(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    out = edge.request("/c/running", method="POST", body=b"qty=1")
+    assert out.untouched and edge.io.forwarded == ["http://origin.test/c/running"]
+    assert edge.io.shipped == [] and header(out, "set-cookie") is None
+
+
+def test_a_missing_variant_page_falls_back_to_the_url_page(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    del edge.io.pages["/landing/outdoor"], edge.io.pages["/landing/deals"]
+    for i in range(30):
+        edge.jar.clear()
+        out = edge.request("/", keep=False, user_agent=f"agent {i}")
+        assert out.status == 200 and "data-edgepick-decision" in out.page.handle  # type: ignore[union-attr]
+    assert all(e["variant"] == "home-standard" for e in edge.exposures() if e["slot"] == "landing")
