@@ -9,12 +9,24 @@
 //       -> {"status", "headers": [[name, value]], "set_cookie": [...], "body_b64", "ms",
 //           "wait_until": promises handed to ctx.waitUntil}
 //   {"op": "settle"}            -> await every waitUntil promise: {"count", "rejected": [...]}
-//   {"op": "isolate", "kv": {}} -> a fresh isolate's state over new KV contents
+//   {"op": "isolate", "kv": {}, "queue"?: bool} -> a fresh isolate's state over new KV contents,
+//                                with a Queues producer bound as EVENTS when "queue" is true
+//   {"op": "queued"}            -> {"messages": [...]} sent to that producer so far
 //   {"op": "exit"}
 // One Pyodide load serves every command.
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { KvNamespace, dispatch, makeCtx, since, startHost } from "../../bench/pyodide_host.mjs";
+
+/** A Queues producer binding stand-in: records what the worker sends. */
+class WorkerQueue {
+  constructor() {
+    this.messages = [];
+  }
+  async send(message) {
+    this.messages.push(message);
+  }
+}
 
 const reply = (obj) => process.stdout.write("@@ " + JSON.stringify(obj) + "\n");
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
@@ -69,8 +81,12 @@ async function run(cmd) {
       return fetchOp(cmd);
     case "settle":
       return ctx.settle();
+    case "queued":
+      return { messages: env.EVENTS ? env.EVENTS.messages : [] };
     case "isolate":
       env = { ...env, SNAPSHOTS: await fillKv(cmd.kv) };
+      if (cmd.queue) env.EVENTS = new WorkerQueue();
+      else delete env.EVENTS;
       workersModule.env = env;
       py.runPython("import edge.interop\nedge.interop._isolate = None");
       return { isolate: "fresh" };

@@ -325,3 +325,22 @@ def test_empty_kv_serves_the_origin_page_byte_for_byte(stack: Stack) -> None:
     finally:
         stack.harness.call(op="isolate", kv=stack.kv)
     assert json.loads(stack.harness.get("/_edgepick/health").body)["ok"] is True
+
+
+def test_a_queue_producer_binding_takes_the_events(stack: Stack) -> None:
+    """The production transport: with a Queues producer bound as EVENTS, batches go there."""
+    try:
+        stack.harness.call(op="isolate", kv=stack.kv, queue=True)
+        stack.harness.call(op="settle")
+        before = len(stack.collector.events())
+        reply = stack.harness.get("/")
+        assert reply["wait_until"] == 1
+        stack.harness.call(op="settle")
+        messages = stack.harness.call(op="queued")["messages"]
+        assert len(messages) == 1
+        batch = json.loads(messages[0])["events"]
+        assert {e["slot"] for e in batch} == {"landing", "headline", "promo", "hero", "cta"}
+        assert all(events.problem(e) is None for e in batch)
+        assert len(stack.collector.events()) == before  # nothing went over HTTP
+    finally:
+        stack.harness.call(op="isolate", kv=stack.kv)
