@@ -76,6 +76,9 @@ def decayed_affinity(state: VisitorState, now: int, half_life: int) -> dict[str,
     return {cat: score * factor for cat, score in state.affinity}
 
 
+MAX_FLAGS = 16  # flags beyond this are not added (the cookie has a byte budget)
+
+
 def record_page_view(
     state: VisitorState, now: int, path: str, signals: Signals, flags: frozenset[str] = frozenset()
 ) -> VisitorState:
@@ -101,7 +104,7 @@ def record_page_view(
         session_start=now if new_session else state.session_start,
         stage=stage,
         affinity=tuple((c, s) for c, s in ranked if s >= 0.01),
-        flags=state.flags | flags,
+        flags=state.flags | flags if len(state.flags) < MAX_FLAGS else state.flags,
         page_views=state.page_views + 1,
     )
 

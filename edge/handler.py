@@ -112,7 +112,7 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     started = io.cpu_us()
     who = visitors.identify(engine, config, cookies, context, query, now, io.token())
     before = who.state
-    state = visitors.after_page_view(before, engine, context.path, now) if who.stored else before
+    state = visitors.after_page_view(before, engine, context, now) if who.stored else before
     if who.stored and state.user_id and state.session_start == now:  # an identified new session
         found_profile = decode_profile(await io.kv_get(profile_key(state.user_id), True))
         if found_profile is not None:

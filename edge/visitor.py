@@ -46,8 +46,12 @@ def identify(
     return Visitor(decoded.state, context, decoded.status.value, True)
 
 
-def after_page_view(state: VisitorState, engine: Engine, path: str, now: int) -> VisitorState:
-    return record_page_view(state, now, path, engine.site.signals)
+def after_page_view(
+    state: VisitorState, engine: Engine, context: RequestContext, now: int
+) -> VisitorState:
+    """Record the view; a campaign's UTM source is kept as a flag (``utm:newsletter``)."""
+    flags = frozenset({f"utm:{context.utm_source.lower()}"}) if context.utm_source else frozenset()
+    return record_page_view(state, now, context.path, engine.site.signals, flags)
 
 
 def reusable(

@@ -385,3 +385,13 @@ def test_a_missing_variant_page_falls_back_to_the_url_page(fixture_blob: bytes) 
         out = edge.request("/", keep=False, user_agent=f"agent {i}")
         assert out.status == 200 and "data-edgepick-decision" in out.page.handle  # type: ignore[union-attr]
     assert all(e["variant"] == "home-standard" for e in edge.exposures() if e["slot"] == "landing")
+
+
+def test_campaign_source_is_kept_as_a_flag(fixture_blob: bytes) -> None:
+    from core import cookie as cookies
+
+    edge = Edge(fixture_blob)
+    edge.request("/?utm_source=Newsletter&utm_medium=email")
+    edge.request("/c/running")
+    state = cookies.decode(edge.jar["ep"], edge.config.keyring, None).state  # type: ignore[arg-type]
+    assert "utm:newsletter" in state.flags
