@@ -97,7 +97,7 @@ def decide(
     for name in engine.slots if slots is None else slots:
         prepared = engine.slots.get(name)
         if prepared is None or (
-            prepared.slot.paths and not _applies(prepared.slot.paths, context.path)
+            prepared.slot.paths and not applies(prepared.slot.paths, context.path)
         ):
             continue
         decision_id = f"{request_id}-{prepared.position}"
@@ -193,11 +193,18 @@ def decide(
     return out
 
 
-def _applies(paths: tuple[str, ...], path: str) -> bool:
-    """A slot with path prefixes applies only where one matches; "/" matches the root only."""
+def applies(paths: tuple[str, ...], path: str) -> bool:
+    """Whether a slot with these path prefixes applies to ``path`` (no prefixes: everywhere).
+
+    Prefixes match whole path segments: ``/spring`` matches ``/spring`` and ``/spring/x`` but not
+    ``/springfield``; ``/`` matches the root only.
+    """
     if not paths:
         return True
-    return any(path == p if p == "/" else path.startswith(p) for p in paths)
+    for prefix in paths:
+        if path == prefix or (prefix != "/" and path.startswith(prefix.rstrip("/") + "/")):
+            return True
+    return False
 
 
 def _fixed(

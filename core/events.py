@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from hashlib import sha256
 from typing import Any
 
+from core import identity
 from core.decide import Decision
 from core.features import RequestContext
 
@@ -56,12 +57,42 @@ def exposure(
     }
 
 
+MAX_JSON_DEPTH = 8
+
+
+def shallow(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a JSON body nests at most ``limit`` arrays/objects deep (brackets inside strings
+    count too, which only errs on the safe side). Checked before ``json.loads``: deep nesting
+    exhausts the parser's recursion, and under Pyodide the JavaScript stack, killing the isolate.
+    """
+    depth = 0
+    for byte in body:
+        if byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return False
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return True
+
+
+def loads(body: bytes) -> Any:
+    """``json.loads`` for bodies from outside: refuses deep nesting; raises ``ValueError``."""
+    if not shallow(body):
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def sign(body: bytes, secret: bytes) -> str:
     return hmac.new(secret, body, sha256).hexdigest()
 
 
 def verify(body: bytes, signature: str, secret: bytes) -> bool:
-    return hmac.compare_digest(sign(body, secret), signature or "")
+    given = (signature or "").encode("utf-8", "replace")  # bytes: any header value is safe
+    return hmac.compare_digest(sign(body, secret).encode(), given)
 
 
 def encode_batch(events: Sequence[Mapping[str, Any]]) -> bytes:
@@ -107,18 +138,24 @@ def problem(event: Any) -> str | None:
 
 
 def parse_beacon(
-    body: bytes, visitor_id: str, ts_ms: int, issued: frozenset[str]
+    body: bytes,
+    visitor_id: str,
+    ts_ms: int,
+    issued: frozenset[str],
+    identity_key: bytes = b"",
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Outcome events from the page's beacon, leniently: keep the valid ones, say why others fail.
 
     Only decisions issued to this visitor (``issued``, from the visitor's cookie) are accepted,
-    so a stranger cannot attribute outcomes to someone else's decisions. Events get the
-    visitor and the edge's clock; the page supplies type, decision, value and a client id.
+    so a stranger cannot attribute outcomes to someone else's decisions; an identify needs a
+    token the site signed (``core.identity``), so nobody can claim someone else's profile.
+    Events get the visitor and the edge's clock; the page supplies type, decision, value and a
+    client id.
     """
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return [], ["body: not JSON"]
+        payload = loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [], [f"body: not JSON ({exc})" if "nested" in str(exc) else "body: not JSON"]
     items = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(items, list):
         return [], ["events: expected a list"]
@@ -130,9 +167,9 @@ def parse_beacon(
             continue
         kind, decision = item.get("type"), item.get("decision")
         if kind == IDENTIFY:
-            user = item.get("user")
-            if not isinstance(user, str) or not 0 < len(user) <= 128:
-                errors.append(f"events[{n}].user: expected a user id (1 to 128 characters)")
+            user = identity.verify(item.get("token", ""), identity_key, ts_ms // 1000)
+            if user is None:
+                errors.append(f"events[{n}].token: not a valid identity token from the site")
                 continue
             kept.append(
                 {

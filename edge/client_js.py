@@ -42,7 +42,7 @@ SOURCE = r"""// edgepick page client: fills async slots after render and sends c
     convert: function (value, slot) {
       send(decisions(slot).map(function (id) { return { type: "conversion", decision: id, value: value || 0 }; }));
     },
-    identify: function (user) { send([{ type: "identify", user: String(user) }]); },
+    identify: function (token) { send([{ type: "identify", token: String(token) }]); },
     decisions: decisions
   };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", fill); else fill();

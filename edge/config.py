@@ -7,6 +7,7 @@
 | EVENTS_SECRET | "" | HMAC key signing event batches |
 | COOKIE_KEYS | required for cookies | ``kid:secret[,kid:secret...]``; the first signs |
 | PREVIEW_KEY | "" (previews off) | HMAC key of preview tokens |
+| IDENTITY_KEY | "" (identify off) | HMAC key of the site's identity tokens (``core.identity``) |
 | SNAPSHOT_TTL_SECONDS | 10 | how often the isolate re-reads ``snap/current`` |
 | CONSENT_COOKIE / CONSENT_MODE | ep_consent / opt-out | see ``edge.context.has_consent`` |
 | COOKIE_SECURE | true | ``Secure`` attribute on the visitor cookie (false for plain-http dev) |
@@ -28,6 +29,7 @@ class EdgeConfig:
     events_secret: bytes
     keyring: Keyring | None
     preview_key: bytes
+    identity_key: bytes
     snapshot_ttl_ms: int
     consent: ConsentPolicy
     secure_cookie: bool
@@ -53,7 +55,7 @@ def load(get: Callable[[str], str]) -> EdgeConfig:
         problems.append("COOKIE_KEYS is not set: visitors get no stored features")
     try:
         ttl = max(int(float(get("SNAPSHOT_TTL_SECONDS") or "10") * 1000), 0)
-    except ValueError:
+    except (ValueError, OverflowError):
         problems.append("SNAPSHOT_TTL_SECONDS is not a number: using 10")
         ttl = 10_000
     mode = get("CONSENT_MODE") or "opt-out"
@@ -66,6 +68,7 @@ def load(get: Callable[[str], str]) -> EdgeConfig:
         events_secret=get("EVENTS_SECRET").encode(),
         keyring=keyring,
         preview_key=get("PREVIEW_KEY").encode(),
+        identity_key=get("IDENTITY_KEY").encode(),
         snapshot_ttl_ms=ttl,
         consent=ConsentPolicy(get("CONSENT_COOKIE") or "ep_consent", mode),
         secure_cookie=(get("COOKIE_SECURE") or "true").lower() != "false",

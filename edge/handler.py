@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from core import events
-from core.decide import Decision, decide
+from core.decide import Decision, applies, decide
 from core.engine import Engine
 from core.model import Granularity, Placement
 from core.profile import decode_profile, merge_profile, profile_key
@@ -46,7 +46,7 @@ async def handle(
         engine = await cache.engine(io.kv_get, io.now_ms())
         if parts.path.startswith(PREFIX):
             return await _api(parts.path[len(PREFIX) :], req, io, engine, cache, config, stats)
-        if engine is None or req.method not in ("GET", "HEAD"):
+        if engine is None or req.method not in ("GET", "HEAD") or not is_document(req.headers):
             return await _untouched(req, io, config, engine)
         return await _page(req, io, engine, config)
     except Exception as exc:  # fail open: the visitor gets the origin's page
@@ -60,6 +60,19 @@ async def handle(
         except Exception as again:
             stats.last_error = f"origin: {type(again).__name__}: {again}"[:300]
             return Outgoing(502, [("content-type", "text/plain")], "origin unavailable")
+
+
+def is_document(headers: Mapping[str, str]) -> bool:
+    """A page navigation, not an asset or an API call: only documents are personalized.
+
+    Browsers say so in ``Sec-Fetch-Dest``; without it, an ``Accept`` naming HTML (or none at all,
+    or ``*/*``: tools and crawlers) counts as a document.
+    """
+    dest = headers.get("sec-fetch-dest")
+    if dest:
+        return dest in ("document", "iframe")
+    accept = headers.get("accept", "*/*")
+    return "text/html" in accept or accept.strip() in ("", "*/*")
 
 
 def _origin(config: EdgeConfig, engine: Engine | None) -> str:
@@ -127,7 +140,7 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     cached = [
         visitors.cached_decision(engine.slots[n], *reuse[n])
         for n in wanted
-        if n in reuse and n not in fresh_names and _applies(engine, n, context.path)
+        if n in reuse and n not in fresh_names and applies(engine.slots[n].slot.paths, context.path)
     ]
     every = decisions + cached
     decision_us = io.cpu_us() - started
@@ -191,11 +204,6 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     else:
         out.headers.append(("x-edgepick-preview", "1"))
     return out
-
-
-def _applies(engine: Engine, name: str, path: str) -> bool:
-    paths = engine.slots[name].slot.paths
-    return not paths or any(path == p if p == "/" else path.startswith(p) for p in paths)
 
 
 async def _api(
@@ -317,7 +325,9 @@ def _beacon(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -> Ou
             {"accepted": 0, "errors": ["no valid visitor cookie: nothing to attribute"]}, 202
         )
     issued = frozenset(d[2] for d in who.state.decisions)
-    kept, errors = events.parse_beacon(req.body, who.state.visitor_id, now_ms, issued)
+    kept, errors = events.parse_beacon(
+        req.body, who.state.visitor_id, now_ms, issued, config.identity_key
+    )
     headers = []
     user = next((e["user"] for e in kept if e["type"] == events.IDENTIFY), None)
     if user and user != who.state.user_id:

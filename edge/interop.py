@@ -29,6 +29,7 @@ READ_HEADERS = (
     "user-agent",
     "referer",
     "sec-gpc",
+    "sec-fetch-dest",
     "cf-ipcountry",
     "content-type",
 )

@@ -17,7 +17,6 @@ reply, so every acknowledged event is durable.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +26,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from core.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, SIGNATURE_HEADER, problem, verify
+from core.events import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    SIGNATURE_HEADER,
+    loads,
+    problem,
+    verify,
+)
 from origin.store import EventStore
 
 SECRET_ENV = "EDGEPICK_SECRET"
@@ -80,7 +86,7 @@ async def read_signed(request: Request, secret: bytes, limit: int = MAX_BATCH_BY
 def parse_batch(body: bytes) -> list[dict[str, Any]]:
     """The events of a batch body; raises ``Refused`` naming the first problem."""
     try:
-        payload = json.loads(body)
+        payload = loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Refused(400, f"body: not valid JSON ({exc})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
@@ -123,7 +129,7 @@ async def decide_endpoint(request: Request) -> JSONResponse:
     try:
         body = await read_signed(request, service.secret, 64 * 1024)
         try:
-            payload = json.loads(body)
+            payload = loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise Refused(400, f"body: not valid JSON ({exc})") from None
         answer = await run_in_threadpool(service.decider.decide, payload)

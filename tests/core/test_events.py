@@ -58,3 +58,37 @@ def test_beacon_keeps_valid_outcomes_for_issued_decisions_only() -> None:
     assert all(events.problem(e) is None for e in kept)
     assert len(errors) == 4 and "events[2].decision" in errors[0]
     assert events.parse_beacon(b"{", "v", 1, frozenset()) == ([], ["body: not JSON"])
+
+
+def test_identify_needs_a_token_the_site_signed() -> None:
+    from core import identity
+
+    key = b"site-identity-key"
+    good = identity.sign("user-1", 2_000_000_000, key)
+    body = json.dumps(
+        {
+            "events": [
+                {"type": "identify", "token": good},
+                {"type": "identify", "user": "alice@example.com"},
+                {"type": "identify", "token": identity.sign("user-2", 100, key)},  # expired
+                {"type": "identify", "token": identity.sign("user-3", 2_000_000_000, b"other")},
+                {"type": "identify", "token": "abc.é.x"},
+            ]
+        }
+    ).encode()
+    kept, errors = events.parse_beacon(body, "v-1", 1_790_000_000_000, frozenset(), key)
+    assert [e["user"] for e in kept] == ["user-1"]
+    assert len(errors) == 4 and all("identity token" in e for e in errors)
+    assert events.parse_beacon(body, "v-1", 1_790_000_000_000, frozenset())[0] == []
+
+
+def test_deeply_nested_bodies_are_refused_before_parsing() -> None:
+    deep = b'{"events":' + b"[" * 16000 + b"]" * 16000 + b"}"
+    assert not events.shallow(deep)
+    kept, errors = events.parse_beacon(deep, "v", 1, frozenset())
+    assert kept == [] and "nested deeper" in errors[0]
+    assert events.shallow(b'{"events": [{"a": [1, {"b": 2}]}]}')
+
+
+def test_signature_check_never_raises_on_odd_header_values() -> None:
+    assert not events.verify(b"{}", "é\u2603", b"k")

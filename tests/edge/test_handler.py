@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from core import events, preview
+from core import events, identity, preview
 from core.snapshot import decode_header
 from edge.client_js import SOURCE as CLIENT_JS
 from edge.config import EdgeConfig, load
@@ -26,6 +26,7 @@ ENV = {
     "EVENTS_SECRET": "events-secret",
     "COOKIE_KEYS": "k2:new-cookie-secret,k1:old-cookie-secret",
     "PREVIEW_KEY": "preview-secret",
+    "IDENTITY_KEY": "identity-secret",
     "SNAPSHOT_TTL_SECONDS": "0",
 }
 UA_MOBILE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
@@ -224,13 +225,18 @@ def test_decide_api_and_beacon(fixture_blob: bytes) -> None:
                 {"type": "click", "decision": recs["decision"], "id": "c1"},
                 {"type": "conversion", "decision": recs["decision"], "value": 42.0},
                 {"type": "click", "decision": "forged"},
-                {"type": "identify", "user": "user-77"},
+                {
+                    "type": "identify",
+                    "token": identity.sign("user-77", edge.io.now // 1000 + 60, b"identity-secret"),
+                },
+                {"type": "identify", "user": "mallory", "token": "forged.1.x"},
             ]
         }
     ).encode()
     reply = edge.request("/_edgepick/events", method="POST", body=beacon)
     result = json.loads(reply.body)  # type: ignore[arg-type]
-    assert reply.status == 202 and result["accepted"] == 3 and len(result["errors"]) == 1
+    assert reply.status == 202 and result["accepted"] == 3 and len(result["errors"]) == 2
+    assert "not a valid identity token" in result["errors"][1]
     shipped = json.loads(edge.io.shipped[0][1])["events"]
     assert [e["type"] for e in shipped] == ["click", "conversion", "identify"]
     from core import cookie as cookies
@@ -395,3 +401,25 @@ def test_campaign_source_is_kept_as_a_flag(fixture_blob: bytes) -> None:
     edge.request("/c/running")
     state = cookies.decode(edge.jar["ep"], edge.config.keyring, None).state  # type: ignore[arg-type]
     assert "utm:newsletter" in state.flags
+
+
+def test_assets_are_forwarded_untouched_and_not_counted(fixture_blob: bytes) -> None:
+    from core import cookie as cookies
+
+    edge = Edge(fixture_blob)
+    edge.request("/", sec_fetch_dest="document")
+    for _ in range(3):
+        out = edge.request("/logo.png", sec_fetch_dest="image", accept="image/avif,image/*")
+        assert out.untouched and header(out, "set-cookie") is None
+    edge.request("/c/running", accept="text/html,application/xhtml+xml")
+    state = cookies.decode(edge.jar["ep"], edge.config.keyring, None).state  # type: ignore[arg-type]
+    assert state.page_views == 2
+
+
+def test_page_slot_paths_match_whole_segments() -> None:
+    from core.decide import applies
+
+    assert applies(("/spring",), "/spring") and applies(("/spring",), "/spring/sale")
+    assert not applies(("/spring",), "/springfield")
+    assert applies(("/",), "/") and not applies(("/",), "/about")
+    assert applies(("/c/",), "/c/running") and applies((), "/anything")
