@@ -115,29 +115,12 @@ def decide(
         steps: list[Step] = []
         eligible: Sequence[int] = prepared.active
         forced = -1
-        for rule in prepared.rules:
-            hit = matched.get(rule.audience)
-            if hit is None:
-                if attrs is None:
-                    if affinity is None and engine.reads_affinity:
-                        affinity = decayed_affinity(state, now, site.signals.half_life)
-                    attrs = engine.build_attributes(
-                        state, context, now, site.signals, affinity or {}
-                    )
-                predicate = engine.audiences.get(rule.audience)
-                hit = matched[rule.audience] = bool(predicate and predicate(attrs))
-            if not hit:
-                continue
-            if rule.force:
-                forced = rule.first
-                steps.append(("audience {} forces {}", (rule.audience, prepared.ids[forced])))
-                break
-            if eligible is prepared.active:  # the common case, narrowed once at prepare time
-                eligible = rule.from_active
-            else:
-                members, keep = rule.indices, rule.restrict
-                eligible = [i for i in eligible if (i in members) == keep]
-            steps.append(("audience {} {} to {}", (rule.audience, rule.verb, len(eligible))))
+        if prepared.rules:
+            if attrs is None:
+                if affinity is None and engine.reads_affinity:
+                    affinity = decayed_affinity(state, now, site.signals.half_life)
+                attrs = engine.build_attributes(state, context, now, site.signals, affinity or {})
+            forced, eligible = apply_rules(engine, prepared, attrs, matched, steps)
         if forced >= 0:
             out.append(_fixed(prepared, forced, Reason.RULE, decision_id, tuple(steps)))
             continue
@@ -191,6 +174,65 @@ def decide(
             )
         )
     return out
+
+
+def apply_rules(
+    engine: Engine,
+    prepared: PreparedSlot,
+    attrs: Mapping[str, Any],
+    matched: dict[str, bool],
+    steps: list[Step],
+) -> tuple[int, Sequence[int]]:
+    """The slot's audience rules, in order: (the forced arm or -1, the eligible arms).
+
+    ``matched`` memoizes audiences across the slots of one request; ``steps`` gets the trail.
+    """
+    eligible: Sequence[int] = prepared.active
+    for rule in prepared.rules:
+        hit = matched.get(rule.audience)
+        if hit is None:
+            predicate = engine.audiences.get(rule.audience)
+            hit = matched[rule.audience] = bool(predicate and predicate(attrs))
+        if not hit:
+            continue
+        if rule.force:
+            steps.append(("audience {} forces {}", (rule.audience, prepared.ids[rule.first])))
+            return rule.first, eligible
+        if eligible is prepared.active:  # the common case, narrowed once at prepare time
+            eligible = rule.from_active
+        else:
+            members, keep = rule.indices, rule.restrict
+            eligible = [i for i in eligible if (i in members) == keep]
+        steps.append(("audience {} {} to {}", (rule.audience, rule.verb, len(eligible))))
+    return -1, eligible
+
+
+def still_allowed(
+    engine: Engine,
+    state: VisitorState,
+    context: RequestContext,
+    now: int,
+    chosen: Mapping[str, str],
+) -> set[str]:
+    """The slots whose earlier choice (slot -> variant) the rules still allow for this request.
+
+    Reused session decisions go through this first: a rule that now forces another variant or
+    excludes this one (a compliance rule for the visitor's country, say) wins over the cache.
+    """
+    site = engine.site
+    affinity = decayed_affinity(state, now, site.signals.half_life) if engine.reads_affinity else {}
+    attrs = engine.build_attributes(state, context, now, site.signals, affinity)
+    matched: dict[str, bool] = {}
+    allowed = set()
+    for name, variant in chosen.items():
+        prepared = engine.slots.get(name)
+        if prepared is None or variant not in prepared.index_of:
+            continue
+        arm = prepared.index_of[variant]
+        forced, eligible = apply_rules(engine, prepared, attrs, matched, [])
+        if forced == arm or (forced < 0 and arm in eligible):
+            allowed.add(name)
+    return allowed
 
 
 def applies(paths: tuple[str, ...], path: str) -> bool:

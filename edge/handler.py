@@ -130,7 +130,7 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
         found_profile = decode_profile(await io.kv_get(profile_key(state.user_id), True))
         if found_profile is not None:
             state = merge_profile(state, found_profile, engine.site.signals)
-    reuse = visitors.reusable(before, state, engine) if who.stored else {}
+    reuse = visitors.reusable(before, state, engine, who.context, now) if who.stored else {}
     overrides = dict(who.preview.variants) if who.preview else None
     wanted = [s.slot.name for s in engine.slots.values() if s.slot.placement is Placement.INLINE]
     fresh_names = [n for n in wanted if n not in reuse or (overrides and n in overrides)]

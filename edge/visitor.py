@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from core import cookie, preview
 from core.cookie import CookieStatus
-from core.decide import Decision, Reason
+from core.decide import Decision, Reason, still_allowed
 from core.engine import Engine, PreparedSlot
 from core.features import RequestContext, VisitorState, record_page_view
 from edge.config import EdgeConfig
@@ -55,9 +55,10 @@ def after_page_view(
 
 
 def reusable(
-    before: VisitorState, after: VisitorState, engine: Engine
+    before: VisitorState, after: VisitorState, engine: Engine, context: RequestContext, now: int
 ) -> dict[str, tuple[str, str, float]]:
-    """This session's decisions that still hold: same session, same epoch, variant still active."""
+    """This session's decisions that still hold: same session and epoch, variant still active,
+    and still allowed by the audience rules for this request."""
     same_session = before.visits > 0 and before.session_start == after.session_start
     if not same_session or before.decisions_epoch != engine.site.epoch:
         return {}
@@ -66,7 +67,8 @@ def reusable(
         prepared = engine.slots.get(slot)
         if prepared is not None and prepared.index_of.get(variant, -1) in prepared.active:
             kept[slot] = (variant, decision_id, propensity)
-    return kept
+    allowed = still_allowed(engine, after, context, now, {s: v[0] for s, v in kept.items()})
+    return {s: v for s, v in kept.items() if s in allowed}
 
 
 def cached_decision(prepared: PreparedSlot, variant: str, decision_id: str, p: float) -> Decision:

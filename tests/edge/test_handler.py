@@ -55,14 +55,20 @@ class Edge:
         self.jar: dict[str, str] = {}
 
     def request(
-        self, path: str, method: str = "GET", body: bytes = b"", keep: bool = True, **headers: str
+        self,
+        path: str,
+        method: str = "GET",
+        body: bytes = b"",
+        keep: bool = True,
+        country: str = "US",
+        **headers: str,
     ) -> Outgoing:
         hdrs = {k.replace("_", "-").lower(): v for k, v in headers.items()}
         if self.jar and "cookie" not in hdrs:
             hdrs["cookie"] = "; ".join(f"{k}={v}" for k, v in self.jar.items())
         out = asyncio.run(
             handle(
-                Incoming(method, f"https://shop.test{path}", hdrs, "US", body),
+                Incoming(method, f"https://shop.test{path}", hdrs, country, body),
                 self.io,
                 self.cache,
                 self.config,
@@ -423,3 +429,19 @@ def test_page_slot_paths_match_whole_segments() -> None:
     assert not applies(("/spring",), "/springfield")
     assert applies(("/",), "/") and not applies(("/",), "/about")
     assert applies(("/c/",), "/c/running") and applies((), "/anything")
+
+
+def test_reused_decisions_still_obey_the_rules(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    for i in range(200):  # a US visitor who was shown the price-match promo
+        edge.jar.clear()
+        edge.request("/", user_agent=f"agent {i}")
+        edge.io.shipped.clear()
+        page = edge.request("/c/running", user_agent=f"agent {i}")
+        if "We match it" in page.page.handle:  # type: ignore[union-attr]
+            break
+    else:
+        pytest.fail("no visitor got promo-price-match")
+    out = edge.request("/c/running", country="DE")  # same session, now from the EU
+    assert "We match it" not in out.page.handle  # type: ignore[union-attr]
+    assert [e["slot"] for e in edge.exposures()] == ["promo"]  # decided afresh, and logged
