@@ -105,7 +105,8 @@ def _payload(state: VisitorState, categories: int, decisions: int) -> bytes:
 def encode(state: VisitorState, keyring: Keyring, max_bytes: int = 1024) -> str:
     """The signed cookie value within ``max_bytes``.
 
-    Over budget, cached decisions go first (they can be made again), then the weakest affinities.
+    Over budget, cached decisions go first (they can be made again), then the weakest
+    affinities, then flags; ``ValueError`` only if even the bare visitor does not fit.
     """
     kid = keyring.current
     key = keyring.keys[kid]
@@ -113,12 +114,14 @@ def encode(state: VisitorState, keyring: Keyring, max_bytes: int = 1024) -> str:
     while True:
         signed = f"{VERSION}.{kid}.{_b64(_payload(state, categories, decisions))}"
         value = f"{signed}.{_b64(_mac(key, signed))}"
-        if len(value) <= max_bytes or categories == decisions == 0:
+        if len(value) <= max_bytes or (categories == decisions == 0 and not state.flags):
             break
         if decisions:
             decisions -= 1
-        else:
+        elif categories:
             categories -= 1
+        else:
+            state = state._replace(flags=frozenset(sorted(state.flags)[:-1]))
     if len(value) > max_bytes:
         raise ValueError(
             f"cookie is {len(value)} bytes even without affinities (budget {max_bytes})"

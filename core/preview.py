@@ -55,7 +55,7 @@ def decode(token: str, key: bytes, now: int) -> tuple[Preview | None, str]:
     """The preview and ``"ok"``, or ``None`` and why the token was refused (never raises)."""
     if not key:
         return None, "previews are not configured"
-    if not token or len(token) > MAX_TOKEN or token.count(".") != 1:
+    if not token or len(token) > MAX_TOKEN or token.count(".") != 1 or not token.isascii():
         return None, "malformed token"
     payload, mac = token.split(".")
     try:

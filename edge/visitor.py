@@ -13,6 +13,7 @@ from core.features import RequestContext, VisitorState, record_page_view
 from edge.config import EdgeConfig
 
 PREVIEW_PARAM = "edgepick_preview"
+MAX_UTM_FLAGS = 3  # campaign sources kept per visitor (the cookie has a byte budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,10 @@ def after_page_view(
     state: VisitorState, engine: Engine, context: RequestContext, now: int
 ) -> VisitorState:
     """Record the view; a campaign's UTM source is kept as a flag (``utm:newsletter``)."""
-    flags = frozenset({f"utm:{context.utm_source.lower()}"}) if context.utm_source else frozenset()
+    flags: frozenset[str] = frozenset()
+    utm = sum(1 for f in state.flags if f.startswith("utm:"))
+    if context.utm_source and utm < MAX_UTM_FLAGS:
+        flags = frozenset({f"utm:{context.utm_source.lower()[:24]}"})
     return record_page_view(state, now, context.path, engine.site.signals, flags)
 
 
@@ -107,7 +111,10 @@ def set_cookie(visitor: Visitor, engine: Engine, config: EdgeConfig) -> str | No
         return f"{spec.name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
     if not visitor.stored or config.keyring is None:
         return None
-    value = cookie.encode(visitor.state, config.keyring, spec.max_bytes)
+    try:
+        value = cookie.encode(visitor.state, config.keyring, spec.max_bytes)
+    except ValueError:  # over budget whatever is dropped: keep the visitor's old cookie
+        return None
     return f"{spec.name}={value}; Path=/; Max-Age={spec.max_age}; HttpOnly; SameSite=Lax{secure}"
 
 

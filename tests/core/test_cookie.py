@@ -130,3 +130,13 @@ def test_keyring_rejects_bad_ids() -> None:
         Keyring("missing", {"k": b"x"})
     with pytest.raises(ValueError, match=r"no '\.'"):
         Keyring("a.b", {"a.b": b"x"})
+
+
+def test_flags_are_dropped_before_giving_up() -> None:
+    state = VisitorState("v-1", flags=frozenset(f"flag-{i:02d}-" + "z" * 30 for i in range(20)))
+    value = cookie.encode(state, KEYS, max_bytes=300)
+    assert len(value) <= 300
+    kept = cookie.decode(value, KEYS, FRESH).state.flags
+    assert 0 < len(kept) < 20
+    with pytest.raises(ValueError, match="even without"):
+        cookie.encode(VisitorState("v" * 400), KEYS, max_bytes=200)

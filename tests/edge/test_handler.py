@@ -445,3 +445,22 @@ def test_reused_decisions_still_obey_the_rules(fixture_blob: bytes) -> None:
     out = edge.request("/c/running", country="DE")  # same session, now from the EU
     assert "We match it" not in out.page.handle  # type: ignore[union-attr]
     assert [e["slot"] for e in edge.exposures()] == ["promo"]  # decided afresh, and logged
+
+
+def test_many_campaign_sources_stay_within_the_cookie_budget(fixture_blob: bytes) -> None:
+    from core import cookie as cookies
+
+    edge = Edge(fixture_blob)
+    for i in range(12):
+        out = edge.request(f"/?utm_source={i}-{'campaign-' * 6}")
+        assert header(out, "set-cookie") is not None and edge.stats.errors == 0
+    state = cookies.decode(edge.jar["ep"], edge.config.keyring, None).state  # type: ignore[arg-type]
+    assert sum(f.startswith("utm:") for f in state.flags) == 3
+    assert all(len(f) <= 28 for f in state.flags) and state.decisions
+
+
+def test_odd_preview_tokens_are_refused_quietly(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    out = edge.request("/?edgepick_preview=abc.%C3%A9")
+    assert not out.untouched and edge.stats.errors == 0
+    assert header(out, "x-edgepick-preview") is None
