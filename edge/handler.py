@@ -26,6 +26,7 @@ from edge.io import EdgeIO, Incoming, Outgoing
 from edge.snapshots import SnapshotCache
 
 PREFIX = "/_edgepick/"
+MAX_BEACON_BYTES = 16 * 1024
 FORWARDED = ("accept", "accept-language", "cookie", "user-agent", "referer")
 
 
@@ -181,7 +182,10 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     out.headers.append(_server_timing(decision_us))
     out.headers.append(("cache-control", "private, no-store"))
     if who.preview is None:
-        shown = [d for d in decisions if d.slot in found]
+        # only what can be attributed is worth learning from: a visitor we keep a cookie for
+        # (clicks need it), on a real page view (not HEAD, not a bot)
+        loggable = who.stored and req.method == "GET" and who.context.device != "bot"
+        shown = [d for d in decisions if d.slot in found] if loggable else []
         if who.stored:  # only what was shown is a decision to keep for the session
             state = visitors.remember(state, shown, engine.site.epoch)
         who = visitors.Visitor(state, who.context, who.status, who.stored)
@@ -293,6 +297,7 @@ def _decide_api(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
                     state.user_id,
                 )
                 for d in decisions
+                if who.stored and who.context.device != "bot"
             ],
         )
     return _json(body, headers=headers)
@@ -312,7 +317,7 @@ def _public(engine: Engine, d: Decision) -> dict[str, Any]:
 
 def _beacon(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -> Outgoing:
     """``POST /_edgepick/events``: clicks, conversions and identify from the page."""
-    if len(req.body) > 16 * 1024:
+    if len(req.body) > MAX_BEACON_BYTES:
         return _json({"error": "body: over 16 KB"}, 413)
     now_ms = io.now_ms()
     cookies = parse_cookies(req.headers.get("cookie", ""))

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import traceback
 from collections.abc import Coroutine, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from js import Date, Headers, HTMLRewriter, Object, Promise, Request, Response, fetch
 from pyodide.ffi import create_once_callable, create_proxy, to_js
@@ -32,7 +34,10 @@ READ_HEADERS = (
     "sec-fetch-dest",
     "cf-ipcountry",
     "content-type",
+    "content-length",
 )
+BEACON_PATH = "/_edgepick/events"
+MAX_BEACON_BYTES = 16 * 1024
 POINTER_CACHE_TTL = 60  # seconds: Workers KV's minimum cacheTtl (it refuses less)
 BLOB_CACHE_TTL = 86_400  # snap/<id> is immutable
 
@@ -124,13 +129,14 @@ class JsIO:
             handlers.append(handler)
             rewriter = rewriter.on(selector, handler)
         try:
-            text = await rewriter.transform(page.handle).text()  # buffered: slots found are known
+            # buffered, so the slots found are known; bytes, so the page keeps its own charset
+            body = await rewriter.transform(page.handle).arrayBuffer()
         finally:
             for handler in handlers:
                 handler.destroy()
         headers = Headers.new(page.handle.headers)
         headers.delete("content-length")
-        rewritten = Response.new(text, js_object({"status": page.status, "headers": headers}))
+        rewritten = Response.new(body, js_object({"status": page.status, "headers": headers}))
         return Page(page.status, page.headers, rewritten), found
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
@@ -189,9 +195,14 @@ async def _incoming(request: Any) -> Incoming:
     cf = getattr(request, "cf", None)
     country = "" if _null(cf) else _var(cf, "country")
     method = str(request.method)
-    # a clone: the visitor's own body stays unread, for forwarding to the origin untouched
-    body = (await request.clone().text()).encode() if method == "POST" else b""
-    return Incoming(method, str(request.url), headers, country, body)
+    url = str(request.url)
+    body = b""
+    if method == "POST" and urlsplit(url).path == BEACON_PATH:
+        length = headers.get("content-length", "")
+        if not length.isdigit() or int(length) <= MAX_BEACON_BYTES:
+            # a clone: the body stays unread in the original (nothing else reads it, though)
+            body = (await request.clone().text()).encode()[: MAX_BEACON_BYTES + 1]
+    return Incoming(method, url, headers, country, body)
 
 
 def _response(out: Outgoing) -> Any:
@@ -214,8 +225,12 @@ async def serve(request: Any, env: Any, ctx: Any) -> Any:
     """Handle one request on either runtime; returns a JS Response."""
     raw_request = getattr(request, "js_object", request)
     raw_env = getattr(env, "_env", env)
-    config, cache, stats = _state(raw_env)
-    incoming = await _incoming(raw_request)
+    try:
+        config, cache, stats = _state(raw_env)
+        incoming = await _incoming(raw_request)
+    except Exception:  # fail open before anything is known: the origin answers
+        traceback.print_exc()
+        return await fetch(raw_request)
     out = await handle(incoming, JsIO(raw_request, raw_env, ctx), cache, config, stats)
     try:
         return _response(out)

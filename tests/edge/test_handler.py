@@ -189,7 +189,7 @@ def test_global_privacy_control_means_no_stored_features(fixture_blob: bytes) ->
     out = edge.request("/", sec_gpc="1", cookie="ep=v1.k2.abc.def")
     assert header(out, "set-cookie") == "ep=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
     assert out.page.handle.count("data-edgepick-decision=") == 4  # type: ignore[union-attr]
-    assert all(e["visitor"] for e in edge.exposures())
+    assert edge.exposures() == []  # nothing to attribute clicks to: nothing logged
 
 
 def test_page_slot_serves_a_variant_path_without_redirect(fixture_blob: bytes) -> None:
@@ -464,3 +464,10 @@ def test_odd_preview_tokens_are_refused_quietly(fixture_blob: bytes) -> None:
     out = edge.request("/?edgepick_preview=abc.%C3%A9")
     assert not out.untouched and edge.stats.errors == 0
     assert header(out, "x-edgepick-preview") is None
+
+
+def test_bots_and_head_requests_are_not_logged(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    edge.request("/", user_agent="Googlebot/2.1 (+http://www.google.com/bot.html)")
+    edge.request("/", method="HEAD")
+    assert edge.exposures() == []
