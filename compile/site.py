@@ -8,6 +8,7 @@ name (Thompson allocations, linear arm weights, cold-start allocations); see doc
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,9 @@ from core.model import (
     ThompsonPolicy,
     Variant,
 )
+
+SLOT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # it becomes an HTTP header name (x-edgepick-NAME)
+VARIANT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # header values, cookies, event ids
 
 TOP_KEYS = {"site", "cookie", "signals", "saved_groups", "audiences", "slots"}
 SLOT_KEYS = {
@@ -133,6 +137,8 @@ def compile_site(
         if not isinstance(table, dict):
             r.add(f"slots.{name}", "expected a table", table)
             continue
+        if not SLOT_NAME.match(name):
+            r.add(f"slots.{name}", "a slot name may use only letters, digits, '-' and '_'", name)
         slot = _slot(r, name, table, known_audiences, model_slots.get(name, {}))
         if slot is not None:
             slots.append(slot)
@@ -231,6 +237,8 @@ def _slot(
     for vpath, vt in r.tables(table, "variants", path):
         r.known(vt, VARIANT_KEYS, vpath)
         vid = r.string(vt, "id", vpath)
+        if vid and not VARIANT_ID.match(vid):
+            r.add(f"{vpath}.id", "a variant id may use only letters, digits and - _ . :", vid)
         if vid in seen:
             r.add(f"{vpath}.id", "duplicate variant id", vid)
         seen.add(vid)

@@ -61,6 +61,13 @@ def _host(url: str) -> str:
         return ""
 
 
+def _matches(host: str, labels: list[str], name: str) -> bool:
+    """``google.`` matches a label (``www.google.de``); ``t.co`` the domain or a subdomain."""
+    if name.endswith("."):
+        return name[:-1] in labels[:-1]
+    return host == name or host.endswith("." + name)
+
+
 def referrer_class(referer: str, own_host: str, utm_medium: str = "") -> str:
     if utm_medium.lower() in ("email", "newsletter"):
         return "email"
@@ -71,8 +78,9 @@ def referrer_class(referer: str, own_host: str, utm_medium: str = "") -> str:
         return "other"
     if host == own_host.lower():
         return "internal"
-    for names, label in ((_SEARCH, "search"), (_SOCIAL, "social"), (_EMAIL, "email")):
-        if any(host == n or host.endswith("." + n) or n in host for n in names):
+    labels = host.split(".")
+    for names, label in ((_EMAIL, "email"), (_SOCIAL, "social"), (_SEARCH, "search")):
+        if any(_matches(host, labels, n) for n in names):
             return label
     return "other"
 

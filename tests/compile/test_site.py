@@ -127,3 +127,12 @@ def test_bad_files_are_config_errors(tmp_path: Any) -> None:
     model.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="must be a JSON object"):
         load_model(model)
+
+
+def test_names_that_become_headers_are_checked(config: dict[str, Any]) -> None:
+    bad = copy.deepcopy(config)
+    bad["slots"]["hero banner"] = bad["slots"].pop("cta")
+    bad["slots"]["hero"]["variants"][1]["id"] = "ä-主页"
+    found = problems_of(bad)
+    assert "slots.hero banner" in found
+    assert found["slots.hero.variants[1].id"].value == "ä-主页"

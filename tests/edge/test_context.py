@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+
+from edge.context import ConsentPolicy, device_class, has_consent, parse_cookies, referrer_class
+
+
+@pytest.mark.parametrize(
+    ("referer", "expected"),
+    [
+        ("", "direct"),
+        ("https://shop.test/c/running", "internal"),
+        ("https://www.google.com/search?q=boots", "search"),
+        ("https://www.google.co.uk/", "search"),
+        ("https://duckduckgo.com/", "search"),
+        ("https://t.co/abc", "social"),
+        ("https://m.facebook.com/", "social"),
+        ("https://mail.google.com/", "email"),
+        ("https://outlook.live.com/", "email"),
+        ("https://www.walmart.com/", "other"),
+        ("https://target.com/", "other"),
+        ("https://www.fedex.com/", "other"),
+        ("https://notgoogle.example/", "other"),
+        ("not a url", "other"),
+    ],
+)
+def test_referrer_classes(referer: str, expected: str) -> None:
+    assert referrer_class(referer, "shop.test") == expected
+
+
+def test_utm_medium_email_wins() -> None:
+    assert referrer_class("https://www.google.com/", "shop.test", "email") == "email"
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148", "mobile"),
+        ("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)", "tablet"),
+        ("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", "desktop"),
+        ("Googlebot/2.1 (+http://www.google.com/bot.html)", "bot"),
+        ("", "desktop"),
+    ],
+)
+def test_device_classes(agent: str, expected: str) -> None:
+    assert device_class(agent) == expected
+
+
+def test_consent() -> None:
+    opt_out, opt_in = ConsentPolicy(), ConsentPolicy(mode="opt-in")
+    assert has_consent({}, {}, opt_out) and not has_consent({}, {}, opt_in)
+    assert not has_consent({"sec-gpc": "1"}, {"ep_consent": "granted"}, opt_out)
+    assert not has_consent({}, {"ep_consent": "denied"}, opt_out)
+    assert has_consent({}, {"ep_consent": "granted"}, opt_in)
+    assert parse_cookies('a=1; ep="x.y"; a=2; junk') == {"a": "1", "ep": "x.y"}
