@@ -24,7 +24,7 @@ SOURCE = r"""// edgepick page client: fills async slots after render and sends c
     var els = document.querySelectorAll("[data-edgepick-slot][data-edgepick-async]"), names = [];
     for (var i = 0; i < els.length; i++) names.push(els[i].getAttribute("data-edgepick-slot"));
     if (!names.length) return;
-    fetch(base + "decide?slots=" + encodeURIComponent(names.join(",")) + "&path=" + encodeURIComponent(location.pathname), { credentials: "same-origin" })
+    fetch(base + "decide?slots=" + encodeURIComponent(names.join(",")) + "&path=" + encodeURIComponent(location.pathname) + "&search=" + encodeURIComponent(location.search) + "&referrer=" + encodeURIComponent(document.referrer), { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (data) {
         (data.decisions || []).forEach(function (d) {

@@ -253,15 +253,21 @@ async def _api(
 
 
 def _decide_api(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -> Outgoing:
-    """``GET /_edgepick/decide?slots=a,b&path=/page``: decisions as JSON (SPAs, async slots)."""
+    """``GET /_edgepick/decide?slots=a,b&path=/page&search=?utm..&referrer=URL``: decisions as
+    JSON (single-page apps, async slots), in the context of the page that asks (its path, its
+    query string and its own referrer, which the client script passes along)."""
     now_ms = io.now_ms()
     now = now_ms // 1000
-    query = dict(parse_qsl(urlsplit(req.url).query))
+    parts = urlsplit(req.url)
+    query = dict(parse_qsl(parts.query))
     names = [n for n in query.get("slots", "").split(",") if n][:20]
     path = query.get("path", "/")
-    url = f"https://edge{path if path.startswith('/') else '/'}"
+    search = query.get("search", "").lstrip("?")
+    page_url = f"{parts.scheme}://{parts.netloc}{path if path.startswith('/') else '/'}"
+    page_url += f"?{search}" if search else ""
+    headers = {**req.headers, "referer": query.get("referrer", "")}
     cookies = parse_cookies(req.headers.get("cookie", ""))
-    context = request_context(url, req.headers, cookies, req.country, now, config.consent)
+    context = request_context(page_url, headers, cookies, req.country, now, config.consent)
     started = io.cpu_us()
     who = visitors.identify(engine, config, cookies, context, query, now, io.token())
     overrides = dict(who.preview.variants) if who.preview else None

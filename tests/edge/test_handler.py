@@ -471,3 +471,21 @@ def test_bots_and_head_requests_are_not_logged(fixture_blob: bytes) -> None:
     edge.request("/", user_agent="Googlebot/2.1 (+http://www.google.com/bot.html)")
     edge.request("/", method="HEAD")
     assert edge.exposures() == []
+
+
+def test_decide_api_sees_the_asking_page_context(fixture_blob: bytes) -> None:
+    """The page's own query string reaches the rules: newsletter visitors get the restricted
+    promos (fixtures/site.toml: audience newsletter restricts promo to two variants)."""
+    edge = Edge(fixture_blob)
+    seen = set()
+    for i in range(40):
+        edge.jar.clear()
+        out = edge.request(
+            "/_edgepick/decide?slots=promo&path=/c/running&search=%3Futm_source%3Dnewsletter"
+            "&referrer=https%3A%2F%2Fwww.google.com%2F",
+            user_agent=f"agent {i}",
+        )
+        (decision,) = json.loads(out.body)["decisions"]  # type: ignore[arg-type]
+        if decision["reason"] != "holdout":
+            seen.add(decision["variant"])
+    assert seen and seen <= {"promo-member-code", "promo-free-shipping"}
