@@ -18,7 +18,6 @@ probability the policy gave.
 from __future__ import annotations
 
 import math
-import sys
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,13 +30,14 @@ from core.model import Exploration, FixedPolicy, LinearPolicy, Policy, ThompsonP
 
 Probabilities = list[float]
 
-if sys.version_info >= (3, 12):  # Pyodide and workerd: the fastest dot product there
-    dot: Callable[[Sequence[float], Sequence[float]], float] = math.sumprod
-else:  # CPython 3.11: map/sum run in C
+def dot(a: Sequence[float], b: Sequence[float]) -> float:
+    """The dot product, correctly rounded (``fsum`` of the rounded products).
 
-    def dot(a: Sequence[float], b: Sequence[float]) -> float:
-        total: float = sum(map(mul, a, b))
-        return total
+    The same bits on every Python: the edge (3.12/3.13 in Pyodide) and the origin (3.11+), so a
+    score, and the propensity logged from it, replays exactly (``math.sumprod`` and a plain sum
+    round differently, and ``sumprod`` only exists from 3.12).
+    """
+    return math.fsum(map(mul, a, b))
 
 
 def pick(cumulative: Sequence[float], u: float) -> int:

@@ -265,9 +265,9 @@ def _decide_api(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     search = query.get("search", "").lstrip("?")
     page_url = f"{parts.scheme}://{parts.netloc}{path if path.startswith('/') else '/'}"
     page_url += f"?{search}" if search else ""
-    headers = {**req.headers, "referer": query.get("referrer", "")}
+    page_headers = {**req.headers, "referer": query.get("referrer", "")}
     cookies = parse_cookies(req.headers.get("cookie", ""))
-    context = request_context(page_url, headers, cookies, req.country, now, config.consent)
+    context = request_context(page_url, page_headers, cookies, req.country, now, config.consent)
     started = io.cpu_us()
     who = visitors.identify(engine, config, cookies, context, query, now, io.token())
     overrides = dict(who.preview.variants) if who.preview else None
