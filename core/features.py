@@ -53,7 +53,7 @@ class RequestContext:
     referrer: str = "direct"  # direct, search, social, email, internal, other
     utm_source: str = ""
     utm_campaign: str = ""
-    hour: int = 12  # visitor-local hour, 0..23
+    hour: int = 12  # hour of the day, 0..23 (UTC at the edge: request.cf carries no offset here)
     weekday: int = 0  # 0 = Monday
     consent: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)

@@ -6,7 +6,9 @@ GrowthBook hashes with 32-bit FNV-1a (Fowler, Noll, Vo; http://www.isthe.com/cho
 
 over the code points c_i of the string. Version 1 returns ``(fnv(value + seed) mod 1000) / 1000``;
 version 2 returns ``(fnv(str(fnv(seed + value))) mod 10000) / 10000`` (the second pass fixes the
-poor avalanche of the first). Same visitor and seed -> same bucket as in every GrowthBook SDK.
+poor avalanche of the first). Same visitor and seed -> same bucket as in GrowthBook's SDKs; the
+JavaScript SDK hashes UTF-16 code units, so it differs only for ids with characters beyond the
+Basic Multilingual Plane (emoji), where this matches the Python SDK.
 """
 
 from __future__ import annotations
