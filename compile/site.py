@@ -77,6 +77,7 @@ POLICY_KEYS = {
     "gamma",
     "features",
     "cold_start",
+    "segments",
 }
 
 
@@ -267,7 +268,9 @@ def _slot(
         r.add(f"{path}.variants", "no variant is active: the slot would always serve its default")
     rules = _rules(r, table, path, audiences, seen)
     learned = learned if isinstance(learned, dict) else {}
-    policy = _policy(r, r.table(table, "policy", path), path, variants, weights, scores, learned)
+    policy = _policy(
+        r, r.table(table, "policy", path), path, variants, weights, scores, learned, audiences
+    )
     return Slot(
         name=name,
         granularity=granularity,
@@ -359,6 +362,7 @@ def _policy(
     weights: list[float],
     scores: list[tuple[str, dict[str, Any]]],
     learned: dict[str, Any],
+    audiences: set[str],
 ) -> Policy:
     ppath = f"{path}.policy"
     r.known(table, POLICY_KEYS, ppath)
@@ -369,7 +373,30 @@ def _policy(
         total = sum(weights) or 1.0
         return FixedPolicy(tuple(w / total for w in weights), r.string(table, "seed", ppath, ""))
     if kind == "thompson":
-        return ThompsonPolicy(allocation, floor)
+        segments = r.strings(table, "segments", ppath, [])
+        learned_segments = learned.get("segments", {})
+        if not isinstance(learned_segments, dict):
+            r.add(
+                f"model.{path}.segments", "expected an object keyed by audience", learned_segments
+            )
+            learned_segments = {}
+        for i, name in enumerate(segments):
+            if name not in audiences:
+                r.add(f"{ppath}.segments[{i}]", "no such audience", name)
+        for name in learned_segments:
+            if name not in segments:
+                r.add(f"model.{path}.segments.{name}", "not one of the policy's segments")
+        weights_by_segment = tuple(
+            _by_name(
+                r,
+                learned_segments.get(name),
+                variants,
+                f"model.{path}.segments.{name}",
+                list(allocation),
+            )
+            for name in segments
+        )
+        return ThompsonPolicy(allocation, floor, tuple(segments), weights_by_segment)
     if kind != "linear":
         r.add(f"{ppath}.kind", "must be one of: fixed, thompson, linear", kind)
         return FixedPolicy(tuple(weights))

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from core.engine import Engine, PreparedSlot
 from core.features import RequestContext, VisitorState, decayed_affinity, vector
 from core.hashing import short_id, unit_draw
-from core.policies import pick
+from core.policies import PreparedThompson, pick
 
 HOLDOUT_SEED = "edgepick-holdout"
 
@@ -56,6 +56,7 @@ class Decision(NamedTuple):
     features: tuple[float, ...]
     steps: tuple[Step, ...]
     scores: tuple[float, ...] = ()
+    segment: str = ""  # the audience whose own allocation was used ("" for the slot's)
 
     @property
     def trail(self) -> tuple[str, ...]:
@@ -140,7 +141,16 @@ def decide(
                     affinity = decayed_affinity(state, now, site.signals.half_life)
                 cached = vectors[key] = vector(policy.extractors, state, context, affinity, now)
             x = cached
-        scored = policy.score(eligible, x, state.is_new)
+        segment = ""
+        if isinstance(policy, PreparedThompson) and policy.segments:
+            if attrs is None:
+                if affinity is None and engine.reads_affinity:
+                    affinity = decayed_affinity(state, now, site.signals.half_life)
+                attrs = engine.build_attributes(state, context, now, site.signals, affinity or {})
+            segment = _segment(engine, policy.segments, attrs, matched)
+        if segment:
+            steps.append(("allocation of segment {}", (segment,)))
+        scored = policy.for_segment(segment).score(eligible, x, state.is_new)
         u = policy.draw(visitor_id)
         probs = scored.probabilities
         i = pick(scored.cumulative, u)
@@ -171,9 +181,24 @@ def decide(
                 x,
                 tuple(steps),
                 scored.scores,
+                segment,
             )
         )
     return out
+
+
+def _segment(
+    engine: Engine, segments: tuple[str, ...], attrs: Mapping[str, Any], matched: dict[str, bool]
+) -> str:
+    """The first of a Thompson slot's segments (audiences) the visitor is in, or ""."""
+    for name in segments:
+        hit = matched.get(name)
+        if hit is None:
+            predicate = engine.audiences.get(name)
+            hit = matched[name] = bool(predicate and predicate(attrs))
+        if hit:
+            return name
+    return ""
 
 
 def apply_rules(

@@ -49,6 +49,7 @@ def exposure(
         "propensity": decision.propensity,
         "policy": decision.policy,
         "reason": decision.reason.value,
+        "segment": decision.segment,
         "snapshot": snapshot_id,
         "features": list(decision.features),
         "decision_us": decision_us,

@@ -77,10 +77,17 @@ class FixedPolicy:
 
 @dataclass(frozen=True, slots=True)
 class ThompsonPolicy:
-    """Allocation weights P(best) computed by the origin from Beta posteriors, plus a floor."""
+    """Allocation weights P(best) computed by the origin from Beta posteriors, plus a floor.
+
+    ``segments`` name audiences with allocations of their own (``segment_weights``, in the same
+    order): a visitor in the first matching one is allocated by its weights, others by
+    ``weights``; the origin learns one posterior per (slot, variant, segment).
+    """
 
     weights: tuple[float, ...]
     floor: float = 0.05
+    segments: tuple[str, ...] = ()
+    segment_weights: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

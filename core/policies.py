@@ -30,6 +30,7 @@ from core.model import Exploration, FixedPolicy, LinearPolicy, Policy, ThompsonP
 
 Probabilities = list[float]
 
+
 def dot(a: Sequence[float], b: Sequence[float]) -> float:
     """The dot product, correctly rounded (``fsum`` of the rounded products).
 
@@ -137,6 +138,10 @@ class PreparedPolicy:
     def draw(self, visitor_id: str) -> float:
         return unit_draw(visitor_id, self.slot, self.epoch)
 
+    def for_segment(self, segment: str) -> PreparedPolicy:
+        """The policy that allocates within ``segment`` (itself where segments do not apply)."""
+        return self
+
 
 class _ContextFree(PreparedPolicy):
     """Probabilities depend only on the eligible set: computed once per distinct set."""
@@ -179,6 +184,14 @@ class PreparedThompson(_ContextFree):
 
     def __init__(self, policy: ThompsonPolicy, slot: str, epoch: int) -> None:
         super().__init__(slot, epoch, policy.weights, policy.floor)
+        self.segments = policy.segments
+        self.by_segment: dict[str, PreparedPolicy] = {
+            name: _ContextFree(slot, epoch, weights, policy.floor)
+            for name, weights in zip(policy.segments, policy.segment_weights, strict=True)
+        }
+
+    def for_segment(self, segment: str) -> PreparedPolicy:
+        return self.by_segment.get(segment, self) if segment else self
 
 
 class PreparedLinear(PreparedPolicy):

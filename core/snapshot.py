@@ -128,7 +128,15 @@ def _policy_tree(policy: Policy) -> dict[str, Any]:
     if isinstance(policy, FixedPolicy):
         return {"kind": "fixed", "weights": list(policy.weights), "seed": policy.seed}
     if isinstance(policy, ThompsonPolicy):
-        return {"kind": "thompson", "weights": list(policy.weights), "floor": policy.floor}
+        return {
+            "kind": "thompson",
+            "weights": list(policy.weights),
+            "floor": policy.floor,
+            "segments": [
+                [name, list(w)]
+                for name, w in zip(policy.segments, policy.segment_weights, strict=True)
+            ],
+        }
     return {
         "kind": "linear",
         "features": list(policy.features),
@@ -233,9 +241,16 @@ def _policy_from(tree: Any, path: str) -> Policy:
             _floats(tree.get("weights"), f"{path}.weights"), _get(tree, "seed", str, path)
         )
     if kind == "thompson":
+        names, weights = [], []
+        for p, pair in _items(tree, "segments", path):
+            name, values = _need(pair, list, p)
+            names.append(_need(name, str, p))
+            weights.append(_floats(values, f"{p}[1]"))
         return ThompsonPolicy(
             _floats(tree.get("weights"), f"{path}.weights"),
             _num(tree.get("floor"), f"{path}.floor"),
+            tuple(names),
+            tuple(weights),
         )
     if kind == "linear":
         arms = []
@@ -296,6 +311,10 @@ def _check_slot(slot: Slot, path: str) -> None:
         raise SnapshotError(f"{path}.default: {slot.default!r} is not one of the slot's variants")
     count = len(slot.variants)
     policy = slot.policy
+    if isinstance(policy, ThompsonPolicy):
+        for name, weights in zip(policy.segments, policy.segment_weights, strict=True):
+            if len(weights) != count:
+                raise SnapshotError(f"{path}.policy.segments.{name}: not sized for {count}")
     sized = len(policy.arms) if isinstance(policy, LinearPolicy) else len(policy.weights)
     if sized != count:
         raise SnapshotError(f"{path}.policy: sized for {sized} variants, not {count}")

@@ -142,6 +142,11 @@ class Aggregates:
 BLOCK_ROWS = 8192
 
 
+def segment_key(slot: str, segment: str) -> str:
+    """Where a slot's per-segment statistics are kept in ``Aggregates`` (beside the slot's)."""
+    return f"{slot}@{segment}"
+
+
 def aggregate(
     rows: Iterable[TrainingRow], widths: Mapping[str, int], learnable_only: bool = True
 ) -> Aggregates:
@@ -157,6 +162,10 @@ def aggregate(
                 out.stats(row.slot, row.variant).add_block(xs, rs)
                 xs.clear()
                 rs.clear()
+            if row.segment:  # also counted in its segment's own posterior (Thompson slots)
+                out.stats(segment_key(row.slot, row.segment), row.variant).add_block(
+                    [row.features], [row.reward]
+                )
     for (slot, variant), (xs, rs) in grouped.items():
         if xs:
             out.stats(slot, variant).add_block(xs, rs)

@@ -111,7 +111,8 @@ def replay(
     for eligible in candidates(prepared):
         if arm not in eligible:
             continue
-        probs = prepared.policy.score(eligible, row.features, new).probabilities
+        policy = prepared.policy.for_segment(row.segment)
+        probs = policy.score(eligible, row.features, new).probabilities
         if abs(probs[arm] - row.propensity) <= tol * max(1.0, row.propensity):
             return eligible, probs
     return None
@@ -145,7 +146,8 @@ def target_distribution(
     x = row.features
     if prepared.policy.extractors and len(x) != len(prepared.policy.extractors):
         return None
-    probs = prepared.policy.score(elig, x, row.reason == "fallback").probabilities
+    policy = prepared.policy.for_segment(row.segment)
+    probs = policy.score(elig, x, row.reason == "fallback").probabilities
     if target == "greedy":
         best = max(elig, key=lambda i: probs[i])
         out[index[prepared.ids[best]]] = 1.0

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from core.model import Lifecycle, LinearPolicy, Site, Slot, ThompsonPolicy, Variant
-from origin.aggregates import Aggregates, ArmStats
+from origin.aggregates import Aggregates, ArmStats, segment_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +178,13 @@ def learn(
             continue
         if isinstance(slot.policy, ThompsonPolicy):
             slots[slot.name] = {"weights": thompson_weights(slot, arms, config, rng)}
+            segments = {}
+            for name in slot.policy.segments:  # one posterior per (slot, variant, segment)
+                seg_arms = aggregates.slot_arms(segment_key(slot.name, name))
+                if any(s.n for s in seg_arms.values()):
+                    segments[name] = thompson_weights(slot, seg_arms, config, rng)
+            if segments:
+                slots[slot.name]["segments"] = segments
         elif isinstance(slot.policy, LinearPolicy):
             entry: dict[str, Any] = {"cold_start": thompson_weights(slot, arms, config, rng)}
             models = linear_models(slot, arms, config)

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS exposures (
     id TEXT PRIMARY KEY, ts INTEGER NOT NULL, visitor TEXT NOT NULL, user TEXT NOT NULL,
     slot TEXT NOT NULL, variant TEXT NOT NULL, propensity REAL NOT NULL, policy TEXT NOT NULL,
     reason TEXT NOT NULL, snapshot TEXT NOT NULL, features TEXT NOT NULL,
-    decision_us INTEGER NOT NULL, device TEXT NOT NULL, country TEXT NOT NULL, path TEXT NOT NULL
+    decision_us INTEGER NOT NULL, device TEXT NOT NULL, country TEXT NOT NULL, path TEXT NOT NULL,
+    segment TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS exposures_ts ON exposures (ts);
 CREATE INDEX IF NOT EXISTS exposures_visitor ON exposures (visitor);
@@ -97,6 +98,7 @@ _EXPOSURE_COLUMNS = (
     "device",
     "country",
     "path",
+    "segment",
 )
 
 
@@ -123,6 +125,9 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(exposures)")}
+        if "segment" not in columns:  # a store written before segments existed
+            self._db.execute("ALTER TABLE exposures ADD COLUMN segment TEXT NOT NULL DEFAULT ''")
 
     def append(self, events: Sequence[Mapping[str, Any]]) -> Appended:
         """Write a batch in one transaction; returns once it is committed to disk."""
@@ -160,6 +165,7 @@ class SqliteStore:
                 _text(event, "device"),
                 _text(event, "country"),
                 _text(event, "path"),
+                _text(event, "segment"),
             )
             marks = ",".join("?" * len(row))
             names = ",".join(_EXPOSURE_COLUMNS)

@@ -68,6 +68,7 @@ class TrainingRow:
     conversions: int
     value: float
     reward: float
+    segment: str = ""  # the Thompson segment (audience) whose allocation chose the variant
 
     @property
     def learnable(self) -> bool:
@@ -91,6 +92,7 @@ def rows_from(joined: Iterable[Joined], reward: Reward) -> Iterator[TrainingRow]
             conversions=j.conversions,
             value=j.value,
             reward=reward(j.clicks, j.conversions, j.value),
+            segment=str(e.get("segment") or ""),
         )
 
 

@@ -203,3 +203,22 @@ def test_attribute_documents_for_every_subset_of_keys() -> None:
         keys = ALL_ATTRIBUTES[:n]
         built = AttributeBuilder(keys)(visitor(1), DESKTOP_US, NOW, Signals(), full["affinity"])
         assert built == {k: full[k] for k in keys}
+
+
+def test_thompson_segments_have_their_own_allocation(engine: Any) -> None:
+    mobile = RequestContext(path="/", device="mobile", country="US", referrer="search")
+    slot = engine.slots["headline"].slot
+    mobile_weights = dict(zip(slot.policy.segments, slot.policy.segment_weights, strict=True))[
+        "mobile"
+    ]
+    for i in range(300):
+        d = decide(engine, visitor(i), mobile, NOW, ["headline"])[0]
+        if d.reason is Reason.HOLDOUT:
+            continue
+        assert d.segment == "mobile" and ("allocation of segment {}", ("mobile",)) in d.steps
+        active = engine.slots["headline"].active
+        total = sum(mobile_weights[j] for j in active)
+        expected = 0.9 * mobile_weights[d.arm] / total + 0.1 / len(active)
+        assert d.propensity == pytest.approx(expected)
+    desktop = decide(engine, visitor(1), DESKTOP_US, NOW, ["headline"])[0]
+    assert desktop.segment == ""

@@ -51,6 +51,13 @@ def slots(draw: st.DrawFn) -> Slot:
             st.builds(FixedPolicy, st.tuples(*[weights] * n), text),
             st.builds(ThompsonPolicy, st.tuples(*[weights] * n), weights),
             st.builds(
+                ThompsonPolicy,
+                st.tuples(*[weights] * n),
+                weights,
+                st.just(("segment-a", "segment-b")),
+                st.tuples(st.tuples(*[weights] * n), st.tuples(*[weights] * n)),
+            ),
+            st.builds(
                 LinearPolicy,
                 st.just(features),
                 st.tuples(
