@@ -156,15 +156,15 @@ def _demo(args: argparse.Namespace) -> int:
             message="fixture site",
         )
     )
-    personas = None if args.explain_only else "loyal_runner"
-    print(f"\n$ edgepick explain {out} --persona {personas or '(all)'}\n")
+    slots = None if args.explain_only else "hero,headline,promo"
+    print(f"\n$ edgepick explain {out}" + (f" --slots {slots}" if slots else "") + "\n")
     _explain(
         argparse.Namespace(
             snapshot=str(out),
             personas=str(ROOT / "fixtures" / "personas.toml"),
-            persona=personas,
+            persona=None,
             visitor=None,
-            slots=None,
+            slots=slots,
             now=1_790_000_000,
             json=False,
         )
