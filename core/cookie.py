@@ -4,7 +4,8 @@ Format: ``v1.<key id>.<payload>.<mac>`` with base64url (unpadded) parts. The pay
 array ``[visitor_id, visits, first_seen, last_seen, session_start, page_views, stage,
 [category, q, ...], flags, user_id, [slot, variant, decision_id, propensity, ...], epoch]`` where
 ``q = round(16 * affinity)`` (1/16 of a page view).
-The MAC is the first 16 bytes of ``HMAC-SHA256(key, "v1.<key id>.<payload>")`` (RFC 2104).
+The tag is the first 16 bytes of ``HMAC-SHA256(key, "v1.<key id>.<payload>")`` (RFC 2104,
+``core.signing``).
 
 Keys rotate: the cookie names its key id; any known key verifies it, and a cookie signed with
 a key other than the current one is reported as ``rotated`` so the edge re-signs it.
@@ -13,20 +14,16 @@ Anything that does not verify decodes to the fresh visitor plus a reason, never 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from hashlib import sha256
 from typing import Any
 
 from core.features import VisitorState
 from core.packing import pack, unpack
+from core.signing import b64decode, b64encode, tag, valid
 
 VERSION = "v1"
-MAC_BYTES = 16
 QUANTUM = 16.0
 MAX_INPUT = 4096
 
@@ -68,18 +65,6 @@ class Decoded:
     status: CookieStatus
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(key: bytes, signed: str) -> bytes:
-    return hmac.new(key, signed.encode("ascii"), sha256).digest()[:MAC_BYTES]
-
-
 def _payload(state: VisitorState, categories: int, decisions: int) -> bytes:
     flat: list[Any] = []
     for category, score in state.affinity[:categories]:
@@ -112,8 +97,8 @@ def encode(state: VisitorState, keyring: Keyring, max_bytes: int = 1024) -> str:
     key = keyring.keys[kid]
     categories, decisions = len(state.affinity), len(state.decisions)
     while True:
-        signed = f"{VERSION}.{kid}.{_b64(_payload(state, categories, decisions))}"
-        value = f"{signed}.{_b64(_mac(key, signed))}"
+        signed = f"{VERSION}.{kid}.{b64encode(_payload(state, categories, decisions))}"
+        value = f"{signed}.{tag(key, signed)}"
         if len(value) <= max_bytes or (categories == decisions == 0 and not state.flags):
             break
         if decisions:
@@ -144,13 +129,7 @@ def decode(value: str | None, keyring: Keyring, fresh: VisitorState) -> Decoded:
     key = keyring.keys.get(kid)
     if key is None:
         return Decoded(fresh, CookieStatus.UNKNOWN_KEY)
-    try:
-        mac = _unb64(mac_b64)
-        signed = f"{version}.{kid}.{payload_b64}"
-        expected = _mac(key, signed)
-    except (binascii.Error, ValueError, UnicodeError):
-        return Decoded(fresh, CookieStatus.MALFORMED)
-    if not hmac.compare_digest(mac, expected):
+    if not valid(key, f"{version}.{kid}.{payload_b64}", mac_b64):
         return Decoded(fresh, CookieStatus.BAD_SIGNATURE)
     state = _state(payload_b64)
     if state is None:
@@ -160,7 +139,7 @@ def decode(value: str | None, keyring: Keyring, fresh: VisitorState) -> Decoded:
 
 def _state(payload_b64: str) -> VisitorState | None:
     try:
-        items = unpack(_unb64(payload_b64))
+        items = unpack(b64decode(payload_b64))
         vid, visits, first, last, start, views, stage, flat, flags, user, made, epoch = items
         ints = (visits, first, last, start, views)
         if not (isinstance(vid, str) and vid and all(type(n) is int and n >= 0 for n in ints)):

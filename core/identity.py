@@ -8,25 +8,16 @@ page (``edgepick.identify(token)``); the edge links the visitor to that user onl
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hmac
-from hashlib import sha256
+
+from core.signing import b64decode, b64encode, tag, valid
 
 MAX_TOKEN = 512
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _mac(key: bytes, signed: str) -> str:
-    return _b64(hmac.new(key, signed.encode("ascii"), sha256).digest()[:16])
-
-
 def sign(user: str, expires: int, key: bytes) -> str:
-    signed = f"{_b64(user.encode())}.{expires}"
-    return f"{signed}.{_mac(key, signed)}"
+    signed = f"{b64encode(user.encode())}.{expires}"
+    return f"{signed}.{tag(key, signed)}"
 
 
 def verify(token: str, key: bytes, now: int) -> str | None:
@@ -37,12 +28,12 @@ def verify(token: str, key: bytes, now: int) -> str | None:
     if len(parts) != 3 or not parts[1].isdigit():
         return None
     user_b64, expires, mac = parts
-    if not hmac.compare_digest(_mac(key, f"{user_b64}.{expires}").encode(), mac.encode()):
+    if not valid(key, f"{user_b64}.{expires}", mac):
         return None
     if int(expires) < now:
         return None
     try:
-        user = base64.urlsafe_b64decode(user_b64 + "=" * (-len(user_b64) % 4)).decode()
+        user = b64decode(user_b64).decode()
     except (binascii.Error, ValueError):
         return None
     return user if 0 < len(user) <= 128 else None

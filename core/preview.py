@@ -8,16 +8,14 @@ logs preview decisions as exposures and never lets a preview response be cached.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from hashlib import sha256
 from typing import Any
 
 from core.features import RequestContext, VisitorState
+from core.signing import b64decode, b64encode, tag, valid
 
 MAX_TOKEN = 2048
 
@@ -29,26 +27,14 @@ class Preview:
     variants: Mapping[str, str] = field(default_factory=dict)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(key: bytes, payload: str) -> str:
-    return _b64(hmac.new(key, payload.encode("ascii"), sha256).digest()[:16])
-
-
 def encode(preview: Preview, key: bytes) -> str:
     body = {
         "exp": preview.expires,
         "persona": dict(preview.persona),
         "variants": dict(preview.variants),
     }
-    payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
-    return f"{payload}.{_mac(key, payload)}"
+    payload = b64encode(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+    return f"{payload}.{tag(key, payload)}"
 
 
 def decode(token: str, key: bytes, now: int) -> tuple[Preview | None, str]:
@@ -59,9 +45,9 @@ def decode(token: str, key: bytes, now: int) -> tuple[Preview | None, str]:
         return None, "malformed token"
     payload, mac = token.split(".")
     try:
-        if not hmac.compare_digest(_mac(key, payload), mac):
+        if not valid(key, payload, mac):
             return None, "bad signature"
-        body = json.loads(_unb64(payload))
+        body = json.loads(b64decode(payload))
     except (ValueError, UnicodeError, binascii.Error):
         return None, "malformed token"
     if not isinstance(body, dict):
