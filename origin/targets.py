@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from compile.devstack import quiet_env
 from origin.registry import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +86,7 @@ class WranglerTarget:
         cmd += ["--persist-to", str(self.persist_to)]
         if self.config:
             cmd += ["--config", str(self.config)]
-        env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "CI": "1", "NO_COLOR": "1"}
+        env = quiet_env()
         try:
             done = subprocess.run(
                 cmd, cwd=self.cwd, env=env, capture_output=True, text=True, timeout=self.timeout
@@ -116,7 +117,7 @@ class WranglerTarget:
         cmd += ["--persist-to", str(self.persist_to)]
         if self.config:
             cmd += ["--config", str(self.config)]
-        env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "CI": "1", "NO_COLOR": "1"}
+        env = quiet_env()
         done = subprocess.run(cmd, cwd=self.cwd, env=env, capture_output=True, timeout=self.timeout)
         if done.returncode != 0 or done.stdout.strip() == b"Value not found":
             return None

@@ -17,7 +17,6 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from core import cookie, events
 from core.cookie import Keyring
 from core.features import VisitorState
 from core.snapshot import decode_header
+from tests.edge.collector import Collector
 
 HARNESS = ROOT / "tests" / "edge" / "pyodide_harness.mjs"
 PYODIDE = ROOT / "node_modules" / "pyodide" / "package.json"
@@ -48,40 +48,6 @@ pytestmark = [
         reason=f"{SDK_WHEEL.relative_to(ROOT)} missing: run `make setup` (it pip-downloads it)",
     ),
 ]
-
-
-class Collector:
-    """Records every batch POSTed to it, with its signature header."""
-
-    def __init__(self) -> None:
-        self.batches: list[tuple[bytes, str]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                owner.batches.append((body, self.headers.get(events.SIGNATURE_HEADER, "")))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def events(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for body, signature in self.batches:
-            assert events.verify(body, signature, EVENTS_SECRET.encode()), "bad batch signature"
-            found.extend(json.loads(body)["events"])
-        return found
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Reply(dict[str, Any]):
@@ -201,7 +167,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Iter
     build_bundle(tmp / "bundle")
     snapshot_id = decode_header(fixture_blob)[0].id
     (tmp / "site.snap").write_bytes(fixture_blob)
-    collector = Collector()
+    collector = Collector(EVENTS_SECRET.encode())
     store_port = free_port()
     store: Process | None = None
     harness: Harness | None = None

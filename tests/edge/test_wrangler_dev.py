@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,40 +20,12 @@ from core import cookie, events
 from core.cookie import Keyring
 from core.features import VisitorState
 from core.snapshot import decode_header
+from tests.edge.collector import Collector
 
 pytestmark = pytest.mark.skipif(not WRANGLER.exists(), reason="run `make setup` (npm ci) first")
 
 KEYS = "k1:e2e-cookie-secret"
 EDGEPICK = [sys.executable, "-m", "compile.cli"]
-
-
-class Collector:
-    """A stand-in collector: records every batch it is sent (the origin's own is tested apart)."""
-
-    def __init__(self) -> None:
-        self.batches: list[tuple[bytes, str]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                owner.batches.append((body, self.headers.get(events.SIGNATURE_HEADER, "")))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self) -> list[dict[str, Any]]:
-        found = []
-        for body, signature in self.batches:
-            assert events.verify(body, signature, b"e2e-events"), "unsigned batch"
-            found.extend(json.loads(body)["events"])
-        return found
 
 
 def publish(snapshot: Path, persist: Path, registry: Path) -> str:
@@ -83,7 +53,7 @@ def publish(snapshot: Path, persist: Path, registry: Path) -> str:
 class Stack:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.collector = Collector()
+        self.collector = Collector(b"e2e-events")
         self.origin_port = free_port()
         self.port = free_port()
         self.persist = tmp / "kv"
@@ -132,7 +102,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Iter
     finally:
         for process in stack.processes:
             process.stop()
-        stack.collector.server.shutdown()
+        stack.collector.stop()
 
 
 def decision_marks(body: bytes) -> set[str]:
