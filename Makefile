@@ -60,8 +60,9 @@ system-deps:
 	fi
 
 dev-vars:
-	test -f .dev.vars || printf 'COOKIE_KEYS=dev:%s\nEVENTS_SECRET=%s\nPREVIEW_KEY=%s\n' \
-		$$(openssl rand -hex 16) $$(openssl rand -hex 16) $$(openssl rand -hex 16) > .dev.vars
+	test -f .dev.vars || printf 'COOKIE_KEYS=dev:%s\nEVENTS_SECRET=%s\nPREVIEW_KEY=%s\nIDENTITY_KEY=%s\n' \
+		$$(openssl rand -hex 16) $$(openssl rand -hex 16) $$(openssl rand -hex 16) \
+		$$(openssl rand -hex 16) > .dev.vars
 
 dev: setup dev-vars
 	$(PY) -m compile.devstack

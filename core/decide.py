@@ -192,13 +192,20 @@ def _segment(
 ) -> str:
     """The first of a Thompson slot's segments (audiences) the visitor is in, or ""."""
     for name in segments:
-        hit = matched.get(name)
-        if hit is None:
-            predicate = engine.audiences.get(name)
-            hit = matched[name] = bool(predicate and predicate(attrs))
-        if hit:
+        if _in_audience(engine, name, attrs, matched):
             return name
     return ""
+
+
+def _in_audience(
+    engine: Engine, name: str, attrs: Mapping[str, Any], matched: dict[str, bool]
+) -> bool:
+    """Whether the visitor is in the audience, evaluated once per request (``matched``)."""
+    hit = matched.get(name)
+    if hit is None:
+        predicate = engine.audiences.get(name)
+        hit = matched[name] = bool(predicate and predicate(attrs))
+    return hit
 
 
 def apply_rules(
@@ -214,11 +221,7 @@ def apply_rules(
     """
     eligible: Sequence[int] = prepared.active
     for rule in prepared.rules:
-        hit = matched.get(rule.audience)
-        if hit is None:
-            predicate = engine.audiences.get(rule.audience)
-            hit = matched[rule.audience] = bool(predicate and predicate(attrs))
-        if not hit:
+        if not _in_audience(engine, rule.audience, attrs, matched):
             continue
         if rule.force:
             steps.append(("audience {} forces {}", (rule.audience, prepared.ids[rule.first])))
