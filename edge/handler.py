@@ -128,7 +128,10 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     before = who.state
     state = visitors.after_page_view(before, engine, context, now) if who.stored else before
     if who.stored and state.user_id and state.session_start == now:  # an identified new session
-        found_profile = decode_profile(await io.kv_get(profile_key(state.user_id), True))
+        waited = io.cpu_us()
+        blob = await io.kv_get(profile_key(state.user_id), True)
+        started += io.cpu_us() - waited  # the decision's time, not the KV read's
+        found_profile = decode_profile(blob)
         if found_profile is not None:
             state = merge_profile(state, found_profile, engine.site.signals)
     reuse = visitors.reusable(before, state, engine, who.context, now) if who.stored else {}
