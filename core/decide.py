@@ -118,9 +118,7 @@ def decide(
         forced = -1
         if prepared.rules:
             if attrs is None:
-                if affinity is None and engine.reads_affinity:
-                    affinity = decayed_affinity(state, now, site.signals.half_life)
-                attrs = engine.build_attributes(state, context, now, site.signals, affinity or {})
+                attrs, affinity = _attributes(engine, state, context, now, affinity)
             forced, eligible = apply_rules(engine, prepared, attrs, matched, steps)
         if forced >= 0:
             out.append(_fixed(prepared, forced, Reason.RULE, decision_id, tuple(steps)))
@@ -144,9 +142,7 @@ def decide(
         segment = ""
         if isinstance(policy, PreparedThompson) and policy.segments:
             if attrs is None:
-                if affinity is None and engine.reads_affinity:
-                    affinity = decayed_affinity(state, now, site.signals.half_life)
-                attrs = engine.build_attributes(state, context, now, site.signals, affinity or {})
+                attrs, affinity = _attributes(engine, state, context, now, affinity)
             segment = _segment(engine, policy.segments, attrs, matched)
         if segment:
             steps.append(("allocation of segment {}", (segment,)))
@@ -185,6 +181,20 @@ def decide(
             )
         )
     return out
+
+
+def _attributes(
+    engine: Engine,
+    state: VisitorState,
+    context: RequestContext,
+    now: int,
+    affinity: dict[str, float] | None,
+) -> tuple[dict[str, Any], dict[str, float] | None]:
+    """The request's attribute document, and the decayed affinity if it had to compute it."""
+    signals = engine.site.signals
+    if affinity is None and engine.reads_affinity:
+        affinity = decayed_affinity(state, now, signals.half_life)
+    return engine.build_attributes(state, context, now, signals, affinity or {}), affinity
 
 
 def _segment(
@@ -247,9 +257,7 @@ def still_allowed(
     Reused session decisions go through this first: a rule that now forces another variant or
     excludes this one (a compliance rule for the visitor's country, say) wins over the cache.
     """
-    site = engine.site
-    affinity = decayed_affinity(state, now, site.signals.half_life) if engine.reads_affinity else {}
-    attrs = engine.build_attributes(state, context, now, site.signals, affinity)
+    attrs = _attributes(engine, state, context, now, None)[0]
     matched: dict[str, bool] = {}
     allowed = set()
     for name, variant in chosen.items():

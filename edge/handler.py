@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 from core import events
 from core.decide import Decision, applies, decide
 from core.engine import Engine
+from core.features import VisitorState
 from core.model import Granularity, Placement
 from core.profile import decode_profile, merge_profile, profile_key
 from edge import visitor as visitors
@@ -76,16 +77,18 @@ def is_document(headers: Mapping[str, str]) -> bool:
     return "text/html" in accept or accept.strip() in ("", "*/*")
 
 
-def _origin(config: EdgeConfig, engine: Engine | None) -> str:
-    return config.origin_url or (engine.site.origin.rstrip("/") if engine else "")
+def _origin_url(config: EdgeConfig, engine: Engine | None, path: str, query: str) -> str:
+    origin = config.origin_url or (engine.site.origin.rstrip("/") if engine else "")
+    return origin + path + (f"?{query}" if query else "")
 
 
 async def _untouched(
     req: Incoming, io: EdgeIO, config: EdgeConfig, engine: Engine | None
 ) -> Outgoing:
     parts = urlsplit(req.url)
-    target = _origin(config, engine) + parts.path + (f"?{parts.query}" if parts.query else "")
-    page = await io.forward(target)  # the visitor's request as it came: method, headers, body
+    page = await io.forward(
+        _origin_url(config, engine, parts.path, parts.query)
+    )  # the visitor's request as it came: method, headers, body
     return Outgoing(page.status, page=page, untouched=True)
 
 
@@ -110,6 +113,38 @@ def _ship(io: EdgeIO, config: EdgeConfig, batch: list[dict[str, Any]]) -> None:
             body,
             {"content-type": "application/json", events.SIGNATURE_HEADER: signature},
         )
+
+
+def _cookie(
+    who: visitors.Visitor, state: VisitorState, engine: Engine, config: EdgeConfig
+) -> list[tuple[str, str]]:
+    """The Set-Cookie header for the visitor's new ``state`` (none when nothing is kept)."""
+    value = visitors.set_cookie(
+        visitors.Visitor(state, who.context, who.status, who.stored), engine, config
+    )
+    return [("set-cookie", value)] if value else []
+
+
+def _exposures(
+    shown: list[Decision],
+    who: visitors.Visitor,
+    state: VisitorState,
+    engine: Engine,
+    now_ms: int,
+    decision_us: float,
+) -> list[dict[str, Any]]:
+    return [
+        events.exposure(
+            d,
+            state.visitor_id,
+            engine.snapshot_id,
+            now_ms,
+            round(decision_us),
+            who.context,
+            state.user_id,
+        )
+        for d in shown
+    ]
 
 
 def _server_timing(decision_us: float) -> tuple[str, str]:
@@ -159,15 +194,13 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     headers = _forward(req.headers)
     for d in every:
         headers[f"x-edgepick-{d.slot}"] = d.variant
-    target = _origin(config, engine) + path + (f"?{parts.query}" if parts.query else "")
-    page = await io.fetch(target, headers)
+    page = await io.fetch(_origin_url(config, engine, path, parts.query), headers)
     if page_decision is not None and page.status >= 400 and path != parts.path:
         # the variant's page is missing at the origin: serve the URL's own page instead
         every = [d for d in every if d is not page_decision]
         decisions = [d for d in decisions if d is not page_decision]
         page_decision = None
-        fallback = _origin(config, engine) + parts.path + (f"?{parts.query}" if parts.query else "")
-        page = await io.fetch(fallback, headers)
+        page = await io.fetch(_origin_url(config, engine, parts.path, parts.query), headers)
 
     found: set[str] = set()
     if page.is_html:
@@ -191,23 +224,8 @@ async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
         shown = [d for d in decisions if d.slot in found] if loggable else []
         if who.stored:  # only what was shown is a decision to keep for the session
             state = visitors.remember(state, shown, engine.site.epoch)
-        who = visitors.Visitor(state, who.context, who.status, who.stored)
-        cookie_header = visitors.set_cookie(who, engine, config)
-        if cookie_header:
-            out.headers.append(("set-cookie", cookie_header))
-        exposures = [
-            events.exposure(
-                d,
-                state.visitor_id,
-                engine.snapshot_id,
-                now_ms,
-                round(decision_us),
-                who.context,
-                state.user_id,
-            )
-            for d in shown
-        ]
-        _ship(io, config, exposures)
+        out.headers += _cookie(who, state, engine, config)
+        _ship(io, config, _exposures(shown, who, state, engine, now_ms, decision_us))
     else:
         out.headers.append(("x-edgepick-preview", "1"))
     return out
@@ -285,30 +303,12 @@ def _decide_api(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     }
     headers = [_server_timing(decision_us)]
     if who.preview is None:
-        state = (
-            visitors.remember(who.state, decisions, engine.site.epoch) if who.stored else who.state
-        )
-        who = visitors.Visitor(state, who.context, who.status, who.stored)
-        cookie_header = visitors.set_cookie(who, engine, config)
-        if cookie_header:
-            headers.append(("set-cookie", cookie_header))
-        _ship(
-            io,
-            config,
-            [
-                events.exposure(
-                    d,
-                    state.visitor_id,
-                    engine.snapshot_id,
-                    now_ms,
-                    round(decision_us),
-                    who.context,
-                    state.user_id,
-                )
-                for d in decisions
-                if who.stored and who.context.device != "bot"
-            ],
-        )
+        state = who.state
+        if who.stored:
+            state = visitors.remember(state, decisions, engine.site.epoch)
+        headers += _cookie(who, state, engine, config)
+        shown = decisions if who.stored and who.context.device != "bot" else []
+        _ship(io, config, _exposures(shown, who, state, engine, now_ms, decision_us))
     return _json(body, headers=headers)
 
 
@@ -345,9 +345,6 @@ def _beacon(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -> Ou
     headers = []
     user = next((e["user"] for e in kept if e["type"] == events.IDENTIFY), None)
     if user and user != who.state.user_id:
-        who = visitors.Visitor(who.state._replace(user_id=user), who.context, who.status, True)
-        cookie_header = visitors.set_cookie(who, engine, config)
-        if cookie_header:
-            headers.append(("set-cookie", cookie_header))
+        headers += _cookie(who, who.state._replace(user_id=user), engine, config)
     _ship(io, config, kept)
     return _json({"accepted": len(kept), "errors": errors}, 202, headers)
