@@ -18,7 +18,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.peer_work import GB_CONDITIONS, GB_SEED, GB_VARIANTS, rules_site  # noqa: E402
+import bench.peer_work as work  # noqa: E402
+from bench.peer_work import GB_CONDITIONS, GB_SEED, GB_VARIANTS  # noqa: E402
 from bench.timing import measure  # noqa: E402
 from compile.build import build_snapshot  # noqa: E402
 from core import cookie  # noqa: E402
@@ -81,7 +82,8 @@ def growthbook_comparison() -> dict[str, Any]:
             ],
         }
     }
-    engine = Engine.from_site(rules_site())
+    # the visitors and context of bench/peer_work.py, so both benchmarks compare the same work
+    engine = Engine.from_site(work.rules_site())
     attrs = {
         "country": "US",
         "device": "mobile",
@@ -92,19 +94,19 @@ def growthbook_comparison() -> dict[str, Any]:
     gb = GrowthBook(attributes={**attrs, "id": "x"}, features=features)
 
     def ours(i: int) -> None:  # with a request id, as the edge passes one
-        decide(engine, visitor(i), CONTEXT, NOW, ("cta",), nonce=f"{i:016x}")
+        decide(engine, work.visitor(i), work.CONTEXT, work.NOW, ("cta",), nonce=f"{i:016x}")
 
     def theirs_reused(i: int) -> None:
-        gb.set_attributes({**attrs, "id": f"bench-{i}"})
+        gb.set_attributes({**attrs, "id": f"peer-{i}"})
         gb.eval_feature("cta")
 
     def theirs_per_request(i: int) -> None:
-        GrowthBook(attributes={**attrs, "id": f"bench-{i}"}, features=features).eval_feature("cta")
+        GrowthBook(attributes={**attrs, "id": f"peer-{i}"}, features=features).eval_feature("cta")
 
     # same visitors -> same variant: the two engines agree on what they compute
     agree = sum(
-        decide(engine, visitor(i), CONTEXT, NOW, ("cta",))[0].variant
-        == GrowthBook(attributes={**attrs, "id": f"bench-{i}"}, features=features)
+        decide(engine, work.visitor(i), work.CONTEXT, work.NOW, ("cta",))[0].variant
+        == GrowthBook(attributes={**attrs, "id": f"peer-{i}"}, features=features)
         .eval_feature("cta")
         .value
         for i in range(200)

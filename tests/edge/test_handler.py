@@ -19,6 +19,7 @@ from edge.io import Incoming, Outgoing
 from edge.snapshots import SnapshotCache
 from tests.conftest import FIXTURES
 from tests.edge.fakes import FakeIO
+from tests.edge.helpers import decision_marks
 
 ENV = {
     "ORIGIN_URL": "http://origin.test",
@@ -93,7 +94,7 @@ class Edge:
 
 def decision_ids(out: Outgoing) -> list[str]:
     html: str = out.page.handle  # type: ignore[union-attr]
-    return sorted(part.split('"')[1] for part in html.split("data-edgepick-decision=")[1:])
+    return sorted(decision_marks(html))
 
 
 def header(out: Outgoing, name: str) -> str | None:

@@ -24,11 +24,11 @@ import pytest
 
 from compile.bundle import build as build_bundle
 from compile.devstack import ROOT, Process, free_port, start_store
-from core import cookie, events
+from core import events
 from core.cookie import Keyring
 from core.features import VisitorState
 from core.snapshot import decode_header
-from tests.edge.collector import Collector
+from tests.edge.helpers import Collector, cookie_state, decision_marks
 
 HARNESS = ROOT / "tests" / "edge" / "pyodide_harness.mjs"
 PYODIDE = ROOT / "node_modules" / "pyodide" / "package.json"
@@ -199,13 +199,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Iter
 
 
 def state_of(value: str) -> VisitorState:
-    decoded = cookie.decode(value, KEYRING, VisitorState("fresh"))
-    assert decoded.status.valid, decoded.status
-    return decoded.state
-
-
-def marks(html: str) -> set[str]:
-    return {part.split('"')[1] for part in html.split("data-edgepick-decision=")[1:]}
+    return cookie_state(value, KEYRING)
 
 
 def test_personalized_page_and_cookie_honoured(stack: Stack) -> None:
@@ -225,7 +219,9 @@ def test_personalized_page_and_cookie_honoured(stack: Stack) -> None:
     again = state_of(second.cookie_value())
     assert again.visitor_id == state.visitor_id
     assert again.page_views == 2 and dict(again.affinity).get("running") == 1.0
-    assert marks(second.html) and marks(second.html) <= marks(first.html)  # session reuse
+    assert decision_marks(second.html) and decision_marks(second.html) <= decision_marks(
+        first.html
+    )  # session reuse
 
 
 @pytest.mark.parametrize("kind", ["tampered", "truncated", "oversized"])
@@ -270,7 +266,7 @@ def test_exposures_reach_the_collector_through_wait_until(stack: Stack) -> None:
     assert settled == {"count": 1, "rejected": []}
     mine = [e for e in stack.collector.events() if e["visitor"] == visitor]
     assert {e["slot"] for e in mine} == {"landing", "headline", "promo", "hero", "cta"}
-    assert {e["id"] for e in mine if e["slot"] != "landing"} == marks(reply.html)
+    assert {e["id"] for e in mine if e["slot"] != "landing"} == decision_marks(reply.html)
     for event in mine:
         assert events.problem(event) is None, event
         assert event["device"] == "mobile" and event["country"] == "DE"

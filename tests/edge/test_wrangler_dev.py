@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from compile.devstack import ROOT, WRANGLER, Process, free_port, start_store, start_wrangler
-from core import cookie, events
+from core import events
 from core.cookie import Keyring
 from core.features import VisitorState
 from core.snapshot import decode_header
-from tests.edge.collector import Collector
+from tests.edge.helpers import Collector, cookie_state, decision_marks
 
 pytestmark = pytest.mark.skipif(not WRANGLER.exists(), reason="run `make setup` (npm ci) first")
 
@@ -105,18 +105,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Iter
         stack.collector.stop()
 
 
-def decision_marks(body: bytes) -> set[str]:
-    return {p.split('"')[1] for p in body.decode().split("data-edgepick-decision=")[1:]}
-
-
 def set_cookie(headers: dict[str, str]) -> str:
     return headers["set-cookie"].split(";")[0].split("=", 1)[1]
 
 
 def state_of(value: str) -> VisitorState:
-    decoded = cookie.decode(value, Keyring("k1", {"k1": b"e2e-cookie-secret"}), VisitorState("x"))
-    assert decoded.status.valid
-    return decoded.state
+    return cookie_state(value, Keyring("k1", {"k1": b"e2e-cookie-secret"}))
 
 
 def test_personalized_html_and_cookie(stack: Stack) -> None:
@@ -137,7 +131,9 @@ def test_cookie_honoured_on_the_next_request(stack: Stack) -> None:
     state = state_of(set_cookie(headers2))
     assert state.visitor_id == state_of(value).visitor_id
     assert state.page_views == 2 and dict(state.affinity).get("running") == 1.0
-    assert decision_marks(second) <= decision_marks(first)  # the session's decisions are reused
+    assert decision_marks(second.decode()) <= decision_marks(
+        first.decode()
+    )  # the session's decisions are reused
 
 
 @pytest.mark.parametrize("kind", ["tampered", "truncated", "oversized"])

@@ -1,7 +1,6 @@
-"""A stand-in collector on 127.0.0.1 for the end-to-end tests: records every batch it is sent.
-
-(The origin's own collector is tested in tests/origin; here only delivery is under test.)
-"""
+"""Helpers shared by the edge tests: a stand-in collector on 127.0.0.1 (records every batch it
+is sent; the origin's own collector is tested in tests/origin), a served page's decision marks,
+and the visitor state inside a Set-Cookie value."""
 
 from __future__ import annotations
 
@@ -11,7 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from compile.devstack import free_port
-from core import events
+from core import cookie, events
+from core.cookie import Keyring
+from core.features import VisitorState
 
 
 class Collector:
@@ -44,3 +45,15 @@ class Collector:
 
     def stop(self) -> None:
         self.server.shutdown()
+
+
+def decision_marks(html: str) -> set[str]:
+    """The decision ids the edge marked the page's slots with."""
+    return {part.split('"')[1] for part in html.split("data-edgepick-decision=")[1:]}
+
+
+def cookie_state(value: str, keyring: Keyring) -> VisitorState:
+    """The visitor state a cookie value holds (it must verify)."""
+    decoded = cookie.decode(value, keyring, VisitorState("fresh"))
+    assert decoded.status.valid, decoded.status
+    return decoded.state
