@@ -79,7 +79,7 @@ def _compile_entry(key: str, value: Any, groups: SavedGroups) -> Predicate:
         return _compile_logical(key, value, groups)
     test = compile_value(value, groups)
     if "." in key:
-        getter = _path_getter(key)
+        getter = path_getter(key)
         return lambda attrs: test(getter(attrs))
 
     def entry(attrs: Any) -> bool:  # the common case, one lookup in a dict
@@ -107,7 +107,7 @@ def _compile_logical(key: str, value: Any, groups: SavedGroups) -> Predicate:
     return lambda attrs: not disjunction(attrs)
 
 
-def _path_getter(path: str) -> Callable[[Any], Any]:
+def path_getter(path: str) -> Callable[[Any], Any]:
     keys = tuple(path.split("."))
 
     def get(attrs: Any) -> Any:

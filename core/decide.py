@@ -15,20 +15,21 @@ For each requested slot, in order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 from core.engine import Engine, PreparedSlot
 from core.features import RequestContext, VisitorState, decayed_affinity, vector
 from core.hashing import short_id, unit_draw
-from core.policies import PreparedThompson, pick
+from core.policies import pick
+from core.targeting import Step, target
 
 HOLDOUT_SEED = "edgepick-holdout"
 
 _COLD = " (cold start: population allocation)"
-
-Step = tuple[str, tuple[Any, ...]]  # a format string and its arguments, rendered on demand
+_POLICY_STEP = "{} over {} eligible{}, draw {:.4f} -> {} (p={:.4f})"
 
 
 class Reason(StrEnum):
@@ -64,6 +65,13 @@ class Decision(NamedTuple):
         return tuple(template.format(*args) for template, args in self.steps)
 
 
+# builds a Decision from all its fields in order, without the named tuple's Python ``__new__``
+_new_tuple = tuple.__new__
+# the reasons as plain module constants: an enum member lookup costs a Python call on 3.11
+_PREVIEW, _HOLDOUT, _RULE, _DEFAULT = Reason.PREVIEW, Reason.HOLDOUT, Reason.RULE, Reason.DEFAULT
+_BY_POLICY = (Reason.POLICY, Reason.FALLBACK)  # [scored.fallback]
+
+
 def in_holdout(visitor_id: str, share: float) -> bool:
     """Whether the visitor is in the site's holdout: a draw independent of every slot's draw."""
     return share > 0.0 and unit_draw(visitor_id, HOLDOUT_SEED, 0) < share
@@ -88,48 +96,46 @@ def decide(
     visitor_id = state.visitor_id
     affinity: dict[str, float] | None = None
     attrs: dict[str, Any] | None = None
-    matched: dict[str, bool] = {}
     held_out = site.holdout > 0.0 and in_holdout(visitor_id, site.holdout)
     vectors: dict[int, tuple[float, ...]] = {}
     # a caller's random request id (the edge's) names the decisions as it is; without one they
     # are named by a hash of their inputs, so replaying a decision gives the same id
     request_id = nonce or short_id(f"{visitor_id}\x1f{engine.snapshot_id}\x1f{now}")
+    prepared_slots = engine.slots
     out: list[Decision] = []
-    for name in engine.slots if slots is None else slots:
-        prepared = engine.slots.get(name)
-        if prepared is None or (
-            prepared.slot.paths and not applies(prepared.slot.paths, context.path)
-        ):
+    for name in prepared_slots if slots is None else slots:
+        prepared = prepared_slots.get(name)
+        if prepared is None or (prepared.paths and not applies(prepared.paths, context.path)):
             continue
-        decision_id = f"{request_id}-{prepared.position}"
-        override = overrides.get(name) if overrides else None
-        if override is not None and override in prepared.index_of:
-            step: Step = ("preview forces {}", (override,))
-            out.append(
-                _fixed(prepared, prepared.index_of[override], Reason.PREVIEW, decision_id, (step,))
-            )
+        decision_id = request_id + prepared.suffix
+        if overrides and overrides.get(name) in prepared.index_of:
+            step: Step = ("preview forces {}", (overrides[name],))
+            index = prepared.index_of[overrides[name]]
+            out.append(_fixed(prepared, index, _PREVIEW, decision_id, (step,)))
             continue
         if held_out:
             step = ("visitor in the {:.0%} holdout: default", (site.holdout,))
-            out.append(_fixed(prepared, prepared.default, Reason.HOLDOUT, decision_id, (step,)))
+            out.append(_fixed(prepared, prepared.default, _HOLDOUT, decision_id, (step,)))
             continue
-        steps: list[Step] = []
-        eligible: Sequence[int] = prepared.active
-        forced = -1
-        if prepared.rules:
+        steps: tuple[Step, ...] = ()
+        eligible = prepared.active
+        policy = prepared.policy
+        segment = ""
+        if prepared.targeted:
             if attrs is None:
                 attrs, affinity = _attributes(engine, state, context, now, affinity)
-            forced, eligible = apply_rules(engine, prepared, attrs, matched, steps)
-        if forced >= 0:
-            out.append(_fixed(prepared, forced, Reason.RULE, decision_id, tuple(steps)))
-            continue
-        if not eligible:
-            steps.append(("no eligible variant: default", ()))
-            out.append(
-                _fixed(prepared, prepared.default, Reason.DEFAULT, decision_id, tuple(steps))
-            )
-            continue
-        policy = prepared.policy
+            targeted = target(prepared, attrs)
+            steps = targeted.steps
+            if targeted.forced >= 0:
+                out.append(_fixed(prepared, targeted.forced, _RULE, decision_id, steps))
+                continue
+            if not targeted.eligible:
+                out.append(_fixed(prepared, prepared.default, _DEFAULT, decision_id, steps))
+                continue
+            eligible = targeted.eligible
+            segment = targeted.segment
+            if segment:
+                policy = policy.for_segment(segment)
         x: tuple[float, ...] = ()
         if policy.extractors:
             key = id(policy.extractors)
@@ -139,45 +145,33 @@ def decide(
                     affinity = decayed_affinity(state, now, site.signals.half_life)
                 cached = vectors[key] = vector(policy.extractors, state, context, affinity, now)
             x = cached
-        segment = ""
-        if isinstance(policy, PreparedThompson) and policy.segments:
-            if attrs is None:
-                attrs, affinity = _attributes(engine, state, context, now, affinity)
-            segment = _segment(engine, policy.segments, attrs, matched)
-        if segment:
-            steps.append(("allocation of segment {}", (segment,)))
-        scored = policy.for_segment(segment).score(eligible, x, state.is_new)
+        scored = policy.score(eligible, x, policy.reads_history and state.is_new)
         u = policy.draw(visitor_id)
         probs = scored.probabilities
-        i = pick(scored.cumulative, u)
-        steps.append(
-            (
-                "{} over {} eligible{}, draw {:.4f} -> {} (p={:.4f})",
-                (
-                    policy.kind,
-                    len(eligible),
-                    _COLD if scored.fallback else "",
-                    u,
-                    prepared.ids[i],
-                    probs[i],
-                ),
-            )
-        )
+        i = bisect_right(scored.cumulative, u)
+        if i == len(probs):  # rounding left the total under u: pick() knows what to do
+            i = pick(scored.cumulative, u)
+        variant = prepared.ids[i]
+        cold = _COLD if scored.fallback else ""
+        step = (_POLICY_STEP, (policy.kind, len(eligible), cold, u, variant, probs[i]))
         out.append(
-            Decision(
-                name,
-                prepared.ids[i],
-                i,
-                probs[i],
-                Reason.FALLBACK if scored.fallback else Reason.POLICY,
-                policy.kind,
-                f"{request_id}-{prepared.position}",
-                u,
-                probs,
-                x,
-                tuple(steps),
-                scored.scores,
-                segment,
+            _new_tuple(
+                Decision,
+                (
+                    name,
+                    variant,
+                    i,
+                    probs[i],
+                    _BY_POLICY[scored.fallback],
+                    policy.kind,
+                    decision_id,
+                    u,
+                    probs,
+                    x,
+                    (*steps, step),
+                    scored.scores,
+                    segment,
+                ),
             )
         )
     return out
@@ -197,54 +191,6 @@ def _attributes(
     return engine.build_attributes(state, context, now, signals, affinity or {}), affinity
 
 
-def _segment(
-    engine: Engine, segments: tuple[str, ...], attrs: Mapping[str, Any], matched: dict[str, bool]
-) -> str:
-    """The first of a Thompson slot's segments (audiences) the visitor is in, or ""."""
-    for name in segments:
-        if _in_audience(engine, name, attrs, matched):
-            return name
-    return ""
-
-
-def _in_audience(
-    engine: Engine, name: str, attrs: Mapping[str, Any], matched: dict[str, bool]
-) -> bool:
-    """Whether the visitor is in the audience, evaluated once per request (``matched``)."""
-    hit = matched.get(name)
-    if hit is None:
-        predicate = engine.audiences.get(name)
-        hit = matched[name] = bool(predicate and predicate(attrs))
-    return hit
-
-
-def apply_rules(
-    engine: Engine,
-    prepared: PreparedSlot,
-    attrs: Mapping[str, Any],
-    matched: dict[str, bool],
-    steps: list[Step],
-) -> tuple[int, Sequence[int]]:
-    """The slot's audience rules, in order: (the forced arm or -1, the eligible arms).
-
-    ``matched`` memoizes audiences across the slots of one request; ``steps`` gets the trail.
-    """
-    eligible: Sequence[int] = prepared.active
-    for rule in prepared.rules:
-        if not _in_audience(engine, rule.audience, attrs, matched):
-            continue
-        if rule.force:
-            steps.append(("audience {} forces {}", (rule.audience, prepared.ids[rule.first])))
-            return rule.first, eligible
-        if eligible is prepared.active:  # the common case, narrowed once at prepare time
-            eligible = rule.from_active
-        else:
-            members, keep = rule.indices, rule.restrict
-            eligible = [i for i in eligible if (i in members) == keep]
-        steps.append(("audience {} {} to {}", (rule.audience, rule.verb, len(eligible))))
-    return -1, eligible
-
-
 def still_allowed(
     engine: Engine,
     state: VisitorState,
@@ -258,15 +204,17 @@ def still_allowed(
     excludes this one (a compliance rule for the visitor's country, say) wins over the cache.
     """
     attrs = _attributes(engine, state, context, now, None)[0]
-    matched: dict[str, bool] = {}
     allowed = set()
     for name, variant in chosen.items():
         prepared = engine.slots.get(name)
         if prepared is None or variant not in prepared.index_of:
             continue
         arm = prepared.index_of[variant]
-        forced, eligible = apply_rules(engine, prepared, attrs, matched, [])
-        if forced == arm or (forced < 0 and arm in eligible):
+        if not prepared.targeted:
+            allowed.add(name)
+            continue
+        targeted = target(prepared, attrs)
+        if targeted.forced == arm or (targeted.forced < 0 and arm in targeted.eligible):
             allowed.add(name)
     return allowed
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.conditions import Predicate, attribute_names, compile_condition
-from core.features import ATTRIBUTES, AttributeBuilder
+from core.conditions import Predicate, attribute_names
+from core.features import ATTRIBUTES, AttributeBuilder, attribute_builder
 from core.model import Lifecycle, RuleAction, Site, Slot, Snapshot
 from core.policies import PreparedPolicy, prepare
+from core.predicates import Hits, compile_audiences
 from core.snapshot import decode_snapshot
+from core.targeting import Targeted
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +21,6 @@ class PreparedRule:
     verb: str  # for the explain trail
     indices: frozenset[int]
     first: int
-    from_active: tuple[int, ...]  # the slot's active variants once this rule narrowed them
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,13 @@ class PreparedSlot:
     rules: tuple[PreparedRule, ...]
     policy: PreparedPolicy
     position: int  # the slot's index in the site: part of its decision ids
+    suffix: str  # "-<position>": a decision id is the request id and this
+    paths: tuple[str, ...]  # the slot's path prefixes (none: every page)
     certain: tuple[tuple[float, ...], ...]  # [i]: the distribution that always serves variant i
+    segments: tuple[str, ...]  # audiences with their own allocation (the policy's)
+    targeted: bool  # has rules or segments: ``hits`` is worth calling
+    hits: Hits  # the hits of the rules' audiences, then the segments' (core.targeting)
+    outcomes: dict[tuple[bool, ...], Targeted]  # hit pattern -> outcome, filled as they occur
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +63,27 @@ class Engine:
     @classmethod
     def from_site(cls, site: Site, snapshot_id: str = "") -> Engine:
         groups = site.saved_groups
-        audiences = {a.name: compile_condition(a.condition, groups) for a in site.audiences}
+        conditions = {a.name: a.condition for a in site.audiences}
+        policies = {s.name: prepare(s.policy, s.name, site.epoch) for s in site.slots}
+        named = {  # per slot, every audience its rules and segments name, in order
+            s.name: (*(r.audience for r in s.rules), *policies[s.name].segments) for s in site.slots
+        }
+        compiled = compile_audiences(conditions, groups, named)
         read: set[str] = set()
         for audience in site.audiences:
             read |= attribute_names(audience.condition)
         keys = tuple(k for k in ATTRIBUTES if k in read)
-        slots = {s.name: _prepare_slot(s, n, site.epoch) for n, s in enumerate(site.slots)}
+        slots = {
+            s.name: _prepare_slot(s, n, policies[s.name], compiled.vectors[s.name])
+            for n, s in enumerate(site.slots)
+        }
         affinity = bool({"affinity", "topCategory"} & set(keys))
-        return cls(snapshot_id, site, audiences, slots, keys, affinity, AttributeBuilder(keys))
+        return cls(
+            snapshot_id, site, compiled.predicates, slots, keys, affinity, attribute_builder(keys)
+        )
 
 
-def _prepare_slot(slot: Slot, position: int, epoch: int) -> PreparedSlot:
+def _prepare_slot(slot: Slot, position: int, policy: PreparedPolicy, hits: Hits) -> PreparedSlot:
     ids = tuple(v.id for v in slot.variants)
     index_of = {vid: i for i, vid in enumerate(ids)}
     active = tuple(i for i, v in enumerate(slot.variants) if v.lifecycle is Lifecycle.ACTIVE)
@@ -82,11 +99,23 @@ def _prepare_slot(slot: Slot, position: int, epoch: int) -> PreparedSlot:
                 f"{r.action.value}s",
                 indices,
                 index_of[r.variants[0]] if r.variants else -1,
-                tuple(i for i in active if (i in indices) == restrict),
             )
         )
     certain = tuple(tuple(1.0 if j == i else 0.0 for j in range(len(ids))) for i in range(len(ids)))
-    policy = prepare(slot.policy, slot.name, epoch)
     return PreparedSlot(
-        slot, ids, index_of, index_of[slot.default], active, tuple(rules), policy, position, certain
+        slot,
+        ids,
+        index_of,
+        index_of[slot.default],
+        active,
+        tuple(rules),
+        policy,
+        position,
+        f"-{position}",
+        slot.paths,
+        certain,
+        policy.segments,
+        bool(rules or policy.segments),
+        hits,
+        {},
     )

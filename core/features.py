@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 from core.model import Route, Signals
@@ -166,69 +165,65 @@ def attributes(
     """
     if affinity is None:
         affinity = decayed_affinity(state, now, signals.half_life)
-    return AttributeBuilder(keys)(state, context, now, signals, affinity)
+    return attribute_builder(keys)(state, context, now, signals, affinity)
 
 
-# attributes that are plain fields: copied by C-level attrgetter instead of one call each
-_STATE_FIELDS = {
-    "id": "visitor_id",
-    "visits": "visits",
-    "pageViews": "page_views",
-    "stage": "stage",
+# attributes that are plain fields, read inline by the generated builder
+_FIELDS = {
+    "id": "s.visitor_id",
+    "visits": "s.visits",
+    "pageViews": "s.page_views",
+    "stage": "s.stage",
+    "path": "c.path",
+    "device": "c.device",
+    "country": "c.country",
+    "referrer": "c.referrer",
+    "utmSource": "c.utm_source",
+    "utmCampaign": "c.utm_campaign",
+    "hour": "c.hour",
+    "weekday": "c.weekday",
+    "consent": "c.consent",
 }
-_CONTEXT_FIELDS = {
-    "path": "path",
-    "device": "device",
-    "country": "country",
-    "referrer": "referrer",
-    "utmSource": "utm_source",
-    "utmCampaign": "utm_campaign",
-    "hour": "hour",
-    "weekday": "weekday",
-    "consent": "consent",
-}
+AttributeBuilder = Callable[
+    [VisitorState, RequestContext, int, Signals, dict[str, float]], dict[str, Any]
+]
 
 
-def _getter(fields: list[str]) -> Callable[[Any], tuple[Any, ...]]:
-    if not fields:
-        return lambda obj: ()
-    if len(fields) == 1:
-        one = attrgetter(fields[0])
-        return lambda obj: (one(obj),)
-    return attrgetter(*fields)
+_BUILDERS: dict[tuple[str, ...], AttributeBuilder] = {}
 
 
-class AttributeBuilder:
-    """Builds the attribute document for a fixed set of keys, prepared once per engine."""
+def attribute_builder(keys: tuple[str, ...]) -> AttributeBuilder:
+    """A function building the attribute document for ``keys``, generated once per engine.
 
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self.state_keys = tuple(k for k in keys if k in _STATE_FIELDS)
-        self.context_keys = tuple(k for k in keys if k in _CONTEXT_FIELDS)
-        self.state_get = _getter([_STATE_FIELDS[k] for k in self.state_keys])
-        self.context_get = _getter([_CONTEXT_FIELDS[k] for k in self.context_keys])
-        self.computed = tuple(
-            (k, ATTRIBUTES[k]) for k in keys if k not in _STATE_FIELDS and k not in _CONTEXT_FIELDS
-        )
-        self.reads_affinity = "affinity" in keys or "topCategory" in keys
-
-    def __call__(
-        self,
-        state: VisitorState,
-        context: RequestContext,
-        now: int,
-        signals: Signals,
-        affinity: dict[str, float],
-    ) -> dict[str, Any]:
-        attrs: dict[str, Any] = {}
-        if self.state_keys:
-            attrs.update(zip(self.state_keys, self.state_get(state), strict=True))
-        if self.context_keys:
-            attrs.update(zip(self.context_keys, self.context_get(context), strict=True))
-        for key, compute in self.computed:
-            attrs[key] = compute(state, context, now, signals, affinity)
-        if context.extra:
-            attrs.update(context.extra)
-        return attrs
+    Its body is one dict display (``{'device': c.device, 'visits': s.visits, ...}``), computed
+    attributes are calls, and the request's ``extra`` attributes are merged last. Only the
+    fixed attribute names of ``ATTRIBUTES`` become source (unknown keys are refused).
+    """
+    known = _BUILDERS.get(keys)
+    if known is not None:
+        return known
+    namespace: dict[str, Any] = {}
+    entries = []
+    for key in keys:
+        if key not in ATTRIBUTES:
+            raise ValueError(f"unknown attribute {key!r}")
+        if key in _FIELDS:
+            entries.append(f"{key!r}: {_FIELDS[key]}")
+        else:
+            namespace[f"_f{len(namespace)}"] = ATTRIBUTES[key]
+            entries.append(f"{key!r}: _f{len(namespace) - 1}(s, c, now, sig, aff)")
+    source = (
+        "def build(s, c, now, sig, aff):\n"
+        f"    attrs = {{{', '.join(entries)}}}\n"
+        "    if c.extra:\n"
+        "        attrs.update(c.extra)\n"
+        "    return attrs\n"
+    )
+    exec(compile(source, "<edgepick attributes>", "exec"), namespace)
+    build: AttributeBuilder = namespace["build"]
+    if len(_BUILDERS) < 64:  # one per distinct key set; a handful per process in practice
+        _BUILDERS[keys] = build
+    return build
 
 
 # ---------------------------------------------------------------- feature extractors

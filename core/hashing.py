@@ -17,18 +17,22 @@ from hashlib import blake2b
 
 _FNV_OFFSET = 0x811C9DC5
 _TWO_64 = float(1 << 64)
+_UNMASKED_MAX = 64
 
 
 def fnv1a32(text: str, h: int = _FNV_OFFSET) -> int:
     """32-bit FNV-1a over the string's code points, continuing from state ``h``."""
-    # literal constants (not globals) in the loop, and bytes, which iterate as ints
-    if text.isascii():
-        for byte in text.encode("ascii"):
-            h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    # the low 32 bits of a product depend only on the low 32 bits of its factors, so the mask
+    # can wait until the end: one arithmetic operation less per character (bounded input only,
+    # so the integer stays a few hundred bits)
+    data = text.encode("ascii") if text.isascii() else tuple(map(ord, text))
+    if len(data) > _UNMASKED_MAX:
+        for code in data:
+            h = ((h ^ code) * 0x01000193) & 0xFFFFFFFF
         return h
-    for ch in text:
-        h = ((h ^ ord(ch)) * 0x01000193) & 0xFFFFFFFF
-    return h
+    for code in data:
+        h = (h ^ code) * 0x01000193
+    return h & 0xFFFFFFFF
 
 
 def gbhash(seed: str, value: str, version: int) -> float | None:
@@ -40,16 +44,39 @@ def gbhash(seed: str, value: str, version: int) -> float | None:
     return None
 
 
-class SeededHash:
-    """``gbhash(seed, value, 2)`` with the seed's FNV state computed once (FNV-1a is a stream)."""
+def _digit_prefixes() -> dict[bytes, int]:
+    """The FNV state after each three-digit prefix (the second pass starts from the offset)."""
+    return {f"{n:03d}".encode(): fnv1a32(f"{n:03d}") for n in range(1000)}
 
-    __slots__ = ("state",)
+
+_PREFIXES: dict[bytes, int] = {}
+
+
+class SeededHash:
+    """``gbhash(seed, value, 2)`` with the seed's FNV state computed once (FNV-1a is a stream).
+
+    The second pass hashes the first's decimal digits from the offset basis, so its state after
+    the first three digits comes from a table of 1,000 (built once, on first use).
+    """
+
+    __slots__ = ("prefixes", "state")
 
     def __init__(self, seed: str) -> None:
         self.state = fnv1a32(seed)
+        if not _PREFIXES:
+            _PREFIXES.update(_digit_prefixes())
+        self.prefixes = _PREFIXES
 
     def __call__(self, value: str) -> float:
-        return (fnv1a32(str(fnv1a32(value, self.state))) % 10000) / 10000
+        digits = b"%d" % fnv1a32(value, self.state)
+        h = self.prefixes.get(digits[:3])  # None below 100 (fewer than three digits)
+        if h is None:
+            h, rest = _FNV_OFFSET, digits
+        else:
+            rest = digits[3:]
+        for digit in rest:  # at most 7 more (2^32 has 10 digits)
+            h = (h ^ digit) * 0x01000193
+        return ((h & 0xFFFFFFFF) % 10000) / 10000
 
 
 def unit_draw(visitor_id: str, slot: str, epoch: int) -> float:

@@ -127,15 +127,19 @@ class PreparedPolicy:
 
     kind = ""
     extractors: tuple[Extractor, ...] = ()
+    segments: tuple[str, ...] = ()  # audiences with their own allocation (Thompson)
+    reads_history = False  # whether ``score`` looks at ``new_visitor`` (cold start)
 
     def __init__(self, slot: str, epoch: int) -> None:
         self.slot = slot
         self.epoch = epoch
+        # an attribute, not a method, so a subclass can set a callable object with no extra call
+        self.draw: Callable[[str], float] = self._unit_draw
 
     def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
         raise NotImplementedError
 
-    def draw(self, visitor_id: str) -> float:
+    def _unit_draw(self, visitor_id: str) -> float:
         return unit_draw(visitor_id, self.slot, self.epoch)
 
     def for_segment(self, segment: str) -> PreparedPolicy:
@@ -153,8 +157,14 @@ class _ContextFree(PreparedPolicy):
         self.weights = weights
         self.floor = floor
         self.cache: dict[tuple[int, ...], Scored] = {}
+        self.by_identity: dict[int, tuple[tuple[int, ...], Scored]] = {}
 
     def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
+        # the eligible sets the engine prepared (a slot's active variants, narrowed by one rule)
+        # are the same tuple objects on every request: found by identity, with no tuple hash
+        known = self.by_identity.get(id(eligible))
+        if known is not None and known[0] is eligible:
+            return known[1]
         key = tuple(eligible)
         result = self.cache.get(key)
         if result is None:
@@ -162,6 +172,8 @@ class _ContextFree(PreparedPolicy):
             result = scored(with_floor(probs, eligible, self.floor))
             if len(self.cache) < self.MAX_CACHED:
                 self.cache[key] = result
+        if type(eligible) is tuple and len(self.by_identity) < self.MAX_CACHED:
+            self.by_identity[id(eligible)] = (eligible, result)  # holds it: the id stays its own
         return result
 
 
@@ -173,10 +185,7 @@ class PreparedFixed(_ContextFree):
     def __init__(self, policy: FixedPolicy, slot: str, epoch: int) -> None:
         super().__init__(slot, epoch, policy.weights, 0.0)
         self.seed = policy.seed or f"{slot}:{epoch}"
-        self.hasher = SeededHash(self.seed)
-
-    def draw(self, visitor_id: str) -> float:
-        return self.hasher(visitor_id)
+        self.draw = SeededHash(self.seed)
 
 
 class PreparedThompson(_ContextFree):
@@ -207,6 +216,7 @@ class PreparedLinear(PreparedPolicy):
         self.gamma = policy.gamma
         self.floor = policy.floor
         self.cold_start = policy.cold_start
+        self.reads_history = bool(policy.cold_start)
 
     def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
         count = len(self.biases)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from core import bucketing, conditions, hashing
+from core import bucketing, conditions, hashing, predicates
 from tests.conftest import conformance_cases
 
 
@@ -15,6 +15,15 @@ def test_eval_condition(case: list[Any]) -> None:
     name, condition, attributes, expected, *rest = case
     saved_groups = rest[0] if rest else None
     assert conditions.evaluate(condition, attributes, saved_groups) is expected, name
+
+
+@pytest.mark.parametrize("case", conformance_cases("evalCondition"))
+def test_eval_condition_generated(case: list[Any]) -> None:
+    """The same cases through the generated source the engine runs (core.predicates)."""
+    name, condition, attributes, expected, *rest = case
+    saved_groups = rest[0] if rest else None
+    predicate = predicates.compile_predicate(condition, saved_groups)
+    assert predicate(attributes) is expected, name
 
 
 @pytest.mark.parametrize("case", conformance_cases("hash"))

@@ -195,14 +195,23 @@ def test_a_site_without_audiences_or_rules_decides() -> None:
 
 
 def test_attribute_documents_for_every_subset_of_keys() -> None:
-    from core.features import ALL_ATTRIBUTES, AttributeBuilder, attributes
+    from core.features import ALL_ATTRIBUTES, ATTRIBUTES, attribute_builder, decayed_affinity
     from core.model import Signals
 
-    full = attributes(visitor(1), DESKTOP_US, NOW, Signals())
+    state, signals = visitor(1), Signals()
+    affinity = decayed_affinity(state, NOW, signals.half_life)
+    # each attribute as its reference function computes it
+    full = {k: f(state, DESKTOP_US, NOW, signals, affinity) for k, f in ATTRIBUTES.items()}
+    assert full["affinity"] and full["visits"] == state.visits
     for n in range(len(ALL_ATTRIBUTES) + 1):
-        keys = ALL_ATTRIBUTES[:n]
-        built = AttributeBuilder(keys)(visitor(1), DESKTOP_US, NOW, Signals(), full["affinity"])
-        assert built == {k: full[k] for k in keys}
+        for keys in (ALL_ATTRIBUTES[:n], ALL_ATTRIBUTES[n:]):
+            built = attribute_builder(keys)(state, DESKTOP_US, NOW, signals, affinity)
+            assert built == {k: full[k] for k in keys}
+    extra = RequestContext(device="tablet", extra={"device": "kiosk", "plan": "pro"})
+    built = attribute_builder(("device", "visits"))(state, extra, NOW, signals, affinity)
+    assert built == {"device": "kiosk", "visits": state.visits, "plan": "pro"}
+    with pytest.raises(ValueError, match="unknown attribute 'nope'"):
+        attribute_builder(("nope",))
 
 
 def test_thompson_segments_have_their_own_allocation(engine: Any) -> None:

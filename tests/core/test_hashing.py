@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.bucketing import bucket_ranges, choose_variation
-from core.hashing import fnv1a32, gbhash, unit_draw
+from core.hashing import SeededHash, fnv1a32, gbhash, unit_draw
 
 
 @given(st.text(), st.text(), st.sampled_from([1, 2]))
@@ -29,6 +29,33 @@ def test_fnv_known_value() -> None:
     # FNV-1a 32 of the empty string is the offset basis; of "a" it is 0xE40C292C (FNV reference)
     assert fnv1a32("") == 0x811C9DC5
     assert fnv1a32("a") == 0xE40C292C
+
+
+def _reference_fnv(text: str, h: int = 0x811C9DC5) -> int:
+    for ch in text:  # the textbook loop: mask after every step
+        h = ((h ^ ord(ch)) * 0x01000193) % 2**32
+    return h
+
+
+@given(st.text(max_size=200), st.integers(0, 2**32 - 1))
+def test_fnv_matches_the_textbook_loop(text: str, state: int) -> None:
+    assert fnv1a32(text, state) == _reference_fnv(text, state)  # short, long, non-ASCII
+
+
+@given(st.text(), st.text(max_size=100))
+def test_seeded_hash_is_gbhash_v2(seed: str, value: str) -> None:
+    assert SeededHash(seed)(value) == gbhash(seed, value, 2)
+
+
+def test_seeded_hash_when_the_first_pass_has_fewer_than_three_digits() -> None:
+    # FNV-1a steps are invertible: find the seed state that makes fnv("v", state) a given value
+    inverse = pow(0x01000193, -1, 2**32)
+    for target in (0, 7, 42, 99, 100, 999, 1000, 2**32 - 1):
+        state = ((target * inverse) % 2**32) ^ ord("v")
+        assert fnv1a32("v", state) == target
+        hasher = SeededHash("")
+        hasher.state = state
+        assert hasher("v") == (_reference_fnv(str(target)) % 10000) / 10000
 
 
 def _chi_square(counts: list[int], expected: list[float]) -> float:

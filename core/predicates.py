@@ -1,0 +1,212 @@
+"""Audience conditions compiled to Python source: one function per audience, one ``compile()``.
+
+``core.conditions`` gives every GrowthBook operator its meaning as closures; it is the reference.
+Here the site's audiences become the body of one generated module, so the request path runs
+straight-line Python with no call per operator:
+
+    {"country": {"$in": ["DE", "FR"]}, "visits": {"$gte": 10}}
+
+becomes (names ``_kN`` are constants bound in the module's namespace)::
+
+    def _p0(a):
+        if type(a) is not dict and not isinstance(a, _Mapping):
+            a = {}
+        return ((_v0 in _k0 if type(_v0 := a.get('country')) is str else _k1(_v0))
+                and (_v1 >= _k2 if type(_v1 := a.get('visits')) in _NUMBERS else _k3(_v1)))
+
+Only the typed common case of an operator is inlined (a string against a string list, a number
+against a number); every other case calls the reference closure for that operator, so the
+semantics are the reference's by construction (the conformance cases run through both).
+Author text never becomes source: string keys and literals are written with ``repr`` (which
+round-trips any ``str``); every other value is bound as a namespace constant. A condition too
+deep for Python's parser falls back to the reference closures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.conditions import (
+    Attributes,
+    Predicate,
+    SavedGroups,
+    compile_condition,
+    compile_value,
+    is_operator_object,
+    path_getter,
+)
+
+_LOGICAL = ("$or", "$nor", "$and", "$not")
+_ORDERING = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
+_PROLOGUE = "    if type(a) is not dict and not isinstance(a, _Mapping):\n        a = {}\n"
+
+
+class _Emitter:
+    """Writes Python expressions for conditions, binding non-literal values as constants."""
+
+    def __init__(self, groups: SavedGroups) -> None:
+        self.groups = groups
+        self.namespace: dict[str, Any] = {"_Mapping": Mapping, "_NUMBERS": (int, float)}
+        self.names = 0
+
+    def _fresh(self, prefix: str) -> str:
+        self.names += 1
+        return f"{prefix}{self.names}"
+
+    def const(self, value: Any) -> str:
+        name = self._fresh("_k")
+        self.namespace[name] = value
+        return name
+
+    def condition(self, condition: Mapping[str, Any]) -> str:
+        parts = [self._entry(key, value) for key, value in condition.items()]
+        return _join(parts, "and", empty="True")
+
+    def _entry(self, key: Any, value: Any) -> str:
+        if key in _LOGICAL:
+            return self._logical(key, value)
+        if isinstance(key, str) and "." in key:
+            test = compile_value(value, self.groups)
+            return f"{self.const(test)}({self.const(path_getter(key))}(a))"
+        literal = repr(key) if type(key) is str else self.const(key)
+        return self._value(f"a.get({literal})", value)
+
+    def _logical(self, key: str, value: Any) -> str:
+        if key == "$not":
+            return f"(not {self.condition(value)})" if isinstance(value, Mapping) else "True"
+        if not isinstance(value, list):
+            return "False"
+        parts = [self.condition(c) if isinstance(c, Mapping) else "False" for c in value]
+        if key == "$and":
+            return _join(parts, "and", empty="True")
+        if key == "$or":
+            return _join(parts, "or", empty="True")
+        return f"(not {_join(parts, 'or', empty='True')})"  # $nor
+
+    def _value(self, get: str, expected: Any) -> str:
+        if isinstance(expected, Mapping) and is_operator_object(expected):
+            tests = [self._operator(get, op, operand) for op, operand in expected.items()]
+            return _join(tests, "and", empty="True")
+        if type(expected) is str:
+            return f"({get} == {expected!r})"
+        return f"{self.const(compile_value(expected, self.groups))}({get})"
+
+    def _operator(self, get: str, op: str, operand: Any) -> str:
+        if op in ("$eq", "$ne") and type(operand) is str:
+            return f"({get} {'==' if op == '$eq' else '!='} {operand!r})"
+        if op == "$exists":
+            return f"({get} {'is not' if operand else 'is'} None)"
+        reference = self.const(compile_value({op: operand}, self.groups))
+        v = self._fresh("_v")
+        if op in _ORDERING and type(operand) in (int, float):
+            fast = f"{v} {_ORDERING[op]} {self.const(operand)}"
+            return f"({fast} if type({v} := {get}) in _NUMBERS else {reference}({v}))"
+        if op in ("$in", "$nin") and isinstance(operand, list) and _all_strings(operand):
+            fast = f"{v} {'in' if op == '$in' else 'not in'} {self.const(frozenset(operand))}"
+            return f"({fast} if type({v} := {get}) is str else {reference}({v}))"
+        return f"{reference}({get})"
+
+
+def _all_strings(items: list[Any]) -> bool:
+    return all(type(item) is str for item in items)
+
+
+def _join(parts: list[str], word: str, empty: str) -> str:
+    if not parts:
+        return empty
+    if len(parts) == 1:
+        return parts[0]
+    return "(" + f" {word} ".join(parts) + ")"
+
+
+Hits = Callable[[Attributes], tuple[bool, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Audiences:
+    """The compiled audiences: one predicate each, and one hit vector per named group."""
+
+    predicates: dict[str, Predicate]
+    vectors: dict[str, Hits]  # group name -> the hits of its audiences, in order, eagerly
+
+
+def compile_audiences(
+    conditions: Mapping[str, Mapping[str, Any]],
+    saved_groups: SavedGroups | None = None,
+    groups_of: Mapping[str, Sequence[str]] | None = None,
+) -> Audiences:
+    """Predicates for ``conditions``, and for each entry of ``groups_of`` a function returning
+    the hits of the audiences it names as a tuple (an unknown name never matches).
+
+    A group's function evaluates every one of its audiences inline, in one call: cheaper than
+    one call per audience for the handful of audiences a slot's rules name.
+    """
+    groups: SavedGroups = saved_groups or {}
+    emitter = _Emitter(groups)
+    expressions: dict[str, str] = {}
+    for name, condition in conditions.items():
+        try:
+            expressions[name] = emitter.condition(condition)
+        except RecursionError:  # left to the reference closures
+            continue
+    functions = {f"_p{i}": expressions.get(name) for i, name in enumerate(conditions)}
+    for i, members in enumerate((groups_of or {}).values()):
+        inline = [expressions.get(m) if m in conditions else "False" for m in members]
+        parts = [e for e in inline if e is not None]
+        # a tuple display; with a member left to the reference, the fallback below
+        functions[f"_g{i}"] = (
+            "(" + "".join(f"{e}, " for e in parts) + ")" if len(parts) == len(inline) else None
+        )
+    namespace = emitter.namespace
+    _define(functions, namespace)
+    predicates: dict[str, Predicate] = {}
+    for i, (name, condition) in enumerate(conditions.items()):
+        predicates[name] = namespace.get(f"_p{i}") or compile_condition(condition, groups)
+    vectors: dict[str, Hits] = {}
+    for i, (group, members) in enumerate((groups_of or {}).items()):
+        vectors[group] = namespace.get(f"_g{i}") or _vector_of(
+            tuple(predicates.get(m, _never) for m in members)
+        )
+    return Audiences(predicates, vectors)
+
+
+def _define(functions: Mapping[str, str | None], namespace: dict[str, Any]) -> None:
+    """Compile ``def name(a): return expression`` for each entry into ``namespace``, in one go
+    (one too deep for Python's parser: the others one by one, that one left undefined)."""
+    sources = [
+        f"def {name}(a):\n{_PROLOGUE}    return {expression}\n"
+        for name, expression in functions.items()
+        if expression is not None
+    ]
+    try:
+        exec(compile("".join(sources), "<edgepick audiences>", "exec"), namespace)
+    except (SyntaxError, RecursionError, MemoryError):
+        for source in sources:
+            try:
+                exec(compile(source, "<edgepick audiences>", "exec"), namespace)
+            except (SyntaxError, RecursionError, MemoryError):
+                continue
+
+
+def _never(_attrs: Attributes) -> bool:
+    return False
+
+
+def _vector_of(predicates: tuple[Predicate, ...]) -> Hits:
+    return lambda attrs: tuple(bool(p(attrs)) for p in predicates)
+
+
+def compile_predicates(
+    conditions: Mapping[str, Mapping[str, Any]], saved_groups: SavedGroups | None = None
+) -> dict[str, Predicate]:
+    """One predicate per named condition, each equivalent to ``conditions.evaluate``."""
+    return compile_audiences(conditions, saved_groups).predicates
+
+
+def compile_predicate(
+    condition: Mapping[str, Any], saved_groups: SavedGroups | None = None
+) -> Predicate:
+    """One condition's predicate (tests, tools): ``compile_predicates`` for a single entry."""
+    return compile_predicates({"": condition}, saved_groups)[""]

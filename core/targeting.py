@@ -1,0 +1,63 @@
+"""A slot's targeting: what its audience rules and segments make of one request.
+
+The engine generates, per slot, one function that evaluates every audience the slot's rules and
+segments name and returns the hits as a tuple of booleans (``core.predicates``). Everything that
+follows (a forced variant, the eligible set, the segment whose allocation is used, the explain
+steps) depends on that hit pattern alone, so it is worked out once per pattern and kept: a slot
+with ``r`` rules and ``s`` segments has at most ``2^(r+s)`` patterns, a handful in practice.
+
+Rules apply in order: a matching ``force`` rule serves its variant; a matching ``restrict`` rule
+keeps only its variants, ``exclude`` drops them. Then the first matching segment, if any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from core.engine import PreparedSlot
+
+Step = tuple[str, tuple[Any, ...]]  # a format string and its arguments, rendered on demand
+
+MAX_PATTERNS = 256  # outcomes kept per slot; beyond that they are worked out on each request
+
+
+class Targeted(NamedTuple):
+    forced: int  # the arm a force rule serves, or -1
+    eligible: tuple[int, ...]  # empty: nothing left, the default is served
+    segment: str  # the first matching segment ("" for none)
+    steps: tuple[Step, ...]  # the explain trail so far
+
+
+def target(prepared: PreparedSlot, attrs: Mapping[str, Any]) -> Targeted:
+    """The slot's targeting outcome for this attribute document."""
+    hits = prepared.hits(attrs)
+    known = prepared.outcomes.get(hits)
+    if known is None:
+        known = resolve(prepared, hits)
+        if len(prepared.outcomes) < MAX_PATTERNS:
+            prepared.outcomes[hits] = known
+    return known
+
+
+def resolve(prepared: PreparedSlot, hits: tuple[bool, ...]) -> Targeted:
+    """The outcome of one hit pattern: rule hits in rule order, then segment hits."""
+    steps: list[Step] = []
+    eligible = prepared.active
+    for rule, hit in zip(prepared.rules, hits, strict=False):
+        if not hit:
+            continue
+        if rule.force:
+            steps.append(("audience {} forces {}", (rule.audience, prepared.ids[rule.first])))
+            return Targeted(rule.first, eligible, "", tuple(steps))
+        eligible = tuple(i for i in eligible if (i in rule.indices) == rule.restrict)
+        steps.append(("audience {} {} to {}", (rule.audience, rule.verb, len(eligible))))
+    if not eligible:
+        steps.append(("no eligible variant: default", ()))
+        return Targeted(-1, (), "", tuple(steps))
+    segment_hits = hits[len(prepared.rules) :]
+    segment = next((s for s, hit in zip(prepared.segments, segment_hits, strict=True) if hit), "")
+    if segment:
+        steps.append(("allocation of segment {}", (segment,)))
+    return Targeted(-1, eligible, segment, tuple(steps))

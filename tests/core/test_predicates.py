@@ -1,0 +1,107 @@
+"""The generated audience predicates agree with the reference closures of core.conditions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core import conditions
+from core.predicates import compile_predicate, compile_predicates
+
+KEYS = ("country", "visits", "tags", "user.plan")
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["DE", "US", "mobile", "", "10", "1.2.3", "pro"]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner),
+    max_leaves=6,
+)
+OPERATORS = st.sampled_from(
+    [
+        "$eq",
+        "$ne",
+        "$lt",
+        "$lte",
+        "$gt",
+        "$gte",
+        "$in",
+        "$nin",
+        "$exists",
+        "$regex",
+        "$size",
+        "$type",
+        "$elemMatch",
+        "$all",
+        "$veq",
+        "$bogus",
+    ]
+)
+
+
+def _operator_object() -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(
+        OPERATORS, VALUES | st.lists(SCALARS, max_size=4), min_size=0, max_size=2
+    )
+
+
+FIELD_TESTS = st.dictionaries(st.sampled_from(KEYS), VALUES | _operator_object(), max_size=3)
+CONDITIONS = st.recursive(
+    FIELD_TESTS,
+    lambda inner: st.one_of(
+        st.builds(
+            lambda op, parts: {op: parts},
+            st.sampled_from(["$and", "$or", "$nor"]),
+            st.lists(inner, max_size=3),
+        ),
+        st.builds(lambda part: {"$not": part}, inner),
+        st.builds(lambda a, b: {**a, **b}, inner, FIELD_TESTS),
+    ),
+    max_leaves=8,
+)
+ATTRIBUTES = st.dictionaries(st.sampled_from([*KEYS, "user"]), VALUES, max_size=4)
+
+
+@settings(max_examples=400, deadline=None)
+@given(CONDITIONS, ATTRIBUTES)
+def test_generated_source_matches_the_reference(condition: Any, attrs: dict[str, Any]) -> None:
+    assert compile_predicate(condition)(attrs) is conditions.evaluate(condition, attrs)
+
+
+def test_predicates_are_generated_code_not_the_fallback() -> None:
+    predicate = compile_predicate({"country": {"$in": ["DE", "FR"]}, "visits": {"$gte": 10}})
+    assert predicate.__code__.co_filename == "<edgepick audiences>"
+    assert predicate({"country": "DE", "visits": 10}) is True
+    assert predicate({"country": "DE", "visits": 9}) is False
+    assert predicate({"country": ["US", "FR"], "visits": "11"}) is True  # reference fallbacks
+
+
+def test_author_text_never_becomes_source() -> None:
+    hostile = "x') or __import__('os') or ('\n"
+    predicate = compile_predicate({hostile: hostile, "k": {"$ne": hostile}})
+    assert predicate({hostile: hostile, "k": "y"}) is True
+    assert predicate({hostile: "other"}) is False
+
+
+def test_a_condition_too_deep_for_the_parser_falls_back_to_the_reference() -> None:
+    deep: dict[str, Any] = {"country": "DE"}
+    for _ in range(110):  # 220 nested parentheses: past the parser's 200
+        deep = {"$not": {"$not": deep}}
+    found = compile_predicates({"deep": deep, "plain": {"country": "US"}})
+    assert not found["deep"].__code__.co_filename.startswith("<edgepick")  # the reference
+    assert found["deep"]({"country": "DE"}) is True
+    assert found["deep"]({"country": "US"}) is False
+    assert found["plain"].__code__.co_filename.startswith("<edgepick audience")
+    assert found["plain"]({"country": "US"}) is True
+
+
+def test_attributes_that_are_not_a_mapping_match_nothing_that_needs_a_value() -> None:
+    predicate = compile_predicate({"country": {"$exists": False}})
+    assert predicate(None) is True  # type: ignore[arg-type]
+    assert compile_predicate({"country": "DE"})(42) is False  # type: ignore[arg-type]
