@@ -58,11 +58,18 @@ class Decision(NamedTuple):
     steps: tuple[Step, ...]
     scores: tuple[float, ...] = ()
     segment: str = ""  # the audience whose own allocation was used ("" for the slot's)
+    eligible: int = 0  # how many variants the policy chose among
 
     @property
     def trail(self) -> tuple[str, ...]:
-        """The explain trail: what happened, step by step, in words."""
-        return tuple(template.format(*args) for template, args in self.steps)
+        """The explain trail: what happened, step by step, in words (the policy's step last,
+        written from the decision's own fields)."""
+        lines = [template.format(*args) for template, args in self.steps]
+        if self.reason in _BY_POLICY:
+            cold = _COLD if self.reason is Reason.FALLBACK else ""
+            args = (self.policy, self.eligible, cold, self.draw, self.variant, self.propensity)
+            lines.append(_POLICY_STEP.format(*args))
+        return tuple(lines)
 
 
 # builds a Decision from all its fields in order, without the named tuple's Python ``__new__``
@@ -151,15 +158,12 @@ def decide(
         i = bisect_right(scored.cumulative, u)
         if i == len(probs):  # rounding left the total under u: pick() knows what to do
             i = pick(scored.cumulative, u)
-        variant = prepared.ids[i]
-        cold = _COLD if scored.fallback else ""
-        step = (_POLICY_STEP, (policy.kind, len(eligible), cold, u, variant, probs[i]))
         out.append(
             _new_tuple(
                 Decision,
                 (
                     name,
-                    variant,
+                    prepared.ids[i],
                     i,
                     probs[i],
                     _BY_POLICY[scored.fallback],
@@ -168,9 +172,10 @@ def decide(
                     u,
                     probs,
                     x,
-                    (*steps, step),
+                    steps,
                     scored.scores,
                     segment,
+                    len(eligible),
                 ),
             )
         )

@@ -68,7 +68,13 @@ class SeededHash:
         self.prefixes = _PREFIXES
 
     def __call__(self, value: str) -> float:
-        digits = b"%d" % fnv1a32(value, self.state)
+        if value.isascii() and len(value) <= _UNMASKED_MAX:  # fnv1a32, inlined for ids
+            h = self.state
+            for code in value.encode("ascii"):
+                h = (h ^ code) * 0x01000193
+            digits = b"%d" % (h & 0xFFFFFFFF)
+        else:
+            digits = b"%d" % fnv1a32(value, self.state)
         h = self.prefixes.get(digits[:3])  # None below 100 (fewer than three digits)
         if h is None:
             h, rest = _FNV_OFFSET, digits
