@@ -2,8 +2,9 @@
 
 Measures microseconds per call (median and p99 over batches) for the full fixture page, one slot
 per policy kind, the cookie round trip and snapshot decoding, and, in the same run, GrowthBook's
-Python SDK evaluating an experiment behind 3 targeting rules against our equivalent slot.
-Run: ``make bench`` (or ``.venv/bin/python bench/decide.py``).
+Python SDK evaluating an experiment behind 3 targeting rules against our equivalent slot
+(``bench/vs_growthbook.py``; with ``--instructions``, also callgrind's instruction counts).
+Run: ``make bench`` (or ``.venv/bin/python bench/decide.py [--instructions]``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import bench.peer_work as work  # noqa: E402
-from bench.peer_work import GB_CONDITIONS, GB_SEED, GB_VARIANTS  # noqa: E402
+from bench import vs_growthbook  # noqa: E402
 from bench.timing import measure  # noqa: E402
 from compile.build import build_snapshot  # noqa: E402
 from core import cookie  # noqa: E402
@@ -58,73 +58,6 @@ def visitor(i: int) -> VisitorState:
     )
 
 
-def growthbook_comparison() -> dict[str, Any]:
-    try:
-        from growthbook import GrowthBook
-    except ImportError:  # pragma: no cover - dev extra not installed
-        return {"skipped": "PyPI growthbook not installed"}
-    import growthbook as gb_module
-
-    features = {
-        "cta": {
-            "defaultValue": "shop-now",
-            "rules": [
-                {"condition": GB_CONDITIONS[0], "force": "explore"},
-                {"condition": GB_CONDITIONS[1], "force": "deals"},
-                {
-                    "condition": GB_CONDITIONS[2],
-                    "key": GB_SEED,
-                    "seed": GB_SEED,
-                    "hashVersion": 2,
-                    "variations": list(GB_VARIANTS),
-                    "weights": [0.25] * 4,
-                },
-            ],
-        }
-    }
-    # the visitors and context of bench/peer_work.py, so both benchmarks compare the same work
-    engine = Engine.from_site(work.rules_site())
-    attrs = {
-        "country": "US",
-        "device": "mobile",
-        "visits": 4,
-        "referrer": "search",
-        "utmSource": "",
-    }
-    gb = GrowthBook(attributes={**attrs, "id": "x"}, features=features)
-
-    def ours(i: int) -> None:  # with a request id, as the edge passes one
-        decide(engine, work.visitor(i), work.CONTEXT, work.NOW, ("cta",), nonce=f"{i:016x}")
-
-    def theirs_reused(i: int) -> None:
-        gb.set_attributes({**attrs, "id": f"peer-{i}"})
-        gb.eval_feature("cta")
-
-    def theirs_per_request(i: int) -> None:
-        GrowthBook(attributes={**attrs, "id": f"peer-{i}"}, features=features).eval_feature("cta")
-
-    # same visitors -> same variant: the two engines agree on what they compute
-    agree = sum(
-        decide(engine, work.visitor(i), work.CONTEXT, work.NOW, ("cta",))[0].variant
-        == GrowthBook(attributes={**attrs, "id": f"peer-{i}"}, features=features)
-        .eval_feature("cta")
-        .value
-        for i in range(200)
-    )
-    ours_t = measure(ours)
-    reused_t = measure(theirs_reused)
-    fresh_t = measure(theirs_per_request, batches=100)
-    return {
-        "growthbook_version": getattr(gb_module, "__version__", "?"),
-        "agreement_of_200_visitors": agree,
-        "edgepick_decide_us": ours_t,
-        "growthbook_eval_feature_reused_instance_us": reused_t,
-        "growthbook_eval_feature_new_instance_us": fresh_t,
-        "speedup_vs_reused_instance": round(reused_t["median_us"] / ours_t["median_us"], 1),
-        "speedup_vs_new_instance": round(fresh_t["median_us"] / ours_t["median_us"], 1),
-    }
-
-
 def one_slot(engine: Engine, name: str) -> Callable[[int], Any]:
     return lambda i: decide(engine, visitor(i), CONTEXT, NOW, (name,))
 
@@ -159,7 +92,7 @@ def main() -> None:
         "snapshot_decode_and_prepare": measure(
             lambda i: Engine.from_bytes(blob), batches=50, per_batch=10
         ),
-        "growthbook_comparison": growthbook_comparison(),
+        "growthbook_comparison": vs_growthbook.comparison("--instructions" in sys.argv),
     }
     print(json.dumps(result, indent=2))
 

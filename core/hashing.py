@@ -75,14 +75,14 @@ class SeededHash:
             digits = b"%d" % (h & 0xFFFFFFFF)
         else:
             digits = b"%d" % fnv1a32(value, self.state)
-        h = self.prefixes.get(digits[:3])  # None below 100 (fewer than three digits)
-        if h is None:
-            h, rest = _FNV_OFFSET, digits
+        known = self.prefixes.get(digits[:3])  # None below 100 (fewer than three digits)
+        if known is None:
+            g, rest = _FNV_OFFSET, digits
         else:
-            rest = digits[3:]
+            g, rest = known, digits[3:]
         for digit in rest:  # at most 7 more (2^32 has 10 digits)
-            h = (h ^ digit) * 0x01000193
-        return ((h & 0xFFFFFFFF) % 10000) / 10000
+            g = (g ^ digit) * 0x01000193
+        return ((g & 0xFFFFFFFF) % 10000) / 10000
 
 
 def unit_draw(visitor_id: str, slot: str, epoch: int) -> float:

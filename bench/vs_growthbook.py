@@ -10,7 +10,7 @@ The machine is shared and noisy, so the sides run interleaved, round by round, a
 is the median of the per-round ratios. ``--instructions`` (needs valgrind) also counts CPU
 instructions per call with callgrind, a figure that does not move with the machine's load.
 
-Run alone: ``.venv/bin/python -m bench.growthbook [--instructions]``; ``bench/decide.py`` and
+Run alone: ``.venv/bin/python -m bench.vs_growthbook [--instructions]``; ``bench/decide.py`` and
 ``bench/peers.py`` include its figures.
 """
 
@@ -138,7 +138,7 @@ def _count(side: str, calls: int) -> int:
         "--callgrind-out-file=/dev/null",
         sys.executable,
         "-m",
-        "bench.growthbook",
+        "bench.vs_growthbook",
         "--calls",
         side,
         str(calls),
