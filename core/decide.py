@@ -124,35 +124,32 @@ def decide(
             step = ("visitor in the {:.0%} holdout: default", (site.holdout,))
             out.append(_fixed(prepared, prepared.default, _HOLDOUT, decision_id, (step,)))
             continue
-        steps: tuple[Step, ...] = ()
-        eligible = prepared.active
-        policy = prepared.policy
-        segment = ""
         if prepared.targeted:
             if attrs is None:
                 attrs, affinity = _attributes(engine, state, context, now, affinity)
             targeted = target(prepared, attrs)
-            steps = targeted.steps
-            if targeted.forced >= 0:
-                out.append(_fixed(prepared, targeted.forced, _RULE, decision_id, steps))
-                continue
-            if not targeted.eligible:
-                out.append(_fixed(prepared, prepared.default, _DEFAULT, decision_id, steps))
-                continue
-            eligible = targeted.eligible
-            segment = targeted.segment
-            if segment:
-                policy = policy.for_segment(segment)
+        else:
+            targeted = prepared.untargeted
+        steps = targeted.steps
+        if targeted.forced >= 0:
+            out.append(_fixed(prepared, targeted.forced, _RULE, decision_id, steps))
+            continue
+        eligible = targeted.eligible
+        if not eligible:
+            out.append(_fixed(prepared, prepared.default, _DEFAULT, decision_id, steps))
+            continue
+        policy, scored, segment = targeted.policy, targeted.scored, targeted.segment
         x: tuple[float, ...] = ()
-        if policy.extractors:
-            key = id(policy.extractors)
-            cached = vectors.get(key)
-            if cached is None:
-                if affinity is None:
-                    affinity = decayed_affinity(state, now, site.signals.half_life)
-                cached = vectors[key] = vector(policy.extractors, state, context, affinity, now)
-            x = cached
-        scored = policy.score(eligible, x, policy.reads_history and state.is_new)
+        if scored is None:  # a contextual policy: scored on this visitor's features
+            if policy.extractors:
+                key = id(policy.extractors)
+                cached = vectors.get(key)
+                if cached is None:
+                    if affinity is None:
+                        affinity = decayed_affinity(state, now, site.signals.half_life)
+                    cached = vectors[key] = vector(policy.extractors, state, context, affinity, now)
+                x = cached
+            scored = policy.score(eligible, x, policy.reads_history and state.is_new)
         u = policy.draw(visitor_id)
         probs = scored.probabilities
         i = bisect_right(scored.cumulative, u)
@@ -215,10 +212,7 @@ def still_allowed(
         if prepared is None or variant not in prepared.index_of:
             continue
         arm = prepared.index_of[variant]
-        if not prepared.targeted:
-            allowed.add(name)
-            continue
-        targeted = target(prepared, attrs)
+        targeted = target(prepared, attrs) if prepared.targeted else prepared.untargeted
         if targeted.forced == arm or (targeted.forced < 0 and arm in targeted.eligible):
             allowed.add(name)
     return allowed

@@ -10,7 +10,7 @@ from core.model import Lifecycle, RuleAction, Site, Slot, Snapshot
 from core.policies import PreparedPolicy, prepare
 from core.predicates import Hits, compile_audiences
 from core.snapshot import decode_snapshot
-from core.targeting import Targeted
+from core.targeting import Targeted, resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,7 @@ class PreparedSlot:
     targeted: bool  # has rules or segments: ``hits`` is worth calling
     hits: Hits  # the hits of the rules' audiences, then the segments' (core.targeting)
     outcomes: dict[tuple[bool, ...], Targeted]  # hit pattern -> outcome, filled as they occur
+    untargeted: Targeted  # the outcome when no audience matches (a slot's only one, if untargeted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,4 +119,5 @@ def _prepare_slot(slot: Slot, position: int, policy: PreparedPolicy, hits: Hits)
         bool(rules or policy.segments),
         hits,
         {},
+        resolve(tuple(rules), ids, active, policy, ()),
     )

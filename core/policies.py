@@ -129,6 +129,7 @@ class PreparedPolicy:
     extractors: tuple[Extractor, ...] = ()
     segments: tuple[str, ...] = ()  # audiences with their own allocation (Thompson)
     reads_history = False  # whether ``score`` looks at ``new_visitor`` (cold start)
+    context_free = False  # probabilities depend on the eligible set alone
 
     def __init__(self, slot: str, epoch: int) -> None:
         self.slot = slot
@@ -151,6 +152,7 @@ class _ContextFree(PreparedPolicy):
     """Probabilities depend only on the eligible set: computed once per distinct set."""
 
     MAX_CACHED = 256
+    context_free = True
 
     def __init__(self, slot: str, epoch: int, weights: tuple[float, ...], floor: float) -> None:
         super().__init__(slot, epoch)

@@ -3,8 +3,10 @@
 The engine generates, per slot, one function that evaluates every audience the slot's rules and
 segments name and returns the hits as a tuple of booleans (``core.predicates``). Everything that
 follows (a forced variant, the eligible set, the segment whose allocation is used, the explain
-steps) depends on that hit pattern alone, so it is worked out once per pattern and kept: a slot
-with ``r`` rules and ``s`` segments has at most ``2^(r+s)`` patterns, a handful in practice.
+steps, and for a policy whose probabilities depend on the eligible set alone, those
+probabilities) depends on that hit pattern alone, so it is worked out once per pattern and kept:
+a slot with ``r`` rules and ``s`` segments has at most ``2^(r+s)`` patterns, a handful in
+practice. A slot with neither has one outcome, worked out when the engine is prepared.
 
 Rules apply in order: a matching ``force`` rule serves its variant; a matching ``restrict`` rule
 keeps only its variants, ``exclude`` drops them. Then the first matching segment, if any.
@@ -15,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from core.policies import PreparedPolicy, Scored
+
 if TYPE_CHECKING:
-    from core.engine import PreparedSlot
+    from core.engine import PreparedRule, PreparedSlot
 
 Step = tuple[str, tuple[Any, ...]]  # a format string and its arguments, rendered on demand
 
@@ -28,6 +32,8 @@ class Targeted(NamedTuple):
     eligible: tuple[int, ...]  # empty: nothing left, the default is served
     segment: str  # the first matching segment ("" for none)
     steps: tuple[Step, ...]  # the explain trail so far
+    policy: PreparedPolicy  # the slot's policy, or its segment's
+    scored: Scored | None  # the policy's probabilities over ``eligible`` if context-free
 
 
 def target(prepared: PreparedSlot, attrs: Mapping[str, Any]) -> Targeted:
@@ -35,29 +41,37 @@ def target(prepared: PreparedSlot, attrs: Mapping[str, Any]) -> Targeted:
     hits = prepared.hits(attrs)
     known = prepared.outcomes.get(hits)
     if known is None:
-        known = resolve(prepared, hits)
+        known = resolve(prepared.rules, prepared.ids, prepared.active, prepared.policy, hits)
         if len(prepared.outcomes) < MAX_PATTERNS:
             prepared.outcomes[hits] = known
     return known
 
 
-def resolve(prepared: PreparedSlot, hits: tuple[bool, ...]) -> Targeted:
+def resolve(
+    rules: tuple[PreparedRule, ...],
+    ids: tuple[str, ...],
+    active: tuple[int, ...],
+    policy: PreparedPolicy,
+    hits: tuple[bool, ...],
+) -> Targeted:
     """The outcome of one hit pattern: rule hits in rule order, then segment hits."""
     steps: list[Step] = []
-    eligible = prepared.active
-    for rule, hit in zip(prepared.rules, hits, strict=False):
+    eligible = active
+    for rule, hit in zip(rules, hits, strict=False):
         if not hit:
             continue
         if rule.force:
-            steps.append(("audience {} forces {}", (rule.audience, prepared.ids[rule.first])))
-            return Targeted(rule.first, eligible, "", tuple(steps))
+            steps.append(("audience {} forces {}", (rule.audience, ids[rule.first])))
+            return Targeted(rule.first, eligible, "", tuple(steps), policy, None)
         eligible = tuple(i for i in eligible if (i in rule.indices) == rule.restrict)
         steps.append(("audience {} {} to {}", (rule.audience, rule.verb, len(eligible))))
     if not eligible:
         steps.append(("no eligible variant: default", ()))
-        return Targeted(-1, (), "", tuple(steps))
-    segment_hits = hits[len(prepared.rules) :]
-    segment = next((s for s, hit in zip(prepared.segments, segment_hits, strict=True) if hit), "")
+        return Targeted(-1, (), "", tuple(steps), policy, None)
+    segment_hits = hits[len(rules) :]
+    segment = next((s for s, hit in zip(policy.segments, segment_hits, strict=False) if hit), "")
     if segment:
         steps.append(("allocation of segment {}", (segment,)))
-    return Targeted(-1, eligible, segment, tuple(steps))
+        policy = policy.for_segment(segment)
+    scored = policy.score(eligible, (), False) if policy.context_free else None
+    return Targeted(-1, eligible, segment, tuple(steps), policy, scored)

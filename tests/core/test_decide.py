@@ -231,3 +231,19 @@ def test_thompson_segments_have_their_own_allocation(engine: Any) -> None:
         assert d.propensity == pytest.approx(expected)
     desktop = decide(engine, visitor(1), DESKTOP_US, NOW, ["headline"])[0]
     assert desktop.segment == ""
+
+
+def test_a_slot_with_no_active_variant_serves_its_default() -> None:
+    from core.engine import Engine
+    from core.model import FixedPolicy, Granularity, Site, Slot, Variant
+
+    variants = (
+        Variant("a", "A", lifecycle=Lifecycle.PAUSED),
+        Variant("b", "B", lifecycle=Lifecycle.RETIRED),
+    )
+    slot = Slot("s", Granularity.ELEMENT, "a", variants, FixedPolicy((0.5, 0.5)))
+    engine = Engine.from_site(Site("paused", (slot,)))
+    for i in range(20):
+        (d,) = decide(engine, visitor(i), DESKTOP_US, NOW)
+        assert (d.variant, d.reason, d.propensity) == ("a", Reason.DEFAULT, 1.0)
+        assert d.trail == ("no eligible variant: default",)
