@@ -164,7 +164,7 @@ def decide(
                     i,
                     probs[i],
                     _BY_POLICY[scored.fallback],
-                    policy.kind,
+                    prepared.policy.kind,  # the slot's (a segment's allocation is the same kind)
                     decision_id,
                     u,
                     probs,

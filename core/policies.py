@@ -159,14 +159,8 @@ class _ContextFree(PreparedPolicy):
         self.weights = weights
         self.floor = floor
         self.cache: dict[tuple[int, ...], Scored] = {}
-        self.by_identity: dict[int, tuple[tuple[int, ...], Scored]] = {}
 
     def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
-        # the eligible sets the engine prepared (a slot's active variants, narrowed by one rule)
-        # are the same tuple objects on every request: found by identity, with no tuple hash
-        known = self.by_identity.get(id(eligible))
-        if known is not None and known[0] is eligible:
-            return known[1]
         key = tuple(eligible)
         result = self.cache.get(key)
         if result is None:
@@ -174,8 +168,6 @@ class _ContextFree(PreparedPolicy):
             result = scored(with_floor(probs, eligible, self.floor))
             if len(self.cache) < self.MAX_CACHED:
                 self.cache[key] = result
-        if type(eligible) is tuple and len(self.by_identity) < self.MAX_CACHED:
-            self.by_identity[id(eligible)] = (eligible, result)  # holds it: the id stays its own
         return result
 
 

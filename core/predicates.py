@@ -20,6 +20,11 @@ semantics are the reference's by construction (the conformance cases run through
 Author text never becomes source: string keys and literals are written with ``repr`` (which
 round-trips any ``str``); every other value is bound as a namespace constant. A condition too
 deep for Python's parser falls back to the reference closures.
+
+Each slot also gets a *hit vector*: one function returning the hits of every audience its rules
+and segments name, as a tuple, evaluated inline in one call (``core.targeting`` maps the tuple
+to the rules' outcome). Strings compiled: a few hundred microseconds per snapshot in CPython,
+paid once when an engine is prepared.
 """
 
 from __future__ import annotations

@@ -225,6 +225,7 @@ def test_thompson_segments_have_their_own_allocation(engine: Any) -> None:
         if d.reason is Reason.HOLDOUT:
             continue
         assert d.segment == "mobile" and ("allocation of segment {}", ("mobile",)) in d.steps
+        assert d.policy == "thompson" and d.trail[-1].startswith("thompson over ")
         active = engine.slots["headline"].active
         total = sum(mobile_weights[j] for j in active)
         expected = 0.9 * mobile_weights[d.arm] / total + 0.1 / len(active)
