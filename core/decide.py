@@ -118,11 +118,11 @@ def decide(
         if overrides and overrides.get(name) in prepared.index_of:
             step: Step = ("preview forces {}", (overrides[name],))
             index = prepared.index_of[overrides[name]]
-            out.append(_fixed(prepared, index, _PREVIEW, decision_id, (step,)))
+            out.append(fixed_decision(prepared, index, _PREVIEW, decision_id, (step,)))
             continue
         if held_out:
             step = ("visitor in the {:.0%} holdout: default", (site.holdout,))
-            out.append(_fixed(prepared, prepared.default, _HOLDOUT, decision_id, (step,)))
+            out.append(fixed_decision(prepared, prepared.default, _HOLDOUT, decision_id, (step,)))
             continue
         if prepared.targeted:
             if attrs is None:
@@ -132,11 +132,11 @@ def decide(
             targeted = prepared.untargeted
         steps = targeted.steps
         if targeted.forced >= 0:
-            out.append(_fixed(prepared, targeted.forced, _RULE, decision_id, steps))
+            out.append(fixed_decision(prepared, targeted.forced, _RULE, decision_id, steps))
             continue
         eligible = targeted.eligible
         if not eligible:
-            out.append(_fixed(prepared, prepared.default, _DEFAULT, decision_id, steps))
+            out.append(fixed_decision(prepared, prepared.default, _DEFAULT, decision_id, steps))
             continue
         policy, scored, segment = targeted.policy, targeted.scored, targeted.segment
         x: tuple[float, ...] = ()
@@ -232,14 +232,20 @@ def applies(paths: tuple[str, ...], path: str) -> bool:
     return False
 
 
-def _fixed(
-    prepared: PreparedSlot, index: int, reason: Reason, decision_id: str, steps: tuple[Step, ...]
+def fixed_decision(
+    prepared: PreparedSlot,
+    index: int,
+    reason: Reason,
+    decision_id: str,
+    steps: tuple[Step, ...],
+    propensity: float = 1.0,
 ) -> Decision:
+    """A decision no draw made (preview, holdout, rule, default; the edge's reused ones)."""
     return Decision(
         prepared.slot.name,
         prepared.ids[index],
         index,
-        1.0,
+        propensity,
         reason,
         prepared.policy.kind,
         decision_id,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from core import cookie, preview
 from core.cookie import CookieStatus
-from core.decide import Decision, Reason, still_allowed
+from core.decide import Decision, Reason, fixed_decision, still_allowed
 from core.engine import Engine, PreparedSlot
 from core.features import RequestContext, VisitorState, record_page_view
 from edge.config import EdgeConfig
@@ -76,20 +76,9 @@ def reusable(
 
 
 def cached_decision(prepared: PreparedSlot, variant: str, decision_id: str, p: float) -> Decision:
+    step = ("reused from this session (decision {})", (decision_id,))
     arm = prepared.index_of[variant]
-    return Decision(
-        prepared.slot.name,
-        variant,
-        arm,
-        p,
-        Reason.CACHED,
-        prepared.policy.kind,
-        decision_id,
-        0.0,
-        prepared.certain[arm],
-        (),
-        (("reused from this session (decision {})", (decision_id,)),),
-    )
+    return fixed_decision(prepared, arm, Reason.CACHED, decision_id, (step,), propensity=p)
 
 
 def remember(state: VisitorState, decisions: list[Decision], epoch: int) -> VisitorState:
