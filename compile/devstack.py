@@ -39,7 +39,10 @@ def quiet_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 class Process:
-    """A child process in its own process group, with its output in a log file."""
+    """A child process in its own process group, with its output in a log file.
+
+    ``piped``: stdin and stdout are pipes to talk to it through (only stderr goes to the log).
+    """
 
     def __init__(
         self,
@@ -48,6 +51,7 @@ class Process:
         log: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path = ROOT,
+        piped: bool = False,
     ) -> None:
         self.name = name
         self.log = log
@@ -57,9 +61,9 @@ class Process:
             list(args),
             cwd=cwd,
             env=dict(env or os.environ),
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if piped else self._out,
+            stderr=self._out if piped else subprocess.STDOUT,
+            stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
             start_new_session=True,
         )
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import queue
-import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -75,16 +73,8 @@ class Harness:
     """``node pyodide_harness.mjs`` as a child in its own process group, spoken to in JSON lines."""
 
     def __init__(self, config: Path, log: Path) -> None:
-        self.log = log
-        self._err = log.open("wb")
-        self.popen = subprocess.Popen(
-            ["node", str(HARNESS), str(config)],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-            start_new_session=True,
-        )
+        self.process = Process("harness", ["node", str(HARNESS), str(config)], log, piped=True)
+        self.popen = self.process.popen
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         try:
@@ -107,8 +97,7 @@ class Harness:
             raise TimeoutError(f"no reply from the harness:\n{self.tail()}") from None
 
     def tail(self, lines: int = 40) -> str:
-        self._err.flush()
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return self.process.tail(lines)
 
     def call(self, timeout: float = 30, **command: Any) -> Reply:
         assert self.popen.stdin is not None
@@ -131,22 +120,14 @@ class Harness:
         return self.call(op="fetch", url=EDGE + path, headers=hdrs, cf=cf or {"country": "US"})
 
     def stop(self) -> None:
-        if self.popen.poll() is None and self.popen.stdin is not None:
-            try:
+        if self.process.alive() and self.popen.stdin is not None:
+            try:  # ask first: the harness exits by itself
                 self.popen.stdin.write(b'{"op": "exit"}\n')
                 self.popen.stdin.close()
                 self.popen.wait(10)
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.popen.poll() is not None:
-                break
-            try:
-                os.killpg(self.popen.pid, sig)
-                self.popen.wait(5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
-        self._err.close()
+        self.process.stop()
 
 
 @dataclass
