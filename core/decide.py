@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from core.engine import Engine, PreparedSlot
-from core.features import RequestContext, VisitorState, decayed_affinity, vector
+from core.features import Featurizer, RequestContext, VisitorState, decayed_affinity
 from core.hashing import short_id, unit_draw
 from core.policies import pick
 from core.targeting import Step, target
@@ -104,7 +104,7 @@ def decide(
     affinity: dict[str, float] | None = None
     attrs: dict[str, Any] | None = None
     held_out = site.holdout > 0.0 and in_holdout(visitor_id, site.holdout)
-    vectors: dict[int, tuple[float, ...]] = {}
+    vectors: dict[Featurizer, tuple[float, ...]] = {}
     # a caller's random request id (the edge's) names the decisions as it is; without one they
     # are named by a hash of their inputs, so replaying a decision gives the same id
     request_id = nonce or short_id(f"{visitor_id}\x1f{engine.snapshot_id}\x1f{now}")
@@ -141,13 +141,13 @@ def decide(
         policy, scored, segment = targeted.policy, targeted.scored, targeted.segment
         x: tuple[float, ...] = ()
         if scored is None:  # a contextual policy: scored on this visitor's features
-            if policy.extractors:
-                key = id(policy.extractors)
-                cached = vectors.get(key)
+            featurize = policy.featurize
+            if featurize is not None:  # one vector per feature list and request
+                cached = vectors.get(featurize)
                 if cached is None:
                     if affinity is None:
                         affinity = decayed_affinity(state, now, site.signals.half_life)
-                    cached = vectors[key] = vector(policy.extractors, state, context, affinity, now)
+                    cached = vectors[featurize] = featurize(state, context, affinity, now)
                 x = cached
             scored = policy.score(eligible, x, policy.reads_history and state.is_new)
         u = policy.draw(visitor_id)

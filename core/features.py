@@ -226,55 +226,9 @@ def attribute_builder(keys: tuple[str, ...]) -> AttributeBuilder:
     return build
 
 
-# ---------------------------------------------------------------- feature extractors
+# ---------------------------------------------------------------- features of linear policies
 
-Extractor = Callable[[VisitorState, RequestContext, Mapping[str, float], int], float]
-
-
-def _bias(_arg: str) -> Extractor:
-    return lambda s, c, a, now: 1.0
-
-
-def _visits(_arg: str) -> Extractor:
-    return lambda s, c, a, now: math.log1p(s.visits)
-
-
-def _new_visitor(_arg: str) -> Extractor:
-    return lambda s, c, a, now: 1.0 if s.is_new else 0.0
-
-
-def _recency(_arg: str) -> Extractor:
-    """exp(-days since the previous view / 7): 1 for a visitor seen just now, 0 for never."""
-    return lambda s, c, a, now: math.exp(-(now - s.last_seen) / (7 * 86400)) if s.last_seen else 0.0
-
-
-def _affinity(category: str) -> Extractor:
-    """The category's share of the visitor's total affinity (0 when there is none)."""
-
-    def extract(s: VisitorState, c: RequestContext, a: Mapping[str, float], now: int) -> float:
-        total = sum(a.values())
-        return a.get(category, 0.0) / total if total > 0 else 0.0
-
-    return extract
-
-
-def _equals(attribute: str) -> Callable[[str], Extractor]:
-    def make(value: str) -> Extractor:
-        def extract(s: VisitorState, c: RequestContext, a: Mapping[str, float], now: int) -> float:
-            return 1.0 if getattr(c, attribute) == value else 0.0
-
-        return extract
-
-    return make
-
-
-def _stage(value: str) -> Extractor:
-    return lambda s, c, a, now: 1.0 if s.stage == value else 0.0
-
-
-def _flag(value: str) -> Extractor:
-    return lambda s, c, a, now: 1.0 if value in s.flags else 0.0
-
+Featurizer = Callable[[VisitorState, RequestContext, Mapping[str, float], int], tuple[float, ...]]
 
 _DAYPARTS = {
     "night": range(0, 6),
@@ -283,38 +237,65 @@ _DAYPARTS = {
     "evening": range(18, 24),
 }
 
-
-def _daypart(value: str) -> Extractor:
-    hours = _DAYPARTS[value]
-    return lambda s, c, a, now: 1.0 if c.hour in hours else 0.0
-
-
-def _weekend(_arg: str) -> Extractor:
-    return lambda s, c, a, now: 1.0 if c.weekday >= 5 else 0.0
-
-
-# name (before the colon) -> (needs an argument, factory)
-FEATURES: dict[str, tuple[bool, Callable[[str], Extractor]]] = {
-    "bias": (False, _bias),
-    "visits": (False, _visits),
-    "new_visitor": (False, _new_visitor),
-    "recency": (False, _recency),
-    "weekend": (False, _weekend),
-    "affinity": (True, _affinity),
-    "stage": (True, _stage),
-    "flag": (True, _flag),
-    "device": (True, _equals("device")),
-    "country": (True, _equals("country")),
-    "referrer": (True, _equals("referrer")),
-    "utm": (True, _equals("utm_source")),
-    "daypart": (True, _daypart),
+# name (before the colon) -> (needs an argument, its value as a Python expression over the
+# visitor state ``s``, the request context ``c``, the decayed affinity ``a``, ``now``, and
+# ``total`` (a's sum); ``{k}`` is the argument, bound as a constant)
+_FEATURE_SOURCES: dict[str, tuple[bool, str]] = {
+    "bias": (False, "1.0"),
+    "visits": (False, "_log1p(s.visits)"),
+    "new_visitor": (False, "(1.0 if s.is_new else 0.0)"),
+    # exp(-days since the previous view / 7): 1 for a visitor seen just now, 0 for never
+    "recency": (False, "(_exp(-(now - s.last_seen) / 604800) if s.last_seen else 0.0)"),
+    "weekend": (False, "(1.0 if c.weekday >= 5 else 0.0)"),
+    # the category's share of the visitor's total affinity (0 when there is none)
+    "affinity": (True, "(a.get({k}, 0.0) / total if total > 0 else 0.0)"),
+    "stage": (True, "(1.0 if s.stage == {k} else 0.0)"),
+    "flag": (True, "(1.0 if {k} in s.flags else 0.0)"),
+    "device": (True, "(1.0 if c.device == {k} else 0.0)"),
+    "country": (True, "(1.0 if c.country == {k} else 0.0)"),
+    "referrer": (True, "(1.0 if c.referrer == {k} else 0.0)"),
+    "utm": (True, "(1.0 if c.utm_source == {k} else 0.0)"),
+    "daypart": (True, "(1.0 if c.hour in {k} else 0.0)"),
 }
+FEATURES: frozenset[str] = frozenset(_FEATURE_SOURCES)
+_FEATURIZERS: dict[tuple[str, ...], Featurizer] = {}
+
+
+def featurizer(names: tuple[str, ...]) -> Featurizer:
+    """The function computing a linear policy's feature vector, generated once per name list.
+
+    Its body is one tuple display, an inline expression per feature (``_FEATURE_SOURCES``);
+    feature arguments are bound as constants, never written into the source. The affinity
+    total is ``math.fsum``: the same bits on every Python (``sum`` of floats is compensated
+    from 3.12 on, plain before). Names must pass ``feature_problem`` (the compiler checks).
+    """
+    known = _FEATURIZERS.get(names)
+    if known is not None:
+        return known
+    namespace: dict[str, Any] = {"_log1p": math.log1p, "_exp": math.exp, "_fsum": math.fsum}
+    values = []
+    for n, name in enumerate(names):
+        problem = feature_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
+        kind, _, arg = name.partition(":")
+        namespace[f"_k{n}"] = _DAYPARTS[arg] if kind == "daypart" else arg
+        values.append(_FEATURE_SOURCES[kind][1].format(k=f"_k{n}"))
+    reads_total = any(n.startswith("affinity:") for n in names)
+    total = "    total = _fsum(a.values())\n" if reads_total else ""
+    body = "".join(f"{v}, " for v in values)
+    source = f"def featurize(s, c, a, now):\n{total}    return ({body})\n"
+    exec(compile(source, "<edgepick features>", "exec"), namespace)
+    featurize: Featurizer = namespace["featurize"]
+    if len(_FEATURIZERS) < 64:  # one per distinct feature list
+        _FEATURIZERS[names] = featurize
+    return featurize
 
 
 def feature_problem(name: str) -> str | None:
     """Why a feature name is invalid, or ``None`` when it is fine."""
     kind, _, arg = name.partition(":")
-    spec = FEATURES.get(kind)
+    spec = _FEATURE_SOURCES.get(kind)
     if spec is None:
         return f"unknown feature {kind!r} (known: {', '.join(sorted(FEATURES))})"
     if spec[0] and not arg:
@@ -324,18 +305,3 @@ def feature_problem(name: str) -> str | None:
     if kind == "daypart" and arg not in _DAYPARTS:
         return f"daypart must be one of {sorted(_DAYPARTS)}"
     return None
-
-
-def extractor(name: str) -> Extractor:
-    kind, _, arg = name.partition(":")
-    return FEATURES[kind][1](arg)
-
-
-def vector(
-    extractors: tuple[Extractor, ...],
-    state: VisitorState,
-    context: RequestContext,
-    affinity: Mapping[str, float],
-    now: int,
-) -> tuple[float, ...]:
-    return tuple(f(state, context, affinity, now) for f in extractors)

@@ -106,7 +106,7 @@ def replay(
     if arm is None:
         return None
     new = row.reason == "fallback"
-    if prepared.policy.extractors and len(row.features) != len(prepared.policy.extractors):
+    if prepared.policy.features and len(row.features) != len(prepared.policy.features):
         return None
     for eligible in candidates(prepared):
         if arm not in eligible:
@@ -144,7 +144,7 @@ def target_distribution(
     if not elig:
         return None
     x = row.features
-    if prepared.policy.extractors and len(x) != len(prepared.policy.extractors):
+    if prepared.policy.features and len(x) != len(prepared.policy.features):
         return None
     policy = prepared.policy.for_segment(row.segment)
     probs = policy.score(elig, x, row.reason == "fallback").probabilities

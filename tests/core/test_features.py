@@ -12,8 +12,8 @@ from core.features import (
     VisitorState,
     attributes,
     decayed_affinity,
-    extractor,
     feature_problem,
+    featurizer,
     record_page_view,
     route,
 )
@@ -108,13 +108,34 @@ def test_attributes_document() -> None:
 def test_extractors(
     name: str, state: VisitorState, context: RequestContext, expected: float
 ) -> None:
-    assert extractor(name)(state, context, {}, T0) == pytest.approx(expected)
+    assert featurizer((name,))(state, context, {}, T0) == pytest.approx((expected,))
 
 
 def test_affinity_feature_is_a_share() -> None:
-    f = extractor("affinity:running")
-    assert f(VisitorState("v"), RequestContext(), {"running": 3.0, "yoga": 1.0}, T0) == 0.75
-    assert f(VisitorState("v"), RequestContext(), {}, T0) == 0.0
+    f = featurizer(("affinity:running",))
+    assert f(VisitorState("v"), RequestContext(), {"running": 3.0, "yoga": 1.0}, T0) == (0.75,)
+    assert f(VisitorState("v"), RequestContext(), {}, T0) == (0.0,)
+
+
+def test_a_feature_vector_in_order_with_every_kind() -> None:
+    names = ("bias", "visits", "new_visitor", "recency", "weekend", "affinity:yoga",
+             "stage:cart", "flag:buyer", "device:mobile", "country:DE", "referrer:email",
+             "utm:spring", "daypart:night", "affinity:running")  # fmt: skip
+    state = VisitorState("v", visits=2, page_views=9, last_seen=T0 - 7 * 86400, stage="cart")
+    context = RequestContext(device="mobile", country="FR", referrer="email", hour=3, weekday=5)
+    x = featurizer(names)(state, context, {"running": 1.0, "yoga": 3.0}, T0)
+    expected = (1.0, math.log1p(2), 0.0, math.exp(-1.0), 1.0, 0.75,
+                1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.25)  # fmt: skip
+    assert x == expected
+    assert featurizer(names) is featurizer(names)  # generated once per name list
+    with pytest.raises(ValueError, match="unknown feature 'colour'"):
+        featurizer(("colour:red",))
+
+
+def test_feature_arguments_never_become_source() -> None:
+    hostile = "x') or __import__('os') or ('"
+    f = featurizer((f"device:{hostile}", f"affinity:{hostile}"))
+    assert f(VisitorState("v"), RequestContext(device=hostile), {hostile: 2.0}, T0) == (1.0, 1.0)
 
 
 @pytest.mark.parametrize(
