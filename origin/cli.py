@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.snapshot import decode_snapshot
-from origin.collector import SECRET_ENV
+from origin.collector import PREVIOUS_SECRETS_ENV, SECRET_ENV
 
 DEFAULT_REGISTRY = "out/registry"
 DEFAULT_PORT = 8887
@@ -47,6 +47,11 @@ def _secret(args: argparse.Namespace) -> bytes:
     return secret.encode()
 
 
+def _previous_secrets(args: argparse.Namespace) -> tuple[bytes, ...]:
+    given = args.previous_secret or os.environ.get(PREVIOUS_SECRETS_ENV, "").split(",")
+    return tuple(s.strip().encode() for s in given if s.strip())
+
+
 def _targets(specs: list[str] | None) -> list:  # type: ignore[type-arg]
     from origin.targets import parse_target
 
@@ -63,7 +68,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     store = SqliteStore(args.store)
     registry = Registry(args.registry)
-    service = Service(store, _secret(args), Decider(registry, store))
+    previous = _previous_secrets(args)
+    service = Service(store, _secret(args), Decider(registry, store), previous=previous)
     print(f"edgepick: collector on http://{args.host}:{args.port} (store {args.store})", flush=True)
     uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level)
     return 0
@@ -305,6 +311,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--port", type=int, default=DEFAULT_PORT)
     s.add_argument("--store", default=DEFAULT_STORE, help="SQLite event store file")
     s.add_argument("--secret", help=f"event signing secret (default: ${SECRET_ENV})")
+    s.add_argument(
+        "--previous-secret",
+        action="append",
+        help="a secret still accepted during a rotation (repeatable; default: "
+        f"${PREVIOUS_SECRETS_ENV}, comma-separated)",
+    )
     s.add_argument("--log-level", default="warning")
     registry_arg(s)
     s.set_defaults(run=_guarded(_serve))

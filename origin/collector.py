@@ -37,6 +37,7 @@ from core.events import (
 from origin.store import EventStore
 
 SECRET_ENV = "EDGEPICK_SECRET"
+PREVIOUS_SECRETS_ENV = "EDGEPICK_PREVIOUS_SECRETS"  # comma-separated, during a rotation
 
 
 class Refused(Exception):
@@ -54,19 +55,30 @@ class Refused(Exception):
 
 @dataclass
 class Service:
-    """What the routes share: the store, the secret, and (for decide) a decision provider."""
+    """What the routes share: the store, the secret, and (for decide) a decision provider.
+
+    ``previous``: secrets still accepted while a rotation rolls out (the edge may sign with the
+    old one until its new deployment is everywhere); drop them once it is.
+    """
 
     store: EventStore
     secret: bytes
     decider: Any = None  # origin.channels.Decider, when /v1/decide is enabled
     counters: dict[str, int] = field(default_factory=dict)
+    previous: tuple[bytes, ...] = ()
+
+    @property
+    def secrets(self) -> tuple[bytes, ...]:
+        return (self.secret, *self.previous)
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
 
 
-async def read_signed(request: Request, secret: bytes, limit: int = MAX_BATCH_BYTES) -> bytes:
-    """The request body, within ``limit`` bytes and carrying a valid signature."""
+async def read_signed(
+    request: Request, secrets: tuple[bytes, ...], limit: int = MAX_BATCH_BYTES
+) -> bytes:
+    """The request body, within ``limit`` bytes and signed with one of ``secrets``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Refused(413, f"body is {declared} bytes, over the {limit}-byte limit")
@@ -78,7 +90,7 @@ async def read_signed(request: Request, secret: bytes, limit: int = MAX_BATCH_BY
     signature = request.headers.get(SIGNATURE_HEADER, "")
     if not signature:
         raise Refused(401, f"missing {SIGNATURE_HEADER} header (HMAC-SHA256 of the body)")
-    if not verify(bytes(body), signature, secret):
+    if not any(verify(bytes(body), signature, secret) for secret in secrets):
         raise Refused(401, f"{SIGNATURE_HEADER} does not match the body (wrong secret?)")
     return bytes(body)
 
@@ -111,7 +123,7 @@ def parse_batch(body: bytes) -> list[dict[str, Any]]:
 async def events_endpoint(request: Request) -> JSONResponse:
     service: Service = request.app.state.service
     try:
-        body = await read_signed(request, service.secret)
+        body = await read_signed(request, service.secrets)
         events = parse_batch(body)
     except Refused as refused:
         service.count(f"refused_{refused.status}")
@@ -127,7 +139,7 @@ async def decide_endpoint(request: Request) -> JSONResponse:
     if service.decider is None:
         return JSONResponse({"error": "decide API not enabled (no registry)"}, status_code=503)
     try:
-        body = await read_signed(request, service.secret, 64 * 1024)
+        body = await read_signed(request, service.secrets, 64 * 1024)
         try:
             payload = loads(body)
         except (ValueError, UnicodeDecodeError) as exc:

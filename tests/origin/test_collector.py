@@ -87,3 +87,30 @@ def test_one_invalid_event_refuses_the_whole_batch(client: TestClient, store: Sq
     body, headers = signed([exposure(1), {"type": "click", "id": "c", "visitor": "v", "ts": 1}])
     error = client.post("/v1/events", content=body, headers=headers).json()
     assert error["index"] == 1 and error["field"] == "decision"
+
+
+def test_a_rotation_accepts_the_previous_secret_until_it_is_dropped(store: SqliteStore) -> None:
+    old, new = SECRET, b"the-new-secret-0123456789"
+    rotating = TestClient(create_app(Service(store, new, previous=(old,))))
+    for key, n in ((old, 1), (new, 2)):
+        body, headers = signed([exposure(n)], key)
+        reply = rotating.post("/v1/events", content=body, headers=headers)
+        assert reply.status_code == 200 and reply.json()["accepted"] == 1
+    rotated = TestClient(create_app(Service(store, new)))
+    body, headers = signed([exposure(3)], old)
+    assert rotated.post("/v1/events", content=body, headers=headers).status_code == 401
+    assert store.count("exposure") == 2
+
+
+def test_previous_secrets_from_the_command_line_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from argparse import Namespace
+
+    from origin.cli import _previous_secrets
+
+    monkeypatch.setenv("EDGEPICK_PREVIOUS_SECRETS", " a , b,")
+    assert _previous_secrets(Namespace(previous_secret=None)) == (b"a", b"b")
+    assert _previous_secrets(Namespace(previous_secret=["c"])) == (b"c",)
+    monkeypatch.delenv("EDGEPICK_PREVIOUS_SECRETS")
+    assert _previous_secrets(Namespace(previous_secret=None)) == ()
