@@ -20,7 +20,7 @@ from core.events import exposure
 from core.features import RequestContext, VisitorState
 from origin.collector import Refused
 from origin.registry import Registry
-from origin.stitch import links, profile_for
+from origin.stitch import profile_for
 from origin.store import EventStore
 
 _CONTEXT_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -75,7 +75,7 @@ class Decider:
 
     def state(self, engine: Engine, visitor: str, user: str) -> VisitorState:
         if not user and visitor:
-            user = links(self.store).get(visitor, "")
+            user = self.store.user_of(visitor)
         if user:
             profile = profile_for(self.store, engine.site.signals, user)
             if profile is not None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from core.features import VisitorState, record_page_view
 from core.model import Signals
-from origin.store import EventStore
+from origin.store import EventSource, EventStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class PageView:
     path: str
 
 
-def links(store: EventStore) -> dict[str, str]:
+def links(store: EventSource) -> dict[str, str]:
     """visitor -> user, from identify events (the latest identify of a visitor wins)."""
     out: dict[str, str] = {}
     for event in store.identifies():
@@ -43,7 +43,7 @@ def request_id(decision_id: str) -> str:
     return head if sep and tail.isdigit() else decision_id
 
 
-def page_views(store: EventStore, linked: dict[str, str]) -> dict[str, list[PageView]]:
+def page_views(store: EventSource, linked: dict[str, str]) -> dict[str, list[PageView]]:
     """user -> their page views (one per request), oldest first."""
     seen: dict[tuple[str, str], PageView] = {}
     owner_of: dict[tuple[str, str], str] = {}
@@ -77,7 +77,7 @@ def fold(
 
 
 def build_profiles(
-    store: EventStore,
+    store: EventSource,
     signals: Signals,
     users: Iterable[str] | None = None,
     conversion_flag: str = "buyer",
@@ -105,9 +105,13 @@ def build_profiles(
 
 
 def profile_for(store: EventStore, signals: Signals, user: str) -> VisitorState | None:
-    """One user's profile, or None when the origin has never heard of them."""
-    profiles = build_profiles(store, signals, [user])
-    state = profiles.get(user)
-    if state is None or (state.page_views == 0 and user not in links(store).values()):
+    """One user's profile, or None when the origin has never heard of them.
+
+    Folded from the slice of events it depends on (``store.user_events``, read through
+    indexes), not the whole store: the same profile ``build_profiles`` gives that user.
+    """
+    events = store.user_events(user)
+    state = build_profiles(events, signals, [user]).get(user)
+    if state is None or (state.page_views == 0 and user not in links(events).values()):
         return None
     return state

@@ -35,6 +35,37 @@ class Joined:
     value: float
 
 
+class EventSource(Protocol):
+    """Events to read in store order: a whole store, or a slice of one (stitching reads these)."""
+
+    def exposures(self) -> Iterator[dict[str, Any]]: ...
+
+    def outcomes(self) -> Iterator[dict[str, Any]]: ...
+
+    def identifies(self) -> Iterator[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventSlice:
+    """Some of a store's events, in the store's order, readable like the store (stitching).
+
+    ``SqliteStore.user_events`` cuts the slice one user's profile depends on, through indexes.
+    """
+
+    exposure_events: tuple[dict[str, Any], ...]
+    outcome_events: tuple[dict[str, Any], ...]
+    identify_events: tuple[dict[str, Any], ...]
+
+    def exposures(self) -> Iterator[dict[str, Any]]:
+        return iter(self.exposure_events)
+
+    def outcomes(self) -> Iterator[dict[str, Any]]:
+        return iter(self.outcome_events)
+
+    def identifies(self) -> Iterator[dict[str, Any]]:
+        return iter(self.identify_events)
+
+
 class EventStore(Protocol):
     """What the origin needs from an event store (a distributed engine can take over)."""
 
@@ -55,6 +86,10 @@ class EventStore(Protocol):
     def volume(self, since_ms: int, bucket_ms: int) -> dict[tuple[str, int], int]: ...
 
     def count(self, kind: str) -> int: ...
+
+    def user_events(self, user: str) -> EventSlice: ...
+
+    def user_of(self, visitor: str) -> str: ...
 
     def close(self) -> None: ...
 
@@ -80,6 +115,9 @@ CREATE TABLE IF NOT EXISTS identifies (
     flags TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS identifies_user ON identifies (user);
+CREATE INDEX IF NOT EXISTS identifies_visitor ON identifies (visitor);
+CREATE INDEX IF NOT EXISTS exposures_user ON exposures (user);
+CREATE INDEX IF NOT EXISTS outcomes_visitor ON outcomes (visitor);
 """
 
 _EXPOSURE_COLUMNS = (
@@ -216,11 +254,14 @@ class SqliteStore:
 
     def identifies(self) -> Iterator[dict[str, Any]]:
         rows = self._rows("SELECT * FROM identifies ORDER BY ts, id")
-        for r in rows:
-            event = dict(r)
-            event["type"] = IDENTIFY
-            event["flags"] = json.loads(event["flags"])
-            yield event
+        return (self._identify(r) for r in rows)
+
+    @staticmethod
+    def _identify(row: sqlite3.Row) -> dict[str, Any]:
+        event = dict(row)
+        event["type"] = IDENTIFY
+        event["flags"] = json.loads(event["flags"])
+        return event
 
     def joined(
         self, click_window_ms: int, conversion_window_ms: int, since_ms: int = 0
@@ -273,6 +314,45 @@ class SqliteStore:
         if kind == IDENTIFY:
             return int(self._rows("SELECT COUNT(*) FROM identifies")[0][0])
         return int(self._rows("SELECT COUNT(*) FROM outcomes WHERE type = ?", (kind,))[0][0])
+
+    def user_events(self, user: str) -> EventSlice:
+        """Every event a user's stitched profile depends on, through indexes: the exposures of
+        each visitor ever linked to the user or naming the user, the outcomes of those visitors
+        or decisions, the exposures those outcomes name (their owner decides who converted),
+        and every identify of the visitors involved (a later one may link a visitor elsewhere).
+        """
+        linked = self._rows("SELECT DISTINCT visitor FROM identifies WHERE user = ?", (user,))
+        visitors = [r[0] for r in linked]
+        marks = ",".join("?" * len(visitors))
+        exposures = self._rows(
+            f"SELECT * FROM exposures WHERE user = ? OR visitor IN ({marks}) OR id IN "
+            f"(SELECT decision FROM outcomes WHERE visitor IN ({marks})) ORDER BY ts, id",
+            (user, *visitors, *visitors),
+        )
+        outcomes = self._rows(
+            "SELECT * FROM outcomes WHERE decision IN (SELECT id FROM exposures WHERE user = ? "
+            f"OR visitor IN ({marks})) OR visitor IN ({marks}) ORDER BY ts, id",
+            (user, *visitors, *visitors),
+        )
+        involved = sorted({*visitors, *(r["visitor"] for r in exposures)})
+        identifies = self._rows(
+            f"SELECT * FROM identifies WHERE visitor IN ({','.join('?' * len(involved))}) "
+            "ORDER BY ts, id",
+            involved,
+        )
+        return EventSlice(
+            tuple(self._exposure(r) for r in exposures),
+            tuple(dict(r) for r in outcomes),
+            tuple(self._identify(r) for r in identifies),
+        )
+
+    def user_of(self, visitor: str) -> str:
+        """The user a visitor's latest identify names ("" for an anonymous visitor)."""
+        rows = self._rows(
+            "SELECT user FROM identifies WHERE visitor = ? ORDER BY ts DESC, id DESC LIMIT 1",
+            (visitor,),
+        )
+        return str(rows[0][0]) if rows else ""
 
     def ids(self) -> set[str]:
         """Every stored event id (for tests and audits)."""

@@ -107,3 +107,55 @@ def test_decode_profile_refuses_near_misses() -> None:
     assert decode_profile(encode_profile(VisitorState("v", 1, user_id=""))) is None  # no user
     assert decode_profile(encode_profile(VisitorState("v", -1, user_id="u"))) is None
     assert decode_profile(b"\x00" * 70_000) is None
+
+
+VISITORS = ("laptop", "phone", "tablet", "kiosk")
+USERS = ("u-1", "u-2", "u-3")
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Exposures (anonymous or naming a user), identifies (relinks too), outcomes."""
+    events: list[dict[str, Any]] = []
+    for n in range(draw(st.integers(0, 12))):
+        user = draw(st.sampled_from(("", "", *USERS)))
+        visitor = draw(st.sampled_from(VISITORS))
+        ts = NOW_MS + draw(st.integers(-5, 5)) * DAY
+        events.append(exposure(n, visitor=visitor, user=user, ts=ts, path=f"/p{n % 3}/"))
+        if draw(st.booleans()):
+            kind = draw(st.sampled_from(("click", "conversion")))
+            who = draw(st.sampled_from(VISITORS))  # maybe not the exposure's visitor
+            events.append(outcome(f"d{n}-0", kind, ts=ts + 1000, value=5.0, visitor=who))
+    for k in range(draw(st.integers(0, 6))):
+        visitor, user = draw(st.sampled_from(VISITORS)), draw(st.sampled_from(USERS))
+        flags = draw(st.sampled_from(([], ["newsletter"])))
+        ts = NOW_MS + draw(st.integers(-5, 5)) * DAY + k
+        events.append(identify(visitor, user, ts=ts, flags=flags))
+    return events
+
+
+@settings(max_examples=40, deadline=None)
+@given(histories())
+def test_a_profile_from_the_user_slice_equals_one_from_the_whole_store(
+    history: list[dict[str, Any]],
+) -> None:
+    """The origin's decide API folds one user from indexed queries (``user_events``): the
+    profile must be the one stitching the whole store gives that user."""
+    import tempfile
+
+    from core.model import Signals
+    from origin.stitch import links
+
+    signals = Signals()
+    with tempfile.TemporaryDirectory() as folder:
+        store = SqliteStore(Path(folder) / "e.db")
+        store.append(history)
+        everyone = build_profiles(store, signals, USERS)
+        linked = links(store)
+        for user in USERS:
+            whole = everyone[user]
+            known = whole.page_views > 0 or user in linked.values()
+            assert profile_for(store, signals, user) == (whole if known else None)
+        for visitor in VISITORS:
+            assert store.user_of(visitor) == linked.get(visitor, "")
+        store.close()
