@@ -147,26 +147,44 @@ def segment_key(slot: str, segment: str) -> str:
     return f"{slot}@{segment}"
 
 
+class Summer:
+    """Rows summed into ``Aggregates`` as they arrive (policy draws only, by default), folded
+    in blocks of ``BLOCK_ROWS`` per arm: memory stays bounded however many rows stream by."""
+
+    def __init__(self, widths: Mapping[str, int], learnable_only: bool = True) -> None:
+        self.out = Aggregates(dict(widths))
+        self.learnable_only = learnable_only
+        self.grouped: dict[Key, tuple[list[tuple[float, ...]], list[float]]] = {}
+
+    def add(self, row: TrainingRow) -> None:
+        if not (row.learnable or not self.learnable_only):
+            return
+        xs, rs = self.grouped.setdefault((row.slot, row.variant), ([], []))
+        xs.append(row.features)
+        rs.append(row.reward)
+        if len(xs) >= BLOCK_ROWS:
+            self.out.stats(row.slot, row.variant).add_block(xs, rs)
+            xs.clear()
+            rs.clear()
+        if row.segment:  # also counted in its segment's own posterior (Thompson slots)
+            key = segment_key(row.slot, row.segment)
+            self.out.stats(key, row.variant).add_block([row.features], [row.reward])
+
+    def result(self) -> Aggregates:
+        """The sums so far (the rows still in blocks folded in)."""
+        for (slot, variant), (xs, rs) in self.grouped.items():
+            if xs:
+                self.out.stats(slot, variant).add_block(xs, rs)
+                xs.clear()
+                rs.clear()
+        return self.out
+
+
 def aggregate(
     rows: Iterable[TrainingRow], widths: Mapping[str, int], learnable_only: bool = True
 ) -> Aggregates:
     """Sum rows into per-(slot, variant) statistics (policy draws only, by default)."""
-    out = Aggregates(dict(widths))
-    grouped: dict[Key, tuple[list[tuple[float, ...]], list[float]]] = {}
+    summer = Summer(widths, learnable_only)
     for row in rows:
-        if row.learnable or not learnable_only:
-            xs, rs = grouped.setdefault((row.slot, row.variant), ([], []))
-            xs.append(row.features)
-            rs.append(row.reward)
-            if len(xs) >= BLOCK_ROWS:  # fold into the sums: memory stays bounded
-                out.stats(row.slot, row.variant).add_block(xs, rs)
-                xs.clear()
-                rs.clear()
-            if row.segment:  # also counted in its segment's own posterior (Thompson slots)
-                out.stats(segment_key(row.slot, row.segment), row.variant).add_block(
-                    [row.features], [row.reward]
-                )
-    for (slot, variant), (xs, rs) in grouped.items():
-        if xs:
-            out.stats(slot, variant).add_block(xs, rs)
-    return out
+        summer.add(row)
+    return summer.result()

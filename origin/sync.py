@@ -29,7 +29,7 @@ from compile.site import compile_site, load_model, load_toml
 from core.model import Site
 from core.profile import encode_profile, profile_key
 from core.snapshot import encode_snapshot
-from origin.aggregates import aggregate
+from origin.aggregates import Summer
 from origin.learn import LearnConfig, learn, overlay, widths
 from origin.monitor import Alert, MonitorConfig, check, report
 from origin.publish import publish
@@ -101,13 +101,16 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
 
     step("collect")
     site = _compile(job, base)
-    rows = list(training_rows(job.store, job.windows, job.reward))
-    result.rows = len(rows)
-    result.learnable = sum(r.learnable for r in rows)
+    # one pass over the rows as the store yields them: nothing holds a round's rows
+    everything, learnable = Summer(widths(site), learnable_only=False), Summer(widths(site))
+    for row in training_rows(job.store, job.windows, job.reward):
+        result.rows += 1
+        result.learnable += row.learnable
+        everything.add(row)
+        learnable.add(row)
 
     step("retire")
-    everything = aggregate(rows, widths(site), learnable_only=False)
-    for retirement in retirements(site, everything, job.retire):
+    for retirement in retirements(site, everything.result(), job.retire):
         if job.registry.overrides.retire(retirement.slot, retirement.variant):
             job.registry.audit(
                 "retire",
@@ -124,7 +127,7 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
         site = _compile(job, base)
 
     step("learn")
-    learned = learn(site, aggregate(rows, widths(site)), job.learn)
+    learned = learn(site, learnable.result(), job.learn)  # retiring leaves the widths as they were
     model = overlay(base, learned)
     result.model = model
 

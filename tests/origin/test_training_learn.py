@@ -184,3 +184,22 @@ def test_merge_is_associative_and_commutative(a: list, b: list, c: list) -> None
     assert left.close_to(x.merged(y.merged(z)))
     assert left.close_to(z.merged(y).merged(x))
     assert left.close_to(_agg(a + b + c))
+
+
+def test_streamed_sums_in_blocks_equal_one_sum_and_keep_no_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import origin.aggregates as aggregates
+
+    monkeypatch.setattr(aggregates, "BLOCK_ROWS", 16)  # many blocks from a few hundred rows
+    rng = np.random.default_rng(11)
+    items = [
+        (str(rng.choice(["a", "b"])), list(rng.random(2)), float(rng.random())) for _ in range(300)
+    ]
+    summer = aggregates.Summer({"s": 2})
+    for v, x, r in items:
+        summer.add(row("s", v, tuple(x), r))
+        assert all(len(xs) < 16 for xs, _ in summer.grouped.values())  # bounded while streaming
+    streamed = summer.result()
+    assert streamed.close_to(_agg(items)) and summer.result().close_to(_agg(items))
+    assert sum(s.n for s in streamed.arms.values()) == 300
