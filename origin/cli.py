@@ -48,8 +48,9 @@ def _secret(args: argparse.Namespace) -> bytes:
 
 
 def _previous_secrets(args: argparse.Namespace) -> tuple[bytes, ...]:
+    # taken as given, like the secret itself (and the edge's EVENTS_SECRET): no stripping
     given = args.previous_secret or os.environ.get(PREVIOUS_SECRETS_ENV, "").split(",")
-    return tuple(s.strip().encode() for s in given if s.strip())
+    return tuple(s.encode() for s in given if s)
 
 
 def _targets(specs: list[str] | None) -> list:  # type: ignore[type-arg]

@@ -120,6 +120,10 @@ CREATE INDEX IF NOT EXISTS exposures_user ON exposures (user);
 CREATE INDEX IF NOT EXISTS outcomes_visitor ON outcomes (visitor);
 """
 
+_LINKED = "SELECT DISTINCT visitor FROM identifies WHERE user = ?"
+_NAMED = "SELECT DISTINCT visitor FROM exposures WHERE user = ?"
+_EACH = "(SELECT value FROM json_each(?))"  # the members of a JSON array parameter
+
 _EXPOSURE_COLUMNS = (
     "id",
     "ts",
@@ -316,29 +320,32 @@ class SqliteStore:
         return int(self._rows("SELECT COUNT(*) FROM outcomes WHERE type = ?", (kind,))[0][0])
 
     def user_events(self, user: str) -> EventSlice:
-        """Every event a user's stitched profile depends on, through indexes: the exposures of
-        each visitor ever linked to the user or naming the user, the outcomes of those visitors
-        or decisions, the exposures those outcomes name (their owner decides who converted),
-        and every identify of the visitors involved (a later one may link a visitor elsewhere).
+        """Every event a user's stitched profile depends on, read through indexes:
+
+        - every exposure of each visitor ever linked to the user or named with the user on an
+          exposure (a page view belongs to whoever owns the earliest exposure of its request);
+        - the outcomes of the linked visitors or of the user's decisions, and the exposures
+          those outcomes name (their owner decides who converted);
+        - every identify of the visitors involved (a later one may link a visitor elsewhere).
+
+        Visitor lists travel as one JSON parameter (``json_each``), whatever their length.
         """
-        linked = self._rows("SELECT DISTINCT visitor FROM identifies WHERE user = ?", (user,))
-        visitors = [r[0] for r in linked]
-        marks = ",".join("?" * len(visitors))
+        linked = [r[0] for r in self._rows(_LINKED, (user,))]
+        named = [r[0] for r in self._rows(_NAMED, (user,))]
+        ours, owned = json.dumps(sorted({*linked, *named})), json.dumps(linked)
         exposures = self._rows(
-            f"SELECT * FROM exposures WHERE user = ? OR visitor IN ({marks}) OR id IN "
-            f"(SELECT decision FROM outcomes WHERE visitor IN ({marks})) ORDER BY ts, id",
-            (user, *visitors, *visitors),
+            f"SELECT * FROM exposures WHERE visitor IN {_EACH} OR id IN "
+            f"(SELECT decision FROM outcomes WHERE visitor IN {_EACH}) ORDER BY ts, id",
+            (ours, owned),
         )
         outcomes = self._rows(
             "SELECT * FROM outcomes WHERE decision IN (SELECT id FROM exposures WHERE user = ? "
-            f"OR visitor IN ({marks})) OR visitor IN ({marks}) ORDER BY ts, id",
-            (user, *visitors, *visitors),
+            f"OR visitor IN {_EACH}) OR visitor IN {_EACH} ORDER BY ts, id",
+            (user, owned, owned),
         )
-        involved = sorted({*visitors, *(r["visitor"] for r in exposures)})
+        involved = json.dumps(sorted({*linked, *named, *(r["visitor"] for r in exposures)}))
         identifies = self._rows(
-            f"SELECT * FROM identifies WHERE visitor IN ({','.join('?' * len(involved))}) "
-            "ORDER BY ts, id",
-            involved,
+            f"SELECT * FROM identifies WHERE visitor IN {_EACH} ORDER BY ts, id", (involved,)
         )
         return EventSlice(
             tuple(self._exposure(r) for r in exposures),

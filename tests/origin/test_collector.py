@@ -109,8 +109,8 @@ def test_previous_secrets_from_the_command_line_or_the_environment(
 
     from origin.cli import _previous_secrets
 
-    monkeypatch.setenv("EDGEPICK_PREVIOUS_SECRETS", " a , b,")
-    assert _previous_secrets(Namespace(previous_secret=None)) == (b"a", b"b")
+    monkeypatch.setenv("EDGEPICK_PREVIOUS_SECRETS", "a,b\n,")  # as given, like the secret
+    assert _previous_secrets(Namespace(previous_secret=None)) == (b"a", b"b\n")
     assert _previous_secrets(Namespace(previous_secret=["c"])) == (b"c",)
     monkeypatch.delenv("EDGEPICK_PREVIOUS_SECRETS")
     assert _previous_secrets(Namespace(previous_secret=None)) == ()

@@ -121,11 +121,15 @@ def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
         user = draw(st.sampled_from(("", "", *USERS)))
         visitor = draw(st.sampled_from(VISITORS))
         ts = NOW_MS + draw(st.integers(-5, 5)) * DAY
-        events.append(exposure(n, visitor=visitor, user=user, ts=ts, path=f"/p{n % 3}/"))
+        request = draw(st.sampled_from(("r1", "r2", f"d{n}")))  # request ids may be reused
+        event = exposure(
+            n, visitor=visitor, user=user, ts=ts, path=f"/p{n % 3}/", request=request, position=n
+        )
+        events.append(event)
         if draw(st.booleans()):
             kind = draw(st.sampled_from(("click", "conversion")))
             who = draw(st.sampled_from(VISITORS))  # maybe not the exposure's visitor
-            events.append(outcome(f"d{n}-0", kind, ts=ts + 1000, value=5.0, visitor=who))
+            events.append(outcome(event["id"], kind, ts=ts + 1000, value=5.0, visitor=who))
     for k in range(draw(st.integers(0, 6))):
         visitor, user = draw(st.sampled_from(VISITORS)), draw(st.sampled_from(USERS))
         flags = draw(st.sampled_from(([], ["newsletter"])))
@@ -134,7 +138,7 @@ def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
     return events
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(histories())
 def test_a_profile_from_the_user_slice_equals_one_from_the_whole_store(
     history: list[dict[str, Any]],
