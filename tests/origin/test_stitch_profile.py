@@ -163,3 +163,16 @@ def test_a_profile_from_the_user_slice_equals_one_from_the_whole_store(
         for visitor in VISITORS:
             assert store.user_of(visitor) == linked.get(visitor, "")
         store.close()
+
+
+def test_a_user_with_more_visitors_than_sql_variables(tmp_path: Path) -> None:
+    import sqlite3
+
+    from core.model import Signals
+
+    store = SqliteStore(tmp_path / "e.db")
+    store._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20)  # a stingy SQLite build
+    store.append([identify(f"v{i}", "u-1", ts=NOW_MS + i) for i in range(60)])
+    store.append([exposure(i, visitor=f"v{i}", ts=NOW_MS + i, path="/x/") for i in range(60)])
+    profile = profile_for(store, Signals(), "u-1")
+    assert profile is not None and profile.page_views == 60
