@@ -36,7 +36,6 @@ class PreparedSlot:
     suffix: str  # "-<position>": a decision id is the request id and this
     paths: tuple[str, ...]  # the slot's path prefixes (none: every page)
     certain: tuple[tuple[float, ...], ...]  # [i]: the distribution that always serves variant i
-    segments: tuple[str, ...]  # audiences with their own allocation (the policy's)
     targeted: bool  # has rules or segments: ``hits`` is worth calling
     hits: Hits  # the hits of the rules' audiences, then the segments' (core.targeting)
     outcomes: dict[tuple[bool, ...], Targeted]  # hit pattern -> outcome, filled as they occur
@@ -49,8 +48,7 @@ class Engine:
     site: Site
     audiences: dict[str, Predicate]
     slots: dict[str, PreparedSlot]
-    attribute_keys: tuple[str, ...]  # the built-in attributes the site's conditions read
-    reads_affinity: bool
+    reads_affinity: bool  # the site's conditions read the decayed affinity
     build_attributes: AttributeBuilder
 
     @classmethod
@@ -79,9 +77,7 @@ class Engine:
             for n, s in enumerate(site.slots)
         }
         affinity = bool({"affinity", "topCategory"} & set(keys))
-        return cls(
-            snapshot_id, site, compiled.predicates, slots, keys, affinity, attribute_builder(keys)
-        )
+        return cls(snapshot_id, site, compiled.predicates, slots, affinity, attribute_builder(keys))
 
 
 def _prepare_slot(slot: Slot, position: int, policy: PreparedPolicy, hits: Hits) -> PreparedSlot:
@@ -115,7 +111,6 @@ def _prepare_slot(slot: Slot, position: int, policy: PreparedPolicy, hits: Hits)
         f"-{position}",
         slot.paths,
         certain,
-        policy.segments,
         bool(rules or policy.segments),
         hits,
         {},

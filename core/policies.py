@@ -31,19 +31,6 @@ from core.model import Exploration, FixedPolicy, LinearPolicy, Policy, ThompsonP
 Probabilities = list[float]
 
 
-def dot(a: Sequence[float], b: Sequence[float]) -> float:
-    """The dot product, correctly rounded (``fsum`` of the rounded products).
-
-    The same bits on every Python: the edge (3.12/3.13 in Pyodide) and the origin (3.11+), so a
-    score, and the propensity logged from it, replays exactly (``math.sumprod`` and a plain sum
-    round differently, and ``sumprod`` only exists from 3.12). A correctly rounded sum does not
-    depend on terms that are exactly zero, so the linear policy sums only the products of the
-    nonzero features (``compress``): the same result for finite weights, for a fraction of the
-    work.
-    """
-    return fsum(map(mul, a, b))
-
-
 def pick(cumulative: Sequence[float], u: float) -> int:
     """Inverse CDF: the first index whose cumulative probability exceeds ``u``.
 
@@ -217,6 +204,13 @@ class PreparedLinear(PreparedPolicy):
         self.reads_history = bool(policy.cold_start)
 
     def score(self, eligible: Sequence[int], x: Sequence[float], new_visitor: bool) -> Scored:
+        """Scores ``b_i + theta_i . x``, each dot product correctly rounded (``fsum`` of the
+        rounded products): the same bits on every Python, the edge (3.12/3.13 in Pyodide) and
+        the origin (3.11+), so a score and the propensity logged from it replay exactly
+        (``math.sumprod`` and a plain sum round differently). A correctly rounded sum does not
+        depend on terms that are exactly zero, so only the products of the nonzero features are
+        summed (``compress``): the same result for finite weights, for a fraction of the work.
+        """
         count = len(self.biases)
         if new_visitor and self.cold_start:
             probs = renormalize(self.cold_start, eligible, count)
