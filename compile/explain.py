@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.decide import Decision
 from core.engine import Engine
 from core.features import RequestContext, VisitorState, attributes
+from core.predicates import compile_predicates
 
 
 def explain(
@@ -16,7 +17,10 @@ def explain(
 ) -> str:
     site = engine.site
     attrs = attributes(state, context, now, site.signals)
-    matched = [name for name, pred in engine.audiences.items() if pred(attrs)]
+    predicates = compile_predicates(
+        {a.name: a.condition for a in site.audiences}, site.saved_groups
+    )
+    matched = [name for name, pred in predicates.items() if pred(attrs)]
     lines = [
         f"visitor {state.visitor_id}: visits={state.visits} stage={state.stage or '-'} "
         f"top category={attrs['topCategory'] or '-'}; {context.device} from "

@@ -1,14 +1,14 @@
-"""A snapshot prepared for the request path: predicates compiled, indices resolved, once."""
+"""A snapshot prepared for the request path: audiences compiled, indices resolved, once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.conditions import Predicate, attribute_names
+from core.conditions import attribute_names
 from core.features import ATTRIBUTES, AttributeBuilder, attribute_builder
 from core.model import Lifecycle, RuleAction, Site, Slot, Snapshot
 from core.policies import PreparedPolicy, prepare
-from core.predicates import Hits, compile_audiences
+from core.predicates import Hits, compile_hits
 from core.snapshot import decode_snapshot
 from core.targeting import Targeted, resolve
 
@@ -46,7 +46,6 @@ class PreparedSlot:
 class Engine:
     snapshot_id: str
     site: Site
-    audiences: dict[str, Predicate]
     slots: dict[str, PreparedSlot]
     reads_affinity: bool  # the site's conditions read the decayed affinity
     build_attributes: AttributeBuilder
@@ -67,17 +66,17 @@ class Engine:
         named = {  # per slot, every audience its rules and segments name, in order
             s.name: (*(r.audience for r in s.rules), *policies[s.name].segments) for s in site.slots
         }
-        compiled = compile_audiences(conditions, groups, named)
+        hits = compile_hits(conditions, named, groups)
         read: set[str] = set()
         for audience in site.audiences:
             read |= attribute_names(audience.condition)
         keys = tuple(k for k in ATTRIBUTES if k in read)
         slots = {
-            s.name: _prepare_slot(s, n, policies[s.name], compiled.vectors[s.name])
+            s.name: _prepare_slot(s, n, policies[s.name], hits[s.name])
             for n, s in enumerate(site.slots)
         }
         affinity = bool({"affinity", "topCategory"} & set(keys))
-        return cls(snapshot_id, site, compiled.predicates, slots, affinity, attribute_builder(keys))
+        return cls(snapshot_id, site, slots, affinity, attribute_builder(keys))
 
 
 def _prepare_slot(slot: Slot, position: int, policy: PreparedPolicy, hits: Hits) -> PreparedSlot:

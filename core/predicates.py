@@ -21,16 +21,16 @@ Author text never becomes source: string keys and literals are written with ``re
 round-trips any ``str``); every other value is bound as a namespace constant. A condition too
 deep for Python's parser falls back to the reference closures.
 
-Each slot also gets a *hit vector*: one function returning the hits of every audience its rules
-and segments name, as a tuple, evaluated inline in one call (``core.targeting`` maps the tuple
-to the rules' outcome). Strings compiled: a few hundred microseconds per snapshot in CPython,
-paid once when an engine is prepared.
+The engine compiles per-slot *hit vectors* only (``compile_hits``): one function returning the
+hits of every audience a slot's rules and segments name, as a tuple, evaluated inline in one
+call (``core.targeting`` maps the tuple to the rules' outcome). One function per audience
+(``compile_predicates``) serves tools such as ``edgepick explain``. Compiling costs a few
+hundred microseconds per snapshot in CPython, paid once when an engine is prepared.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from core.conditions import (
@@ -129,52 +129,64 @@ def _join(parts: list[str], word: str, empty: str) -> str:
 Hits = Callable[[Attributes], tuple[bool, ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class Audiences:
-    """The compiled audiences: one predicate each, and one hit vector per named group."""
+def compile_predicates(
+    conditions: Mapping[str, Mapping[str, Any]], saved_groups: SavedGroups | None = None
+) -> dict[str, Predicate]:
+    """One predicate per named condition, each equivalent to ``conditions.evaluate``."""
+    groups: SavedGroups = saved_groups or {}
+    emitter = _Emitter(groups)
+    names = {name: f"_p{i}" for i, name in enumerate(conditions)}
+    _define({names[n]: _expression(emitter, c) for n, c in conditions.items()}, emitter.namespace)
+    return {
+        name: emitter.namespace.get(names[name]) or compile_condition(condition, groups)
+        for name, condition in conditions.items()
+    }
 
-    predicates: dict[str, Predicate]
-    vectors: dict[str, Hits]  # group name -> the hits of its audiences, in order, eagerly
 
-
-def compile_audiences(
+def compile_hits(
     conditions: Mapping[str, Mapping[str, Any]],
+    groups_of: Mapping[str, Sequence[str]],
     saved_groups: SavedGroups | None = None,
-    groups_of: Mapping[str, Sequence[str]] | None = None,
-) -> Audiences:
-    """Predicates for ``conditions``, and for each entry of ``groups_of`` a function returning
-    the hits of the audiences it names as a tuple (an unknown name never matches).
+) -> dict[str, Hits]:
+    """For each entry of ``groups_of``, a function returning the hits of the audiences it
+    names, in order, as a tuple (an unknown name never matches).
 
     A group's function evaluates every one of its audiences inline, in one call: cheaper than
-    one call per audience for the handful of audiences a slot's rules name.
+    one call per audience for the handful of audiences a slot's rules name. Only the audiences
+    some group names are compiled.
     """
     groups: SavedGroups = saved_groups or {}
     emitter = _Emitter(groups)
-    expressions: dict[str, str] = {}
-    for name, condition in conditions.items():
-        try:
-            expressions[name] = emitter.condition(condition)
-        except RecursionError:  # left to the reference closures
-            continue
-    functions = {f"_p{i}": expressions.get(name) for i, name in enumerate(conditions)}
-    for i, members in enumerate((groups_of or {}).values()):
-        inline = [expressions.get(m) if m in conditions else "False" for m in members]
-        parts = [e for e in inline if e is not None]
-        # a tuple display; with a member left to the reference, the fallback below
+    used = {m for members in groups_of.values() for m in members if m in conditions}
+    expressions = {m: _expression(emitter, conditions[m]) for m in sorted(used)}
+    functions: dict[str, str | None] = {}
+    for i, members in enumerate(groups_of.values()):
+        inline = [expressions[m] if m in conditions else "False" for m in members]
+        # a tuple display; a member left to the reference leaves the group to the fallback
         functions[f"_g{i}"] = (
-            "(" + "".join(f"{e}, " for e in parts) + ")" if len(parts) == len(inline) else None
+            None if None in inline else "(" + "".join(f"{e}, " for e in inline) + ")"
         )
-    namespace = emitter.namespace
-    _define(functions, namespace)
-    predicates: dict[str, Predicate] = {}
-    for i, (name, condition) in enumerate(conditions.items()):
-        predicates[name] = namespace.get(f"_p{i}") or compile_condition(condition, groups)
-    vectors: dict[str, Hits] = {}
-    for i, (group, members) in enumerate((groups_of or {}).items()):
-        vectors[group] = namespace.get(f"_g{i}") or _vector_of(
-            tuple(predicates.get(m, _never) for m in members)
-        )
-    return Audiences(predicates, vectors)
+    _define(functions, emitter.namespace)
+    hits: dict[str, Hits] = {}
+    for i, (group, members) in enumerate(groups_of.items()):
+        generated = emitter.namespace.get(f"_g{i}")
+        if generated is None:
+            generated = _reference_hits(
+                tuple(
+                    compile_condition(conditions[m], groups) if m in conditions else _never
+                    for m in members
+                )
+            )
+        hits[group] = generated
+    return hits
+
+
+def _expression(emitter: _Emitter, condition: Mapping[str, Any]) -> str | None:
+    """The condition as an expression over ``a``, or None if too deep to write out."""
+    try:
+        return emitter.condition(condition)
+    except RecursionError:  # left to the reference closures
+        return None
 
 
 def _define(functions: Mapping[str, str | None], namespace: dict[str, Any]) -> None:
@@ -199,15 +211,8 @@ def _never(_attrs: Attributes) -> bool:
     return False
 
 
-def _vector_of(predicates: tuple[Predicate, ...]) -> Hits:
+def _reference_hits(predicates: tuple[Predicate, ...]) -> Hits:
     return lambda attrs: tuple(bool(p(attrs)) for p in predicates)
-
-
-def compile_predicates(
-    conditions: Mapping[str, Mapping[str, Any]], saved_groups: SavedGroups | None = None
-) -> dict[str, Predicate]:
-    """One predicate per named condition, each equivalent to ``conditions.evaluate``."""
-    return compile_audiences(conditions, saved_groups).predicates
 
 
 def compile_predicate(

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import conditions
-from core.predicates import compile_predicate, compile_predicates
+from core.predicates import compile_hits, compile_predicate, compile_predicates
 
 KEYS = ("country", "visits", "tags", "user.plan")
 SCALARS = st.one_of(
@@ -105,3 +105,28 @@ def test_attributes_that_are_not_a_mapping_match_nothing_that_needs_a_value() ->
     predicate = compile_predicate({"country": {"$exists": False}})
     assert predicate(None) is True  # type: ignore[arg-type]
     assert compile_predicate({"country": "DE"})(42) is False  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(CONDITIONS, min_size=1, max_size=3), ATTRIBUTES)
+def test_hit_vectors_are_each_audience_in_order(
+    picked: list[Any], attrs: dict[str, Any]
+) -> None:
+    named = {f"a{i}": c for i, c in enumerate(picked)}
+    order = ("nope", *reversed(named), "a0")  # an unknown name, repeats, any order
+    hits = compile_hits(named, {"slot": order})["slot"]
+    expected = tuple(n in named and conditions.evaluate(named[n], attrs) for n in order)
+    assert hits(attrs) == expected
+
+
+def test_a_hit_vector_with_a_condition_too_deep_falls_back_to_the_reference() -> None:
+    deep: dict[str, Any] = {"country": "DE"}
+    for _ in range(110):
+        deep = {"$not": {"$not": deep}}
+    hits = compile_hits(
+        {"deep": deep, "us": {"country": "US"}}, {"s": ("us", "deep"), "t": ("us",)}
+    )
+    assert not hits["s"].__code__.co_filename.startswith("<edgepick")
+    assert hits["t"].__code__.co_filename == "<edgepick audiences>"
+    assert hits["s"]({"country": "DE"}) == (False, True)
+    assert hits["t"]({"country": "US"}) == (True,)
