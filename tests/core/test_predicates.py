@@ -109,9 +109,7 @@ def test_attributes_that_are_not_a_mapping_match_nothing_that_needs_a_value() ->
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(CONDITIONS, min_size=1, max_size=3), ATTRIBUTES)
-def test_hit_vectors_are_each_audience_in_order(
-    picked: list[Any], attrs: dict[str, Any]
-) -> None:
+def test_hit_vectors_are_each_audience_in_order(picked: list[Any], attrs: dict[str, Any]) -> None:
     named = {f"a{i}": c for i, c in enumerate(picked)}
     order = ("nope", *reversed(named), "a0")  # an unknown name, repeats, any order
     hits = compile_hits(named, {"slot": order})["slot"]
