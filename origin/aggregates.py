@@ -157,7 +157,7 @@ class Summer:
         self.grouped: dict[Key, tuple[list[tuple[float, ...]], list[float]]] = {}
 
     def add(self, row: TrainingRow) -> None:
-        if not (row.learnable or not self.learnable_only):
+        if self.learnable_only and not row.learnable:
             return
         xs, rs = self.grouped.setdefault((row.slot, row.variant), ([], []))
         xs.append(row.features)

@@ -102,7 +102,8 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
     step("collect")
     site = _compile(job, base)
     # one pass over the rows as the store yields them: nothing holds a round's rows
-    everything, learnable = Summer(widths(site), learnable_only=False), Summer(widths(site))
+    width = widths(site)
+    everything, learnable = Summer(width, learnable_only=False), Summer(width)
     for row in training_rows(job.store, job.windows, job.reward):
         result.rows += 1
         result.learnable += row.learnable
