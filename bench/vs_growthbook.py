@@ -92,6 +92,16 @@ class Sides:
         self.reused.set_attributes({**ATTRS, "id": f"peer-{i}"})
         return self.reused.eval_feature("cta").value
 
+    def calls(self) -> dict[str, Callable[[int], Any]]:
+        """Each timed call by the name the figures use."""
+        return {
+            "edgepick": self.ours,
+            "growthbook_reused": self.theirs_reused,
+            "growthbook_new": self.theirs_new,
+            "edgepick_building_input": self.ours_building,
+            "growthbook_reused_building_input": self.theirs_reused_building,
+        }
+
 
 def _batch_us(fn: Callable[[int], Any], start: int, count: int) -> float:
     begin = time.perf_counter_ns()
@@ -102,13 +112,7 @@ def _batch_us(fn: Callable[[int], Any], start: int, count: int) -> float:
 
 def interleaved(sides: Sides, rounds: int = 60, per_round: int = 200) -> dict[str, Any]:
     """Median microseconds per call of each side, and the median per-round speed-up."""
-    runs: dict[str, Callable[[int], Any]] = {
-        "edgepick": sides.ours,
-        "growthbook_reused": sides.theirs_reused,
-        "growthbook_new": sides.theirs_new,
-        "edgepick_building_input": sides.ours_building,
-        "growthbook_reused_building_input": sides.theirs_reused_building,
-    }
+    runs = sides.calls()
     for fn in runs.values():  # warm up
         _batch_us(fn, 0, per_round)
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -172,11 +176,7 @@ def _count(side: str, calls: int) -> int:
 def _calls(side: str, calls: int) -> None:
     """The process callgrind counts: set up, warm up, then ``calls`` evaluations."""
     sides = Sides()
-    fn = {
-        "edgepick": sides.ours,
-        "growthbook_reused": sides.theirs_reused,
-        "growthbook_new": sides.theirs_new,
-    }[side]
+    fn = sides.calls()[side]
     for i in range(100):
         fn(i)
     for i in range(calls):
