@@ -1,5 +1,8 @@
 # edgepick: `make demo` and `make test` work from a fresh clone (they build what they need).
 PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV_HOME := build/uv
+UV := $(UV_HOME)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -7,28 +10,39 @@ NODE_STAMP := node_modules/.installed
 SDK_WHEEL := build/wheels/workers_runtime_sdk-1.9.5-py3-none-any.whl
 OBD_ARCHIVE := build/obd/obp-0.5.7.tar.gz
 export WRANGLER_SEND_METRICS := false
+# uv uses the machine's Python (never downloads one) and installs exactly what uv.lock says
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
 
-.PHONY: setup demo test lint typecheck unit bench clean dev dev-vars system-deps
+.PHONY: setup demo test lint typecheck unit bench clean dev dev-vars system-deps lock
 
 setup: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL) $(OBD_ARCHIVE)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+# uv itself, pinned, in its own small virtualenv under build/ (never committed)
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# every Python dependency (all extras) from the lock file, the project itself editable
+$(STAMP): pyproject.toml uv.lock $(UV)
+	$(UV) sync --quiet --frozen --all-extras
 	touch $(STAMP)
+
+# refresh uv.lock on purpose (after changing a dependency in pyproject.toml)
+lock: $(UV)
+	$(UV) lock --upgrade
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
 # the current Python Workers SDK, run under Pyodide by tests/edge/test_pyodide.py
-$(SDK_WHEEL): $(STAMP)
-	$(PY) -m pip download --quiet --no-deps workers-runtime-sdk==1.9.5 -d build/wheels
+$(SDK_WHEEL): $(UV)
+	$(UV_HOME)/bin/python -m pip download --quiet --disable-pip-version-check --no-deps workers-runtime-sdk==1.9.5 -d build/wheels
 
 # the Open Bandit Dataset sample ships inside obp's source archive (read, never installed)
-$(OBD_ARCHIVE): $(STAMP)
-	$(PY) -m pip download --quiet --no-deps --no-binary :all: --ignore-requires-python obp==0.5.7 -d build/obd
+$(OBD_ARCHIVE): $(UV)
+	$(UV_HOME)/bin/python -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: --ignore-requires-python obp==0.5.7 -d build/obd
 
 demo: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/edgepick demo
@@ -39,7 +53,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL) $(OBD_ARCHIVE)
+unit: system-deps $(STAMP) $(NODE_STAMP) $(SDK_WHEEL) $(OBD_ARCHIVE)
 	$(PY) -m pytest
 
 test: lint typecheck unit
@@ -49,14 +63,19 @@ bench: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 	$(PY) bench/peers.py
 	$(PY) bench/edge_pyodide.py
 
-# Debian packages the tests use: wrk (load tests) and chromium (the report's browser test).
+# Debian packages the tests use: wrk (load tests) and chromium (the browser tests). Installed
+# when missing if we are root; otherwise make stops with the exact command to run.
+SYSTEM_PACKAGES := wrk chromium
 system-deps:
 	@missing=""; \
-	command -v wrk >/dev/null || missing="$$missing wrk"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages:$$missing; run: sudo apt-get install -y$$missing" >&2; exit 1; \
+		fi; \
 	fi
 
 dev-vars:
@@ -65,7 +84,7 @@ dev-vars:
 		$$(openssl rand -hex 16) > .dev.vars
 
 dev: setup dev-vars
-	$(PY) -m compile.devstack
+	$(PY) -m cli.devstack
 
 clean:
 	rm -rf $(VENV) node_modules out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

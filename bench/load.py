@@ -44,16 +44,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from compile.devstack import (
+from cli.devstack import (
     ROOT,
     WRANGLER,
     Process,
     free_port,
-    quiet_env,
     start_store,
     wait_http,
 )
 from core.events import encode_batch, sign
+from origin.targets import quiet_env
 
 LUA = ROOT / "bench" / "load.lua"
 HOST = "127.0.0.1"
@@ -91,7 +91,7 @@ def start_collector(port: int, store: Path, secret: str, logs: Path) -> Process:
         [
             sys.executable,
             "-m",
-            "compile.cli",
+            "cli.main",
             "serve",
             "--host",
             HOST,
@@ -404,7 +404,7 @@ def edge_stack(work: Path, logs: Path) -> Iterator[EdgeStack]:
         [
             sys.executable,
             "-m",
-            "compile.cli",
+            "cli.main",
             "publish",
             str(snapshot),
             "--target",

@@ -10,36 +10,9 @@ from core.model import Lifecycle, RuleAction, Site, Slot, Snapshot
 from core.policies import PreparedPolicy, prepare
 from core.predicates import Hits, compile_hits
 from core.snapshot import decode_snapshot
-from core.targeting import Targeted, resolve
+from core.targeting import PreparedRule, PreparedSlot, resolve
 
-
-@dataclass(frozen=True, slots=True)
-class PreparedRule:
-    audience: str
-    force: bool  # serve ``first``
-    restrict: bool  # keep only ``indices`` (else: drop them)
-    verb: str  # for the explain trail
-    indices: frozenset[int]
-    first: int
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedSlot:
-    slot: Slot
-    ids: tuple[str, ...]
-    index_of: dict[str, int]
-    default: int
-    active: tuple[int, ...]
-    rules: tuple[PreparedRule, ...]
-    policy: PreparedPolicy
-    position: int  # the slot's index in the site: part of its decision ids
-    suffix: str  # "-<position>": a decision id is the request id and this
-    paths: tuple[str, ...]  # the slot's path prefixes (none: every page)
-    certain: tuple[tuple[float, ...], ...]  # [i]: the distribution that always serves variant i
-    targeted: bool  # has rules or segments: ``hits`` is worth calling
-    hits: Hits  # the hits of the rules' audiences, then the segments' (core.targeting)
-    outcomes: dict[tuple[bool, ...], Targeted]  # hit pattern -> outcome, filled as they occur
-    untargeted: Targeted  # the outcome when no audience matches (a slot's only one, if untargeted)
+__all__ = ["Engine", "PreparedRule", "PreparedSlot"]
 
 
 @dataclass(frozen=True, slots=True)

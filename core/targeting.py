@@ -15,12 +15,12 @@ keeps only its variants, ``exclude`` drops them. Then the first matching segment
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+from core.model import Slot
 from core.policies import PreparedPolicy, Scored
-
-if TYPE_CHECKING:
-    from core.engine import PreparedRule, PreparedSlot
+from core.predicates import Hits
 
 Step = tuple[str, tuple[Any, ...]]  # a format string and its arguments, rendered on demand
 
@@ -34,6 +34,35 @@ class Targeted(NamedTuple):
     steps: tuple[Step, ...]  # the explain trail so far
     policy: PreparedPolicy  # the slot's policy, or its segment's
     scored: Scored | None  # the policy's probabilities over ``eligible`` if context-free
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRule:
+    audience: str
+    force: bool  # serve ``first``
+    restrict: bool  # keep only ``indices`` (else: drop them)
+    verb: str  # for the explain trail
+    indices: frozenset[int]
+    first: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSlot:
+    slot: Slot
+    ids: tuple[str, ...]
+    index_of: dict[str, int]
+    default: int
+    active: tuple[int, ...]
+    rules: tuple[PreparedRule, ...]
+    policy: PreparedPolicy
+    position: int  # the slot's index in the site: part of its decision ids
+    suffix: str  # "-<position>": a decision id is the request id and this
+    paths: tuple[str, ...]  # the slot's path prefixes (none: every page)
+    certain: tuple[tuple[float, ...], ...]  # [i]: the distribution that always serves variant i
+    targeted: bool  # has rules or segments: ``hits`` is worth calling
+    hits: Hits  # the hits of the rules' audiences, then the segments' (core.targeting)
+    outcomes: dict[tuple[bool, ...], Targeted]  # hit pattern -> outcome, filled as they occur
+    untargeted: Targeted  # the outcome when no audience matches (a slot's only one, if untargeted)
 
 
 def target(prepared: PreparedSlot, attrs: Mapping[str, Any]) -> Targeted:

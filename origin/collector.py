@@ -36,9 +36,6 @@ from core.events import (
 )
 from origin.store import EventStore
 
-SECRET_ENV = "EDGEPICK_SECRET"
-PREVIOUS_SECRETS_ENV = "EDGEPICK_PREVIOUS_SECRETS"  # comma-separated, during a rotation
-
 
 class Refused(Exception):
     """A request the service refuses: HTTP status and a message naming what is wrong."""

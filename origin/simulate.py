@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from compile import defaults
 from compile.site import compile_site, load_model, load_toml
 from core.decide import decide
 from core.engine import Engine
@@ -59,9 +60,8 @@ from origin.population import SimVisitor, click_probability, population
 from origin.store import EventStore, Joined
 from origin.training import Reward, rows_from
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_SITE = ROOT / "fixtures" / "site.toml"
-FIXTURE_MODEL = ROOT / "fixtures" / "model.json"
+FIXTURE_SITE = defaults.path("site.toml")
+FIXTURE_MODEL = defaults.path("model.json")
 POLICIES = ("fixed", "thompson", "linear")
 START_MS = 1_790_000_000_000 - (1_790_000_000_000 % 3_600_000)  # an hour boundary
 

@@ -17,8 +17,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from compile.devstack import quiet_env
 from origin.registry import write_atomic
+
+
+def quiet_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for wrangler: no telemetry, non-interactive."""
+    return {
+        **os.environ,
+        "WRANGLER_SEND_METRICS": "false",
+        "CI": "1",
+        "NO_COLOR": "1",
+        **(extra or {}),
+    }
+
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"

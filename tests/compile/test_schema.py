@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from compile.cli import SCHEMA
+from cli.main import SCHEMA
 from compile.problems import ConfigError
 from compile.site import compile_site
 from tests.conftest import FIXTURES

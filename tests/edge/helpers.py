@@ -9,7 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from compile.devstack import free_port
+from cli.devstack import free_port
 from core import cookie, events
 from core.cookie import Keyring
 from core.features import VisitorState

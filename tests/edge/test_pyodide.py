@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from cli.devstack import ROOT, Process, free_port, start_store
 from compile.bundle import build as build_bundle
-from compile.devstack import ROOT, Process, free_port, start_store
 from core import events
 from core.cookie import Keyring
 from core.features import VisitorState

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from compile.devstack import ROOT, WRANGLER, Process, free_port, start_store, start_wrangler
+from cli.devstack import ROOT, WRANGLER, Process, free_port, start_store, start_wrangler
 from core import events
 from core.cookie import Keyring
 from core.features import VisitorState
@@ -25,7 +25,7 @@ from tests.edge.helpers import Collector, cookie_state, decision_marks
 pytestmark = pytest.mark.skipif(not WRANGLER.exists(), reason="run `make setup` (npm ci) first")
 
 KEYS = "k1:e2e-cookie-secret"
-EDGEPICK = [sys.executable, "-m", "compile.cli"]
+EDGEPICK = [sys.executable, "-m", "cli.main"]
 
 
 def publish(snapshot: Path, persist: Path, registry: Path) -> str:

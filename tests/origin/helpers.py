@@ -104,7 +104,7 @@ def start_server(port: int, store: Path, registry: Path) -> subprocess.Popen[byt
     cmd = [
         sys.executable,
         "-m",
-        "compile.cli",
+        "cli.main",
         "serve",
         "--host",
         "127.0.0.1",

@@ -107,7 +107,7 @@ def test_previous_secrets_from_the_command_line_or_the_environment(
 ) -> None:
     from argparse import Namespace
 
-    from origin.cli import _previous_secrets
+    from cli.origin_commands import _previous_secrets
 
     monkeypatch.setenv("EDGEPICK_PREVIOUS_SECRETS", "a,b\n,")  # as given, like the secret
     assert _previous_secrets(Namespace(previous_secret=None)) == (b"a", b"b\n")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from compile.cli import main
+from cli.main import main
 from origin.evaluate import evaluate_store
 from origin.registry import Registry
 from origin.report import wilson, write

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from compile.cli import main
+from cli.main import main
 from compile.site import compile_site, load_toml
 from origin.population import population
 from origin.simulate import FIXTURE_SITE, SimConfig, run, slot_config, truth

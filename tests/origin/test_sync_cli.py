@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from compile.cli import main
+from cli.main import main
 from core.decide import decide
 from core.engine import Engine
 from core.events import exposure as exposure_event

@@ -1,0 +1,1 @@
+"""The edgepick command line: the one layer that imports every other package."""
