@@ -361,6 +361,45 @@ class SqliteStore:
         )
         return str(rows[0][0]) if rows else ""
 
+    # ---- lookups for `edgepick inspect` (origin/inspect.py): one decision, one visitor ----
+
+    def decision(self, decision_id: str) -> dict[str, Any] | None:
+        """The exposure logged for one decision id (``None`` when the store has none)."""
+        rows = self._rows("SELECT * FROM exposures WHERE id = ?", (decision_id,))
+        return self._exposure(rows[0]) if rows else None
+
+    def decision_outcomes(self, decision_id: str) -> list[dict[str, Any]]:
+        """The clicks and conversions naming one decision, oldest first."""
+        rows = self._rows(
+            "SELECT * FROM outcomes WHERE decision = ? ORDER BY ts, id", (decision_id,)
+        )
+        return [dict(r) for r in rows]
+
+    def visitor_events(self, visitor: str) -> EventSlice:
+        """One visitor's own exposures, outcomes and identifies, oldest first (by index)."""
+        return EventSlice(
+            tuple(
+                self._exposure(r)
+                for r in self._rows(
+                    "SELECT * FROM exposures WHERE visitor = ? ORDER BY ts, id", (visitor,)
+                )
+            ),
+            tuple(
+                dict(r)
+                for r in self._rows(
+                    "SELECT * FROM outcomes WHERE visitor = ? ORDER BY ts, id", (visitor,)
+                )
+            ),
+            tuple(
+                self._identify(r)
+                for r in self._rows(
+                    "SELECT * FROM identifies WHERE visitor = ? ORDER BY ts, id", (visitor,)
+                )
+            ),
+        )
+
+    # ---- end of the inspect lookups ----
+
     def ids(self) -> set[str]:
         """Every stored event id (for tests and audits)."""
         rows = self._rows(
