@@ -1,6 +1,6 @@
 """The origin's ``edgepick`` subcommands.
 
-serve, publish, history, diff, rollback, unretire, sync (see docs/operations.md);
+serve, publish, history, diff, rollback, unretire, sync, inspect (see docs/operations.md);
 simulate, evaluate, report (see docs/evaluation.md).
 """
 
@@ -10,10 +10,12 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from compile import defaults
+from core.model import Signals
 from core.snapshot import decode_snapshot
 from origin.settings import PREVIOUS_SECRETS_ENV, SECRET_ENV
 
@@ -313,6 +315,50 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from origin import inspect
+    from origin.store import SqliteStore
+
+    if not Path(args.store).exists():
+        print(f"edgepick: no event store at {args.store}", file=sys.stderr)
+        return 1
+    store = SqliteStore(args.store)
+    try:
+        found: dict[str, Any] | None
+        render: Callable[[Mapping[str, Any]], str]
+        if args.what == "decision":
+            found, render = inspect.decision(store, args.id), inspect.render_decision
+        elif args.what == "visitor":
+            found, render = inspect.visitor(store, args.id), inspect.render_visitor
+        else:
+            found, render = inspect.user(store, _signals(args), args.id), inspect.render_user
+    finally:
+        store.close()
+    if found is None:
+        print(f"edgepick: no {args.what} {args.id!r} in {args.store}", file=sys.stderr)
+        return 1
+    print(json.dumps(found, indent=2, sort_keys=True) if args.json else render(found))
+    return 0
+
+
+def _signals(args: argparse.Namespace) -> Signals:
+    """The site's signals (categories, funnel, sessions) that profiles are folded with: from
+    ``--config`` when given, else the registry's current snapshot."""
+    if args.config:
+        from compile.site import compile_site, load_toml
+
+        return compile_site(load_toml(Path(args.config))).signals
+    from origin.registry import Registry
+
+    blob = Registry(args.registry).current_blob()
+    if blob is None:
+        raise ValueError(
+            f"no current snapshot in {args.registry} to read the site's signals from: "
+            "pass --config SITE.toml or --registry DIR"
+        )
+    return decode_snapshot(blob).site.signals
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the origin's subcommands to the ``edgepick`` parser."""
 
@@ -446,6 +492,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--json", help="write every result as JSON")
     registry_arg(e)
     e.set_defaults(run=_guarded(_evaluate_args))
+
+    i = sub.add_parser("inspect", help="what the origin recorded: a decision, visitor or user")
+    what = i.add_subparsers(dest="what", required=True, metavar="{decision,visitor,user}")
+    for name, help_text, id_name in (
+        ("decision", "one decision: its exposure and the outcomes credited to it", "ID"),
+        ("visitor", "one visitor: exposures, outcomes, the user linked", "VISITOR_ID"),
+        ("user", "one user's stitched profile (as sync publishes it)", "USER_ID"),
+    ):
+        w = what.add_parser(name, help=help_text)
+        w.add_argument("id", metavar=id_name)
+        w.add_argument("--store", default=DEFAULT_STORE, help="SQLite event store file")
+        w.add_argument("--json", action="store_true", help="print JSON (stable keys)")
+        if name == "user":
+            w.add_argument("--config", help="site config whose signals fold the profile")
+            registry_arg(w)
+        w.set_defaults(run=_guarded(_inspect))
 
     t = sub.add_parser("report", help="a static HTML report with plots")
     t.add_argument("--store", default=DEFAULT_STORE)
