@@ -1,31 +1,67 @@
-"""Events the edge ships to the origin: exposures, outcomes, identifies; batches signed with HMAC.
+"""Events the edge ships to the origin: exposures, page views, outcomes, identifies; batches
+signed with HMAC.
 
-An exposure is logged for every filled slot with the exact propensity and the feature vector the
-policy saw, so the learner trains on exactly what the edge used. Outcomes (clicks, conversions)
-carry the decision id the page got, so they join exposures exactly. Batches are JSON, signed
-``hex(HMAC-SHA256(secret, body))`` in the ``x-edgepick-signature`` header.
+An exposure is logged for every slot shown personalized, with the exact propensity, the feature
+vector the policy saw and, for policy draws, the policy's whole distribution (``eligible``: the
+arm indices it gave a positive probability, ``probs``: those probabilities to 6 significant
+digits), so the learner trains on exactly what the edge used and off-policy evaluation replays
+nothing. A page view is logged for every page a consenting, stored visitor was shown (path,
+content category, time): the origin folds a user's profile from them exactly as the cookie does.
+Outcomes (clicks, conversions) carry the decision id the page got, so they join exposures exactly.
+Batches are JSON, signed ``hex(HMAC-SHA256(secret, body))`` in the ``x-edgepick-signature``
+header. ``problem`` is the one validation: the collector refuses what it names, and the edge
+drops such an event before shipping (so one bad event never costs a batch).
+
+Async slots (filled by the page after the decide API answered) are logged only once the page
+reports them rendered: the decide API hands each decision a signed **receipt** (the exposure
+event, base64url JSON, with a 128-bit HMAC tag under the edge's own key), and the beacon's
+``{"type": "shown", "decision": ID, "receipt": R}`` turns it into the exposure.
 """
 
 from __future__ import annotations
 
+import binascii
 import hmac
 import json
+import math
 from collections.abc import Mapping, Sequence
 from hashlib import sha256
 from typing import Any
 
 from core import identity
-from core.decide import Decision
+from core.decide import Decision, Reason
 from core.features import RequestContext
+from core.signing import b64decode, b64encode, tag, valid
 
 SIGNATURE_HEADER = "x-edgepick-signature"
 EXPOSURE = "exposure"
 OUTCOMES = ("click", "conversion")
 IDENTIFY = "identify"
-EVENT_TYPES = (EXPOSURE, *OUTCOMES, IDENTIFY)
+PAGE_VIEW = "page_view"
+SHOWN = "shown"  # beacon only: the page rendered an async slot (becomes its exposure)
+EVENT_TYPES = (EXPOSURE, *OUTCOMES, IDENTIFY, PAGE_VIEW)
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 512 * 1024
 MAX_BEACON_EVENTS = 20
+MAX_ID = 64  # characters of an event id
+MAX_PATH = 512  # characters of a logged page path
+MAX_USER_ID = identity.MAX_USER_ID  # one limit: identity tokens, identify events, the collector
+MAX_ARMS = 256  # entries of a logged distribution
+PROB_DIGITS = 6  # significant digits of the logged distribution (the propensity is exact)
+_DRAWN = (Reason.POLICY, Reason.FALLBACK)
+
+
+def support(decision: Decision) -> tuple[list[int], list[float]] | None:
+    """The policy's distribution behind a policy draw, compactly: the arms it gave a positive
+    probability and those probabilities to ``PROB_DIGITS`` significant digits. ``None`` for
+    decisions no draw made (rule, holdout, preview, default, reused) or a non-finite vector."""
+    if decision.reason not in _DRAWN:
+        return None
+    arms = [i for i, p in enumerate(decision.probabilities) if p > 0.0]
+    probs = [float(f"{decision.probabilities[i]:.{PROB_DIGITS}g}") for i in arms]
+    if not arms or len(arms) > MAX_ARMS or not all(math.isfinite(p) for p in probs):
+        return None
+    return arms, probs
 
 
 def exposure(
@@ -33,12 +69,15 @@ def exposure(
     visitor_id: str,
     snapshot_id: str,
     ts_ms: int,
-    decision_us: int,
+    decision_us: int | None,
     context: RequestContext,
     user_id: str = "",
 ) -> dict[str, Any]:
-    """The exposure event for one filled slot (its id is the decision id)."""
-    return {
+    """The exposure event for one slot shown (its id is the decision id).
+
+    ``decision_us`` is left out when it was not measured (``None``: workerd freezes clocks while
+    the worker computes, so a figure there would be a fake 0)."""
+    event: dict[str, Any] = {
         "type": EXPOSURE,
         "id": decision.decision_id,
         "ts": ts_ms,
@@ -52,10 +91,73 @@ def exposure(
         "segment": decision.segment,
         "snapshot": snapshot_id,
         "features": list(decision.features),
-        "decision_us": decision_us,
         "device": context.device,
         "country": context.country,
+        "path": context.path[:MAX_PATH],
     }
+    if decision_us is not None:
+        event["decision_us"] = decision_us
+    found = support(decision)
+    if found is not None:
+        event["eligible"], event["probs"] = found
+    return event
+
+
+def page_view(
+    view_id: str,
+    visitor_id: str,
+    ts_ms: int,
+    path: str,
+    category: str,
+    user_id: str = "",
+    snapshot_id: str = "",
+) -> dict[str, Any]:
+    """The page-view event for one page shown to a stored visitor (``category``: the content
+    category the site's signals give the path, ``""`` for none)."""
+    return {
+        "type": PAGE_VIEW,
+        "id": view_id,
+        "ts": ts_ms,
+        "visitor": visitor_id,
+        "user": user_id,
+        "path": path[:MAX_PATH],
+        "category": category,
+        "snapshot": snapshot_id,
+    }
+
+
+def identify_event(visitor_id: str, user: str, ts_ms: int) -> dict[str, Any]:
+    """The identify event linking a visitor to a user. Its id is fixed-length whatever the user
+    id's length (a digest of it): ``<visitor>:identify:<16 hex digits>``, so it is idempotent per
+    (visitor, user) and always within ``MAX_ID``."""
+    digest = sha256(user.encode()).hexdigest()[:16]
+    return {
+        "type": IDENTIFY,
+        "id": f"{visitor_id}:identify:{digest}",
+        "ts": ts_ms,
+        "visitor": visitor_id,
+        "user": user,
+    }
+
+
+def receipt(event: Mapping[str, Any], key: bytes) -> str:
+    """A signed receipt for an exposure the page may report shown (see the module docstring)."""
+    payload = b64encode(json.dumps(event, separators=(",", ":")).encode())
+    return f"{payload}.{tag(key, payload)}"
+
+
+def open_receipt(text: Any, keys: Sequence[bytes]) -> dict[str, Any] | None:
+    """The exposure in a receipt signed with one of ``keys``, or ``None`` (never raises)."""
+    if not isinstance(text, str) or len(text) > 8192 or text.count(".") != 1 or not keys:
+        return None
+    payload, mac = text.split(".")
+    if not any(key and valid(key, payload, mac) for key in keys):
+        return None
+    try:
+        event = loads(b64decode(payload))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return None
+    return event if isinstance(event, dict) and event.get("type") == EXPOSURE else None
 
 
 MAX_JSON_DEPTH = 8
@@ -108,12 +210,38 @@ _REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
         ("snapshot", str),
         ("policy", str),
         ("features", list),
-        ("decision_us", int),
     ),
     "click": (("decision", str),),
     "conversion": (("decision", str), ("value", (int, float))),
     IDENTIFY: (("user", str),),
+    PAGE_VIEW: (("path", str), ("category", str)),
 }
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _exposure_problem(event: Mapping[str, Any]) -> str | None:
+    if not 0.0 < event["propensity"] <= 1.0:
+        return "propensity: must be in (0, 1]"
+    if not all(_finite(x) for x in event["features"]):
+        return "features: must be finite numbers"
+    us = event.get("decision_us")
+    if us is not None and (type(us) is not int or us < 0):
+        return "decision_us: an int >= 0, or absent when not measured"
+    arms, probs = event.get("eligible"), event.get("probs")
+    if arms is None and probs is None:
+        return None
+    if not isinstance(arms, list) or not isinstance(probs, list) or len(arms) != len(probs):
+        return "eligible: a list as long as probs"
+    if not arms or len(arms) > MAX_ARMS:
+        return f"eligible: 1 to {MAX_ARMS} arms"
+    if not all(type(i) is int and 0 <= i < MAX_ARMS for i in arms) or len(set(arms)) < len(arms):
+        return "eligible: distinct arm indices"
+    if not all(_finite(p) and 0.0 <= p <= 1.0 for p in probs):
+        return "probs: finite numbers in [0, 1]"
+    return None
 
 
 def problem(event: Any) -> str | None:
@@ -131,10 +259,17 @@ def problem(event: Any) -> str | None:
         value = event.get(key)
         if not isinstance(value, expected) or isinstance(value, bool):
             return f"{key}: required for {kind}"
-    if kind == EXPOSURE and not 0.0 < event["propensity"] <= 1.0:
-        return "propensity: must be in (0, 1]"
-    if len(event["id"]) > 64:
-        return "id: at most 64 characters"
+    if len(event["id"]) > MAX_ID:
+        return f"id: at most {MAX_ID} characters"
+    path = event.get("path")
+    if path is not None and (not isinstance(path, str) or len(path) > MAX_PATH):
+        return f"path: a string of at most {MAX_PATH} characters"
+    if kind == IDENTIFY and not 0 < len(event["user"]) <= MAX_USER_ID:
+        return f"user: 1 to {MAX_USER_ID} characters"
+    if kind == "conversion" and not _finite(event["value"]):
+        return "value: must be a finite number"
+    if kind == EXPOSURE:
+        return _exposure_problem(event)
     return None
 
 
@@ -144,14 +279,17 @@ def parse_beacon(
     ts_ms: int,
     issued: frozenset[str],
     identity_key: bytes = b"",
+    receipt_keys: Sequence[bytes] = (),
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Outcome events from the page's beacon, leniently: keep the valid ones, say why others fail.
+    """Events from the page's beacon, leniently: keep the valid ones, say why others fail.
 
     Only decisions issued to this visitor (``issued``, from the visitor's cookie) are accepted,
     so a stranger cannot attribute outcomes to someone else's decisions; an identify needs a
-    token the site signed (``core.identity``), so nobody can claim someone else's profile.
-    Events get the visitor and the edge's clock; the page supplies type, decision, value and a
-    client id.
+    token the site signed (``core.identity``), so nobody can claim someone else's profile; a
+    ``shown`` needs the receipt the decide API gave this visitor for that decision (it becomes
+    the exposure, stamped with the time the page reported it). Events get the visitor and the
+    edge's clock; the page supplies type, decision, value, receipt and a client id. Every event
+    kept passes ``problem``.
     """
     try:
         payload = loads(body)
@@ -163,47 +301,54 @@ def parse_beacon(
     kept: list[dict[str, Any]] = []
     errors: list[str] = []
     for n, item in enumerate(items[:MAX_BEACON_EVENTS]):
-        if not isinstance(item, dict):
-            errors.append(f"events[{n}]: expected an object")
-            continue
-        kind, decision = item.get("type"), item.get("decision")
-        if kind == IDENTIFY:
-            user = identity.verify(item.get("token", ""), identity_key, ts_ms // 1000)
-            if user is None:
-                errors.append(f"events[{n}].token: not a valid identity token from the site")
-                continue
-            kept.append(
-                {
-                    "type": IDENTIFY,
-                    "id": f"{visitor_id}:identify:{user}",
-                    "ts": ts_ms,
-                    "visitor": visitor_id,
-                    "user": user,
-                }
-            )
-            continue
-        if kind not in OUTCOMES:
-            errors.append(f"events[{n}].type: must be click, conversion or identify")
-            continue
-        if not isinstance(decision, str) or decision not in issued:
-            errors.append(f"events[{n}].decision: not a decision shown to this visitor")
-            continue
-        value = item.get("value", 0)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1e9:
-            errors.append(f"events[{n}].value: expected a number >= 0")
-            continue
-        client_id = item.get("id")
-        suffix = client_id if isinstance(client_id, str) and 0 < len(client_id) <= 32 else str(n)
-        kept.append(
-            {
-                "type": kind,
-                "id": f"{decision}:{kind}:{suffix}",
-                "ts": ts_ms,
-                "visitor": visitor_id,
-                "decision": decision,
-                "value": float(value),
-            }
-        )
+        event, error = _beacon_event(n, item, visitor_id, ts_ms, issued, identity_key, receipt_keys)
+        if event is not None and problem(event) is None:
+            kept.append(event)
+        else:
+            errors.append(error or f"events[{n}]: {problem(event)}")
     if len(items) > MAX_BEACON_EVENTS:
         errors.append(f"events: only the first {MAX_BEACON_EVENTS} are kept")
     return kept, errors
+
+
+def _beacon_event(
+    n: int,
+    item: Any,
+    visitor_id: str,
+    ts_ms: int,
+    issued: frozenset[str],
+    identity_key: bytes,
+    receipt_keys: Sequence[bytes],
+) -> tuple[dict[str, Any] | None, str]:
+    """One beacon item as an event to ship, or ``None`` and why not."""
+    if not isinstance(item, dict):
+        return None, f"events[{n}]: expected an object"
+    kind, decision = item.get("type"), item.get("decision")
+    if kind == IDENTIFY:
+        user = identity.verify(item.get("token", ""), identity_key, ts_ms // 1000)
+        if user is None:
+            return None, f"events[{n}].token: not a valid identity token from the site"
+        return identify_event(visitor_id, user, ts_ms), ""
+    if kind not in (*OUTCOMES, SHOWN):
+        return None, f"events[{n}].type: must be click, conversion, shown or identify"
+    if not isinstance(decision, str) or decision not in issued:
+        return None, f"events[{n}].decision: not a decision shown to this visitor"
+    if kind == SHOWN:
+        event = open_receipt(item.get("receipt"), receipt_keys)
+        if event is None or event.get("id") != decision or event.get("visitor") != visitor_id:
+            return None, f"events[{n}].receipt: not this decision's receipt"
+        return {**event, "ts": ts_ms}, ""
+    value = item.get("value", 0)
+    if not _finite(value) or not 0 <= value < 1e9:
+        return None, f"events[{n}].value: expected a number >= 0"
+    client_id = item.get("id")
+    suffix = client_id if isinstance(client_id, str) and 0 < len(client_id) <= 32 else str(n)
+    outcome = {
+        "type": kind,
+        "id": f"{decision}:{kind}:{suffix}",
+        "ts": ts_ms,
+        "visitor": visitor_id,
+        "decision": decision,
+        "value": float(value),
+    }
+    return outcome, ""

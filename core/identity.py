@@ -13,6 +13,7 @@ import binascii
 from core.signing import b64decode, b64encode, tag, valid
 
 MAX_TOKEN = 512
+MAX_USER_ID = 128  # characters: the one limit the edge and the collector share (core.events)
 
 
 def sign(user: str, expires: int, key: bytes) -> str:
@@ -36,4 +37,4 @@ def verify(token: str, key: bytes, now: int) -> str | None:
         user = b64decode(user_b64).decode()
     except (binascii.Error, ValueError):
         return None
-    return user if 0 < len(user) <= 128 else None
+    return user if 0 < len(user) <= MAX_USER_ID else None

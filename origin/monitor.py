@@ -77,7 +77,8 @@ def volume_alerts(store: EventStore, now_ms: int, config: MonitorConfig) -> list
 
 
 def latency_percentiles(store: EventStore, since_ms: int, until_ms: int) -> dict[str, float]:
-    values = [e["decision_us"] for e in store.exposures(since_ms, until_ms)]
+    exposures = store.exposures(since_ms, until_ms)
+    values = [e["decision_us"] for e in exposures if e["decision_us"] is not None]  # measured
     if not values:
         return {}
     p50, p95, p99 = np.percentile(np.asarray(values, dtype=float), [50, 95, 99])

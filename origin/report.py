@@ -244,7 +244,8 @@ def posteriors(report: Report, registry: Registry, rows: Sequence[TrainingRow]) 
 
 
 def latency(report: Report, store: EventStore, budget_us: int) -> None:
-    values = np.asarray([e["decision_us"] for e in store.exposures()], dtype=float)
+    measured = [e["decision_us"] for e in store.exposures() if e["decision_us"] is not None]
+    values = np.asarray(measured, dtype=float)
     if values.size == 0:
         report.section("Edge decision latency", "<p>No exposures.</p>")
         return

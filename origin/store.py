@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.events import EXPOSURE, IDENTIFY, OUTCOMES
+from core.events import EXPOSURE, IDENTIFY, OUTCOMES, PAGE_VIEW
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,8 @@ class EventSource(Protocol):
 
     def identifies(self) -> Iterator[dict[str, Any]]: ...
 
+    def page_views(self) -> Iterator[dict[str, Any]]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class EventSlice:
@@ -55,9 +57,13 @@ class EventSlice:
     exposure_events: tuple[dict[str, Any], ...]
     outcome_events: tuple[dict[str, Any], ...]
     identify_events: tuple[dict[str, Any], ...]
+    page_view_events: tuple[dict[str, Any], ...] = ()
 
     def exposures(self) -> Iterator[dict[str, Any]]:
         return iter(self.exposure_events)
+
+    def page_views(self) -> Iterator[dict[str, Any]]:
+        return iter(self.page_view_events)
 
     def outcomes(self) -> Iterator[dict[str, Any]]:
         return iter(self.outcome_events)
@@ -78,6 +84,8 @@ class EventStore(Protocol):
     def outcomes(self, since_ms: int = 0) -> Iterator[dict[str, Any]]: ...
 
     def identifies(self) -> Iterator[dict[str, Any]]: ...
+
+    def page_views(self) -> Iterator[dict[str, Any]]: ...
 
     def joined(
         self, click_window_ms: int, conversion_window_ms: int, since_ms: int = 0
@@ -118,7 +126,21 @@ CREATE INDEX IF NOT EXISTS identifies_user ON identifies (user);
 CREATE INDEX IF NOT EXISTS identifies_visitor ON identifies (visitor);
 CREATE INDEX IF NOT EXISTS exposures_user ON exposures (user);
 CREATE INDEX IF NOT EXISTS outcomes_visitor ON outcomes (visitor);
+CREATE TABLE IF NOT EXISTS page_views (
+    id TEXT PRIMARY KEY, ts INTEGER NOT NULL, visitor TEXT NOT NULL, user TEXT NOT NULL,
+    path TEXT NOT NULL, category TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS page_views_visitor ON page_views (visitor);
+CREATE INDEX IF NOT EXISTS page_views_user ON page_views (user);
 """
+# exposures: decision_us is stored as -1 when the edge could not measure it (read back as None);
+# eligible/probs (the policy's distribution, policy draws only) as JSON, "" when not logged
+NOT_MEASURED = -1
+_ADDED_COLUMNS = {
+    "segment": "TEXT NOT NULL DEFAULT ''",
+    "eligible": "TEXT NOT NULL DEFAULT ''",
+    "probs": "TEXT NOT NULL DEFAULT ''",
+}
 
 _LINKED = "SELECT DISTINCT visitor FROM identifies WHERE user = ?"
 _NAMED = "SELECT DISTINCT visitor FROM exposures WHERE user = ?"
@@ -141,6 +163,8 @@ _EXPOSURE_COLUMNS = (
     "country",
     "path",
     "segment",
+    "eligible",
+    "probs",
 )
 
 
@@ -168,8 +192,9 @@ class SqliteStore:
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(exposures)")}
-        if "segment" not in columns:  # a store written before segments existed
-            self._db.execute("ALTER TABLE exposures ADD COLUMN segment TEXT NOT NULL DEFAULT ''")
+        for name, kind in _ADDED_COLUMNS.items():  # a store written before the column existed
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE exposures ADD COLUMN {name} {kind}")
 
     def append(self, events: Sequence[Mapping[str, Any]]) -> Appended:
         """Write a batch in one transaction; returns once it is committed to disk."""
@@ -203,11 +228,13 @@ class SqliteStore:
                 _text(event, "reason"),
                 event["snapshot"],
                 json.dumps([float(x) for x in event["features"]]),
-                event["decision_us"],
+                event.get("decision_us", NOT_MEASURED),
                 _text(event, "device"),
                 _text(event, "country"),
                 _text(event, "path"),
                 _text(event, "segment"),
+                json.dumps(event["eligible"]) if "eligible" in event else "",
+                json.dumps(event["probs"]) if "probs" in event else "",
             )
             marks = ",".join("?" * len(row))
             names = ",".join(_EXPOSURE_COLUMNS)
@@ -220,6 +247,10 @@ class SqliteStore:
             flags = json.dumps(_flags(event))
             row = (event["id"], event["ts"], event["visitor"], event["user"], flags)
             return "INSERT OR IGNORE INTO identifies VALUES (?,?,?,?,?)", row
+        if kind == PAGE_VIEW:
+            row = (event["id"], event["ts"], event["visitor"], _text(event, "user"))
+            row += (event["path"], event["category"])
+            return "INSERT OR IGNORE INTO page_views VALUES (?,?,?,?,?,?)", row
         raise ValueError(f"event {event.get('id')!r}: unknown type {kind!r}")
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -243,6 +274,13 @@ class SqliteStore:
         event = dict(row)
         event["type"] = EXPOSURE
         event["features"] = json.loads(event["features"])
+        if event["decision_us"] == NOT_MEASURED:
+            event["decision_us"] = None
+        for name in ("eligible", "probs"):
+            if event.get(name):
+                event[name] = json.loads(event[name])
+            else:
+                event.pop(name, None)
         return event
 
     def exposures(self, since_ms: int = 0, until_ms: int | None = None) -> Iterator[dict[str, Any]]:
@@ -259,6 +297,10 @@ class SqliteStore:
     def identifies(self) -> Iterator[dict[str, Any]]:
         rows = self._rows("SELECT * FROM identifies ORDER BY ts, id")
         return (self._identify(r) for r in rows)
+
+    def page_views(self, since_ms: int = 0) -> Iterator[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM page_views WHERE ts >= ? ORDER BY ts, id", (since_ms,))
+        return ({**dict(r), "type": PAGE_VIEW} for r in rows)
 
     @staticmethod
     def _identify(row: sqlite3.Row) -> dict[str, Any]:
@@ -301,6 +343,7 @@ class SqliteStore:
             ("SELECT 'exposure' AS type, ts FROM exposures WHERE ts >= ?", ()),
             ("SELECT type, ts FROM outcomes WHERE ts >= ?", ()),
             ("SELECT 'identify' AS type, ts FROM identifies WHERE ts >= ?", ()),
+            ("SELECT 'page_view' AS type, ts FROM page_views WHERE ts >= ?", ()),
         )
         for sql, _ in queries:
             grouped = (
@@ -317,6 +360,8 @@ class SqliteStore:
             return int(self._rows("SELECT COUNT(*) FROM exposures")[0][0])
         if kind == IDENTIFY:
             return int(self._rows("SELECT COUNT(*) FROM identifies")[0][0])
+        if kind == PAGE_VIEW:
+            return int(self._rows("SELECT COUNT(*) FROM page_views")[0][0])
         return int(self._rows("SELECT COUNT(*) FROM outcomes WHERE type = ?", (kind,))[0][0])
 
     def user_events(self, user: str) -> EventSlice:
@@ -347,10 +392,15 @@ class SqliteStore:
         identifies = self._rows(
             f"SELECT * FROM identifies WHERE visitor IN {_EACH} ORDER BY ts, id", (involved,)
         )
+        views = self._rows(
+            f"SELECT * FROM page_views WHERE visitor IN {_EACH} OR user = ? ORDER BY ts, id",
+            (involved, user),
+        )
         return EventSlice(
             tuple(self._exposure(r) for r in exposures),
             tuple(dict(r) for r in outcomes),
             tuple(self._identify(r) for r in identifies),
+            tuple({**dict(r), "type": PAGE_VIEW} for r in views),
         )
 
     def user_of(self, visitor: str) -> str:
