@@ -6,7 +6,8 @@ short human rendering:
 - ``decision(store, id)``: the exposure logged for one decision and the outcomes credited to it:
   ``decision_id, visitor, user, slot, variant, propensity, policy, reason, snapshot, ts, path,
   outcomes[{kind, value}]``;
-- ``visitor(store, id)``: one visitor's events: ``visitor, user, exposures[...], outcomes[...]``;
+- ``visitor(store, id)``: one visitor's events: ``visitor, user, exposures[...], outcomes[...],
+  page_views[...]``;
 - ``user(store, signals, id)``: the stitched profile (``origin.stitch.profile_for``, the same
   fold the sync job publishes): ``user, visitors[], visits, page_views, stage,
   affinity{category: score}, first_seen, last_seen, flags``.
@@ -67,7 +68,12 @@ def decision(store: Inspectable, decision_id: str) -> dict[str, Any] | None:
 def visitor(store: Inspectable, visitor_id: str) -> dict[str, Any] | None:
     """One visitor's exposures and outcomes (oldest first) and the user they are linked to."""
     events = store.visitor_events(visitor_id)
-    if not (events.exposure_events or events.outcome_events or events.identify_events):
+    if not (
+        events.exposure_events
+        or events.outcome_events
+        or events.identify_events
+        or events.page_view_events
+    ):
         return None
     return {
         "visitor": visitor_id,
@@ -86,6 +92,10 @@ def visitor(store: Inspectable, visitor_id: str) -> dict[str, Any] | None:
         "outcomes": [
             {"decision_id": o["decision"], "ts": int(o["ts"]), **_outcome(o)}
             for o in events.outcome_events
+        ],
+        "page_views": [
+            {"ts": int(p["ts"]), "path": p["path"], "category": p["category"]}
+            for p in events.page_view_events
         ],
     }
 
@@ -144,6 +154,10 @@ def render_visitor(v: Mapping[str, Any]) -> str:
     lines += [
         f"    {_when(o['ts'])}  {o['kind']:<11} {o['value']:<8g} {o['decision_id']}"
         for o in v["outcomes"]
+    ]
+    lines.append(f"  page views  {len(v['page_views'])}")
+    lines += [
+        f"    {_when(p['ts'])}  {p['path']:<24} {p['category'] or '-'}" for p in v["page_views"]
     ]
     return "\n".join(lines)
 

@@ -426,7 +426,7 @@ class SqliteStore:
         return [dict(r) for r in rows]
 
     def visitor_events(self, visitor: str) -> EventSlice:
-        """One visitor's own exposures, outcomes and identifies, oldest first (by index)."""
+        """One visitor's own exposures, outcomes, identifies and page views, oldest first."""
         return EventSlice(
             tuple(
                 self._exposure(r)
@@ -444,6 +444,12 @@ class SqliteStore:
                 self._identify(r)
                 for r in self._rows(
                     "SELECT * FROM identifies WHERE visitor = ? ORDER BY ts, id", (visitor,)
+                )
+            ),
+            tuple(
+                dict(r)
+                for r in self._rows(
+                    "SELECT * FROM page_views WHERE visitor = ? ORDER BY ts, id", (visitor,)
                 )
             ),
         )

@@ -19,6 +19,10 @@ from tests.conftest import FIXTURES
 from tests.edge.helpers import decision_marks
 from tests.edge.test_handler import Edge
 
+UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/156.0 Safari/537.36"
+)
 SIGNALS = compile_site(load_toml(FIXTURES / "site.toml")).signals
 
 
@@ -45,14 +49,14 @@ def recorded(fixture_blob: bytes, tmp_path: Path) -> dict[str, Any]:
     """A visitor browses, clicks the hero, converts twice, identifies as user-9; the store holds
     exactly what the edge shipped."""
     edge = Edge(fixture_blob)
-    home = edge.request("/")
+    home = edge.request("/", user_agent=UA)
     html: str = home.page.handle  # type: ignore[union-attr]
     hero = next(
         mark
         for mark in decision_marks(html)
         if f'data-edgepick-slot="hero" data-edgepick-decision="{mark}"' in html
     )
-    edge.request("/c/running")
+    edge.request("/c/running", user_agent=UA)
     token = identity.sign("user-9", edge.io.now // 1000 + 600, b"identity-secret")
     result = beacon(
         edge,
@@ -107,6 +111,10 @@ def test_inspect_visitor(recorded: dict[str, Any], capsys: pytest.CaptureFixture
     assert [(o["decision_id"], o["kind"], o["value"]) for o in found["outcomes"]] == [
         (recorded["hero"], "click", 0.0),
         (recorded["hero"], "conversion", 40.0),
+    ]
+    views = [e for e in recorded["sent"] if e["type"] == "page_view"]
+    assert [(p["ts"], p["path"], p["category"]) for p in found["page_views"]] == [
+        (e["ts"], e["path"], e["category"]) for e in views
     ]
     assert main(["inspect", "visitor", recorded["visitor"], "--store", str(recorded["store"])]) == 0
     text = capsys.readouterr().out

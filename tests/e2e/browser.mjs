@@ -1,0 +1,95 @@
+// A real browser for the end-to-end tests: Playwright (npm playwright-core) driving Debian's
+// chromium, headless, with a fresh profile (user-data-dir) for every run.
+//
+// stdin: {"base": "http://127.0.0.1:PORT", "steps": [...], "cookies": [...], "timeout": ms,
+//         "userAgent": "..." (optional), "executable": "/usr/bin/chromium"}
+// stdout: {"results": [...], "requests": [...]} (one result per step), or {"error", "step"}.
+//
+// Steps (one key names the action):
+//   {"goto": "/path", "headers": {...}}      -> {"status", "url", "headers"}
+//   {"click": "css selector"}                -> {}
+//   {"eval": "js expression"}                -> {"value"} (awaited if a promise)
+//   {"waitFor": "css selector"}              -> {}
+//   {"waitRequests": "/_edgepick/events", "count": n}  -> {"count"}: until n such requests have
+//                                               finished since the run started (beacons included)
+//   {"wait": ms}                             -> {}
+//   {"text": "css selector"}                 -> {"value"}: the element's innerText (rendered)
+//   {"attr": "css selector", "name": "x"}    -> {"value"}
+//   {"cookies": true}                        -> {"value": [...]} (HttpOnly ones too)
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const input = JSON.parse(readFileSync(0, "utf8"));
+const timeout = input.timeout ?? 15000;
+const profile = mkdtempSync(join(tmpdir(), "edgepick-chromium-"));
+const finished = [];
+let context;
+let step = -1;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: input.executable ?? "/usr/bin/chromium",
+    headless: true,
+    userAgent: input.userAgent,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  context.setDefaultTimeout(timeout);
+  if (input.cookies?.length) await context.addCookies(input.cookies);
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("requestfinished", (request) => {
+    finished.push({ url: request.url(), method: request.method(), type: request.resourceType() });
+  });
+  const results = [];
+  for (step = 0; step < input.steps.length; step++) {
+    const s = input.steps[step];
+    if ("goto" in s) {
+      await page.setExtraHTTPHeaders(s.headers ?? {});
+      const response = await page.goto(input.base + s.goto, { waitUntil: "load" });
+      await page.setExtraHTTPHeaders({});
+      results.push({
+        status: response ? response.status() : null,
+        url: page.url(),
+        headers: response ? await response.allHeaders() : {},
+      });
+    } else if ("click" in s) {
+      await page.click(s.click);
+      results.push({});
+    } else if ("eval" in s) {
+      results.push({ value: await page.evaluate(s.eval) });
+    } else if ("waitFor" in s) {
+      await page.waitForSelector(s.waitFor, { state: "attached" });
+      results.push({});
+    } else if ("waitRequests" in s) {
+      const deadline = Date.now() + timeout;
+      const count = () => finished.filter((r) => r.url.includes(s.waitRequests)).length;
+      while (count() < (s.count ?? 1) && Date.now() < deadline) await page.waitForTimeout(50);
+      if (count() < (s.count ?? 1)) throw new Error(`only ${count()} requests to ${s.waitRequests}`);
+      results.push({ count: count() });
+    } else if ("wait" in s) {
+      await page.waitForTimeout(s.wait);
+      results.push({});
+    } else if ("text" in s) {
+      results.push({ value: await page.innerText(s.text) });
+    } else if ("attr" in s) {
+      results.push({ value: await page.getAttribute(s.attr, s.name) });
+    } else if ("cookies" in s) {
+      results.push({ value: await context.cookies() });
+    } else {
+      throw new Error(`unknown step ${JSON.stringify(s)}`);
+    }
+  }
+  process.stdout.write(JSON.stringify({ results, requests: finished }));
+} catch (error) {
+  process.stdout.write(JSON.stringify({ error: String(error?.stack ?? error), step, requests: finished }));
+  process.exitCode = 1;
+} finally {
+  if (context) await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
