@@ -206,9 +206,12 @@ def test_installed_wheel_builds_a_worker_bundle_with_its_entry(
         cwd=tmp_path,
         check=True,
         capture_output=True,
+        # web-vitals comes from npm at build time: the checkout's node_modules (`npm ci`)
+        env={**_env(), "EDGEPICK_NODE_MODULES": str(ROOT / "node_modules")},
     )
     names = {p.relative_to(out).as_posix() for p in out.rglob("*.py")}
     assert {"entry.py", "core/engine.py", "edge/handler.py", "msgpack/fallback.py"} <= names
+    assert "edge/vitals_lib.py" in names
 
 
 def test_wheel_carries_entries_and_defaults(base_install: Path) -> None:

@@ -1,0 +1,73 @@
+"""The worker bundle: web-vitals read from node_modules at build time into the page client."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compile import bundle
+from edge.client_js import CLIENT
+
+MODULES = bundle.ROOT / "node_modules"
+
+
+def served_client(out: Path) -> str:
+    """What the bundled worker serves at /_edgepick/client.js (imported from the bundle)."""
+    code = "import sys; from edge.client_js import SOURCE; sys.stdout.write(SOURCE)"
+    done = subprocess.run(
+        [sys.executable, "-B", "-c", code], cwd=out, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def test_bundle_carries_web_vitals_from_node_modules(tmp_path: Path) -> None:
+    out = tmp_path / "worker"
+    written = bundle.build(out)
+    assert out / "edge" / "vitals_lib.py" in written
+    library = (MODULES / "web-vitals" / "dist" / "web-vitals.iife.js").read_text()
+    version = json.loads((MODULES / "web-vitals" / "package.json").read_text())["version"]
+    served = served_client(out)
+    code = library.split("//# sourceMappingURL=")[0].strip()
+    assert served.startswith(f"/*! web-vitals {version} (Apache-2.0)")
+    assert code in served and served.endswith(CLIENT)
+    assert "sourceMappingURL" not in served
+    # small: web-vitals (about 3.3 KB gzipped) and the client (about 2 KB)
+    assert len(gzip.compress(served.encode(), 9)) < 6 * 1024
+
+
+def test_served_client_is_valid_javascript(tmp_path: Path) -> None:
+    out = tmp_path / "worker"
+    bundle.build(out)
+    script = tmp_path / "client.js"
+    script.write_text(served_client(out))
+    done = subprocess.run(["node", "--check", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_missing_node_modules_fails_clearly_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle, "ROOT", tmp_path / "checkout")
+    monkeypatch.delenv("EDGEPICK_NODE_MODULES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "worker"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous bundle")
+    with pytest.raises(SystemExit) as failed:
+        bundle.build(out)
+    message = str(failed.value)
+    assert "web-vitals not found" in message and "npm ci" in message
+    assert str(tmp_path / "node_modules") in message
+    assert (out / "keep.txt").read_text() == "previous bundle"
+
+
+def test_node_modules_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundle, "ROOT", tmp_path / "checkout")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EDGEPICK_NODE_MODULES", str(MODULES))
+    assert bundle.node_modules() == MODULES
