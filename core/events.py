@@ -38,8 +38,9 @@ EXPOSURE = "exposure"
 OUTCOMES = ("click", "conversion")
 IDENTIFY = "identify"
 PAGE_VIEW = "page_view"
+VITALS = "vitals"  # real-user page timings (the outcome and vitals block at the end)
 SHOWN = "shown"  # beacon only: the page rendered an async slot (becomes its exposure)
-EVENT_TYPES = (EXPOSURE, *OUTCOMES, IDENTIFY, PAGE_VIEW)
+EVENT_TYPES = (EXPOSURE, *OUTCOMES, IDENTIFY, PAGE_VIEW, VITALS)
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 512 * 1024
 MAX_BEACON_EVENTS = 20
@@ -215,6 +216,7 @@ _REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
     "conversion": (("decision", str), ("value", (int, float))),
     IDENTIFY: (("user", str),),
     PAGE_VIEW: (("path", str), ("category", str)),
+    VITALS: (("path", str), ("decisions", list)),
 }
 
 
@@ -270,7 +272,7 @@ def problem(event: Any) -> str | None:
         return "value: must be a finite number"
     if kind == EXPOSURE:
         return _exposure_problem(event)
-    return None
+    return _number_problem(event)
 
 
 def parse_beacon(
@@ -329,26 +331,127 @@ def _beacon_event(
         if user is None:
             return None, f"events[{n}].token: not a valid identity token from the site"
         return identify_event(visitor_id, user, ts_ms), ""
-    if kind not in (*OUTCOMES, SHOWN):
-        return None, f"events[{n}].type: must be click, conversion, shown or identify"
+    if kind == VITALS:
+        return beacon_vitals(item, n, visitor_id, ts_ms, issued)
+    if kind in OUTCOMES:
+        return beacon_outcome(item, n, visitor_id, ts_ms, issued)
+    if kind != SHOWN:
+        return None, f"events[{n}].type: must be click, conversion, shown, identify or vitals"
     if not isinstance(decision, str) or decision not in issued:
         return None, f"events[{n}].decision: not a decision shown to this visitor"
-    if kind == SHOWN:
-        event = open_receipt(item.get("receipt"), receipt_keys)
-        if event is None or event.get("id") != decision or event.get("visitor") != visitor_id:
-            return None, f"events[{n}].receipt: not this decision's receipt"
-        return {**event, "ts": ts_ms}, ""
+    event = open_receipt(item.get("receipt"), receipt_keys)
+    if event is None or event.get("id") != decision or event.get("visitor") != visitor_id:
+        return None, f"events[{n}].receipt: not this decision's receipt"
+    return {**event, "ts": ts_ms}, ""
+
+
+# ---- outcome ids, visitor-level conversions and real-user vitals (the page client's events) ----
+#
+# Outcome ids: the page names each outcome with a random id of its own (``id``, at most 32
+# characters); the stored id is ``<decision>:<kind>:<outcome id>`` (``<visitor>:<kind>:<outcome
+# id>`` for a visitor-level conversion), so repeat outcomes (two purchases) are distinct events
+# and a replayed beacon stays idempotent. The part after the first ``:`` names the outcome
+# itself: the origin credits one decision at most once per outcome (``origin.store``).
+#
+# A conversion with no decision is **visitor-level**: the origin credits it to every decision
+# this visitor was shown within the conversion window (page-level ones, earlier pages), so it
+# need not be issued to the cookie (which keeps only the latest decision per slot).
+
+MAX_OUTCOME_ID = 32
+MAX_VALUE = 1e9
+MAX_PAGE_DECISIONS = 20
+# real-user metrics, in milliseconds except CLS (unitless), and the bound each must stay within
+VITAL_METRICS: dict[str, float] = {
+    "lcp": 600_000.0,  # Largest Contentful Paint
+    "inp": 600_000.0,  # Interaction to Next Paint
+    "cls": 100.0,  # Cumulative Layout Shift
+    "ttfb": 600_000.0,  # Time To First Byte
+    "fcp": 600_000.0,  # First Contentful Paint
+    "dcl": 600_000.0,  # navigation timing: DOMContentLoaded event end
+    "load": 600_000.0,  # navigation timing: load event end
+}
+
+
+def _number_problem(event: Mapping[str, Any]) -> str | None:
+    """Outcome values and vitals: finite and in range (JSON parsers accept NaN and Infinity)."""
+    kind = event["type"]
+    value = event.get("value", 0.0)
+    if kind in OUTCOMES and not (_finite(value) and 0 <= value < MAX_VALUE):
+        return f"value: a finite number in [0, {MAX_VALUE:g})"
+    if kind == VITALS:
+        ids = event["decisions"]
+        if len(ids) > MAX_PAGE_DECISIONS or not all(isinstance(d, str) and d for d in ids):
+            return f"decisions: at most {MAX_PAGE_DECISIONS} decision ids"
+        for name, bound in VITAL_METRICS.items():
+            value = event.get(name)
+            if value is not None and not (_finite(value) and 0 <= value <= bound):
+                return f"{name}: a finite number in [0, {bound:g}], or absent"
+    return None
+
+
+def _client_id(item: Mapping[str, Any]) -> str:
+    found = item.get("id")
+    if not isinstance(found, str) or not 0 < len(found) <= MAX_OUTCOME_ID:
+        return ""
+    return found if found.isprintable() and ":" not in found else ""
+
+
+def beacon_outcome(
+    item: Mapping[str, Any],
+    n: int,
+    visitor_id: str,
+    ts_ms: int,
+    issued: frozenset[str],
+) -> tuple[dict[str, Any] | None, str]:
+    """A click or conversion from the page (or why not). A click names a decision issued to
+    this visitor; a conversion names one or none (visitor-level). Without a client id the
+    outcome is named by the edge's clock and its position (distinct, but not replay-safe)."""
+    kind, decision = item.get("type"), item.get("decision")
+    visitor_level = kind == "conversion" and decision in (None, "")
+    if not visitor_level and (not isinstance(decision, str) or decision not in issued):
+        return None, f"events[{n}].decision: not a decision shown to this visitor"
     value = item.get("value", 0)
-    if not _finite(value) or not 0 <= value < 1e9:
-        return None, f"events[{n}].value: expected a number >= 0"
-    client_id = item.get("id")
-    suffix = client_id if isinstance(client_id, str) and 0 < len(client_id) <= 32 else str(n)
-    outcome = {
+    if not _finite(value) or not 0 <= value < MAX_VALUE:
+        return None, f"events[{n}].value: expected a finite number >= 0"
+    outcome = _client_id(item) or f"t{ts_ms}.{n}"
+    owner = visitor_id if visitor_level else decision
+    event = {
         "type": kind,
-        "id": f"{decision}:{kind}:{suffix}",
+        "id": f"{owner}:{kind}:{outcome}",
         "ts": ts_ms,
         "visitor": visitor_id,
-        "decision": decision,
+        "decision": "" if visitor_level else decision,
         "value": float(value),
     }
-    return outcome, ""
+    return event, ""
+
+
+def beacon_vitals(
+    item: Mapping[str, Any], n: int, visitor_id: str, ts_ms: int, issued: frozenset[str]
+) -> tuple[dict[str, Any] | None, str]:
+    """One page's real-user timings (``VITAL_METRICS``) with the decisions the page showed.
+
+    Decisions not issued to this visitor are left out; a metric that is not a finite number in
+    range is left out (the event is kept); the page names itself with a client id.
+    """
+    page = _client_id(item)
+    if not page:
+        return None, f"events[{n}].id: required, 1 to {MAX_OUTCOME_ID} characters, no ':'"
+    path, given = item.get("path"), item.get("decisions")
+    ids = [d for d in (given if isinstance(given, list) else []) if isinstance(d, str)]
+    event: dict[str, Any] = {
+        "type": VITALS,
+        "id": f"{visitor_id}:vitals:{page}",
+        "ts": ts_ms,
+        "visitor": visitor_id,
+        "path": path[:MAX_PATH] if isinstance(path, str) else "",
+        "decisions": [d for d in dict.fromkeys(ids) if d in issued][:MAX_PAGE_DECISIONS],
+    }
+    for name, bound in VITAL_METRICS.items():
+        value: Any = item.get(name)
+        if _finite(value) and 0 <= value <= bound:
+            event[name] = float(value)
+    return event, ""
+
+
+# ---- end of the outcome and vitals block ----
