@@ -3,13 +3,15 @@
 //
 // stdin: {"base": "http://127.0.0.1:PORT", "steps": [...], "cookies": [...], "timeout": ms,
 //         "userAgent": "..." (optional), "executable": "/usr/bin/chromium"}
-// stdout: {"results": [...], "requests": [...]} (one result per step), or {"error", "step"}.
+// stdout: {"results": [...], "requests": [{url, method, type, headers}]} (one result per step,
+//         every finished request with the headers the browser sent), or {"error", "step"}.
 //
 // Steps (one key names the action):
 //   {"goto": "/path", "headers": {...}}      -> {"status", "url", "headers"}
 //   {"click": "css selector"}                -> {}
 //   {"eval": "js expression"}                -> {"value"} (awaited if a promise)
 //   {"waitFor": "css selector"}              -> {}
+//   {"waitFunction": "js expression"}        -> {}: until it is truthy
 //   {"waitRequests": "/_edgepick/events", "count": n}  -> {"count"}: until n such requests have
 //                                               finished since the run started (beacons included)
 //   {"wait": ms}                             -> {}
@@ -25,6 +27,7 @@ const input = JSON.parse(readFileSync(0, "utf8"));
 const timeout = input.timeout ?? 15000;
 const profile = mkdtempSync(join(tmpdir(), "edgepick-chromium-"));
 const finished = [];
+const pending = [];
 let context;
 let step = -1;
 try {
@@ -44,7 +47,9 @@ try {
   if (input.cookies?.length) await context.addCookies(input.cookies);
   const page = context.pages()[0] ?? (await context.newPage());
   page.on("requestfinished", (request) => {
-    finished.push({ url: request.url(), method: request.method(), type: request.resourceType() });
+    const entry = { url: request.url(), method: request.method(), type: request.resourceType() };
+    finished.push(entry);
+    pending.push(request.allHeaders().then((h) => { entry.headers = h; }, () => {}));
   });
   const results = [];
   for (step = 0; step < input.steps.length; step++) {
@@ -66,6 +71,9 @@ try {
     } else if ("waitFor" in s) {
       await page.waitForSelector(s.waitFor, { state: "attached" });
       results.push({});
+    } else if ("waitFunction" in s) {
+      await page.waitForFunction(s.waitFunction);
+      results.push({});
     } else if ("waitRequests" in s) {
       const deadline = Date.now() + timeout;
       const count = () => finished.filter((r) => r.url.includes(s.waitRequests)).length;
@@ -85,6 +93,7 @@ try {
       throw new Error(`unknown step ${JSON.stringify(s)}`);
     }
   }
+  await Promise.all(pending);
   process.stdout.write(JSON.stringify({ results, requests: finished }));
 } catch (error) {
   process.stdout.write(JSON.stringify({ error: String(error?.stack ?? error), step, requests: finished }));

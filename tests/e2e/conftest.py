@@ -235,6 +235,35 @@ class Loop:
         finally:
             store.close()
 
+    def between(self, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
+        """Stored exposures and page views the edge stamped within [since_ms, until_ms]: the
+        scenarios run one at a time, so these are the events a window of requests caused."""
+        store = SqliteStore(self.db)
+        try:
+            found = list(store.exposures(since_ms, until_ms + 1))
+            found += [v for v in store.page_views() if since_ms <= v["ts"] <= until_ms]
+            return found
+        finally:
+            store.close()
+
+    def wait_inspect(
+        self,
+        what: str,
+        ident: str,
+        check: Callable[[dict[str, Any]], bool],
+        timeout: float = WAIT_SECONDS,
+    ) -> dict[str, Any]:
+        """``inspect`` until ``check`` holds for its answer; fail after ``timeout`` seconds with
+        the last answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.inspect(what, ident)
+            if found is not None and check(found):
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"inspect {what} {ident} after {timeout:.0f} s: {found}")
+            time.sleep(0.3)
+
     def inspect(self, what: str, ident: str) -> dict[str, Any] | None:
         """``edgepick inspect WHAT IDENT --json`` against the collector's store (None: unknown)."""
         args = [*EDGEPICK, "inspect", what, ident, "--store", str(self.db), "--json"]
