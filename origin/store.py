@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.events import EXPOSURE, IDENTIFY, OUTCOMES, PAGE_VIEW
+from core.events import EXPOSURE, IDENTIFY, OUTCOMES, PAGE_VIEW, VITAL_METRICS, VITALS
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +132,15 @@ CREATE TABLE IF NOT EXISTS page_views (
 );
 CREATE INDEX IF NOT EXISTS page_views_visitor ON page_views (visitor);
 CREATE INDEX IF NOT EXISTS page_views_user ON page_views (user);
+CREATE TABLE IF NOT EXISTS vitals (
+    id TEXT PRIMARY KEY, ts INTEGER NOT NULL, visitor TEXT NOT NULL, path TEXT NOT NULL,
+    decisions TEXT NOT NULL, lcp REAL, inp REAL, cls REAL, ttfb REAL, fcp REAL, dcl REAL,
+    load REAL
+);
+CREATE INDEX IF NOT EXISTS vitals_ts ON vitals (ts);
 """
+SKEW_MS = 60_000  # clock skew tolerated between edge locations (an outcome "before" its exposure)
+VITAL_COLUMNS = tuple(VITAL_METRICS)  # the vitals table's metric columns (NULL: not measured)
 # exposures: decision_us is stored as -1 when the edge could not measure it (read back as None);
 # eligible/probs (the policy's distribution, policy draws only) as JSON, "" when not logged
 NOT_MEASURED = -1
@@ -247,13 +255,22 @@ class SqliteStore:
             flags = json.dumps(_flags(event))
             row = (event["id"], event["ts"], event["visitor"], event["user"], flags)
             return "INSERT OR IGNORE INTO identifies VALUES (?,?,?,?,?)", row
+        if kind == VITALS:
+            metrics = tuple(
+                float(event[m]) if event.get(m) is not None else None for m in VITAL_COLUMNS
+            )
+            row = (event["id"], event["ts"], event["visitor"], _text(event, "path"))
+            row += (json.dumps([d for d in event["decisions"] if isinstance(d, str)]), *metrics)
+            names = ",".join(("id", "ts", "visitor", "path", "decisions", *VITAL_COLUMNS))
+            marks = ",".join("?" * len(row))
+            return f"INSERT OR IGNORE INTO vitals ({names}) VALUES ({marks})", row
         if kind == PAGE_VIEW:
             row = (event["id"], event["ts"], event["visitor"], _text(event, "user"))
             row += (event["path"], event["category"])
             return "INSERT OR IGNORE INTO page_views VALUES (?,?,?,?,?,?)", row
         raise ValueError(f"event {event.get('id')!r}: unknown type {kind!r}")
 
-    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
@@ -314,20 +331,25 @@ class SqliteStore:
     ) -> Iterator[Joined]:
         """Exposures since ``since_ms`` with the clicks and conversions attributed to them.
 
-        An outcome counts when it names the exposure's decision and arrives within its window
-        after the exposure (a minute of clock skew between edge locations is tolerated).
+        An outcome counts when it arrives within its window after the exposure (a minute of
+        clock skew between edge locations is tolerated) and either names the exposure's decision
+        for the same visitor, or names no decision (a visitor-level conversion: it credits every
+        decision the visitor was shown within the window). One outcome credits one decision at
+        most once, however many events carry it (``credit_sql``).
         """
-        sql = """
-        SELECT e.*,
-          COALESCE(SUM(CASE WHEN o.type = 'click' AND o.ts - e.ts <= :cw THEN 1 END), 0) AS n_clk,
-          COALESCE(SUM(CASE WHEN o.type = 'conversion' AND o.ts - e.ts <= :vw THEN 1 END), 0)
-            AS n_conv,
-          COALESCE(SUM(CASE WHEN o.type = 'conversion' AND o.ts - e.ts <= :vw THEN o.value END),
-            0.0) AS total
-        FROM exposures e
-        LEFT JOIN outcomes o ON o.decision = e.id AND o.ts >= e.ts - 60000
+        sql = f"""
+        WITH {self.credit_sql(":since")},
+        per AS (
+          SELECT eid,
+            SUM(type = 'click' AND dt <= :cw) AS n_clk,
+            SUM(type = 'conversion' AND dt <= :vw) AS n_conv,
+            TOTAL(CASE WHEN type = 'conversion' AND dt <= :vw THEN value END) AS total
+          FROM credit GROUP BY eid
+        )
+        SELECT e.*, COALESCE(p.n_clk, 0) AS n_clk, COALESCE(p.n_conv, 0) AS n_conv,
+          COALESCE(p.total, 0.0) AS total
+        FROM exposures e LEFT JOIN per p ON p.eid = e.id
         WHERE e.ts >= :since
-        GROUP BY e.id
         ORDER BY e.ts, e.id
         """
         args = {"cw": click_window_ms, "vw": conversion_window_ms, "since": since_ms}
@@ -335,6 +357,31 @@ class SqliteStore:
             event = self._exposure(row)
             clicks, conversions, value = event.pop("n_clk"), event.pop("n_conv"), event.pop("total")
             yield Joined(event, int(clicks), int(conversions), float(value))
+
+    @staticmethod
+    def credit_sql(exposures: str) -> str:
+        """A ``credit(eid, type, ref, dt, value, oid)`` CTE: every outcome credited to every
+        exposure it counts for, once: exposures with ``e.ts >= :since`` (``exposures`` is
+        ``":since"``) or the one ``e.id = :decision``. An outcome counts for an exposure of the
+        same visitor when it names the exposure's decision or names none (visitor-level), from
+        ``SKEW_MS`` before the exposure on. ``ref`` names the outcome itself (its id after the
+        first ``:``, ``<kind>:<outcome id>``: see ``core.events``), so a conversion sent both for
+        a decision and for the visitor counts once; ``dt`` is its earliest arrival after the
+        exposure, ``oid`` one of its event ids."""
+        where = "e.id = :decision" if exposures == ":decision" else "e.ts >= :since"
+        ref = "substr(o.id, instr(o.id, ':') + 1)"
+        return f"""credit AS (
+          SELECT eid, type, ref, MIN(dt) AS dt, MAX(value) AS value, MIN(oid) AS oid FROM (
+            SELECT e.id AS eid, o.type AS type, {ref} AS ref, o.ts - e.ts AS dt,
+              o.value AS value, o.id AS oid
+            FROM exposures e JOIN outcomes o ON o.decision = e.id AND o.visitor = e.visitor
+            WHERE {where} AND o.ts >= e.ts - {SKEW_MS}
+            UNION ALL
+            SELECT e.id, o.type, {ref}, o.ts - e.ts, o.value, o.id
+            FROM exposures e JOIN outcomes o ON o.visitor = e.visitor AND o.decision = ''
+            WHERE {where} AND o.ts >= e.ts - {SKEW_MS}
+          ) GROUP BY eid, type, ref
+        )"""
 
     def volume(self, since_ms: int, bucket_ms: int) -> dict[tuple[str, int], int]:
         """Event counts by (type, bucket start) for events at or after ``since_ms``."""
@@ -344,6 +391,7 @@ class SqliteStore:
             ("SELECT type, ts FROM outcomes WHERE ts >= ?", ()),
             ("SELECT 'identify' AS type, ts FROM identifies WHERE ts >= ?", ()),
             ("SELECT 'page_view' AS type, ts FROM page_views WHERE ts >= ?", ()),
+            ("SELECT 'vitals' AS type, ts FROM vitals WHERE ts >= ?", ()),
         )
         for sql, _ in queries:
             grouped = (
@@ -362,6 +410,8 @@ class SqliteStore:
             return int(self._rows("SELECT COUNT(*) FROM identifies")[0][0])
         if kind == PAGE_VIEW:
             return int(self._rows("SELECT COUNT(*) FROM page_views")[0][0])
+        if kind == VITALS:
+            return int(self._rows("SELECT COUNT(*) FROM vitals")[0][0])
         return int(self._rows("SELECT COUNT(*) FROM outcomes WHERE type = ?", (kind,))[0][0])
 
     def user_events(self, user: str) -> EventSlice:
@@ -418,11 +468,19 @@ class SqliteStore:
         rows = self._rows("SELECT * FROM exposures WHERE id = ?", (decision_id,))
         return self._exposure(rows[0]) if rows else None
 
-    def decision_outcomes(self, decision_id: str) -> list[dict[str, Any]]:
-        """The clicks and conversions naming one decision, oldest first."""
-        rows = self._rows(
-            "SELECT * FROM outcomes WHERE decision = ? ORDER BY ts, id", (decision_id,)
-        )
+    def decision_outcomes(
+        self, decision_id: str, window_ms: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The clicks and conversions credited to one decision, oldest first: those naming it
+        (from its visitor) and its visitor's visitor-level conversions, each outcome once, from
+        a minute before the exposure on (``window_ms``: only those within it, as ``joined``)."""
+        sql = f"""
+        WITH {self.credit_sql(":decision")}
+        SELECT o.* FROM credit c JOIN outcomes o ON o.id = c.oid
+        WHERE :window IS NULL OR c.dt <= :window
+        ORDER BY o.ts, o.id
+        """
+        rows = self._rows(sql, {"decision": decision_id, "window": window_ms})
         return [dict(r) for r in rows]
 
     def visitor_events(self, visitor: str) -> EventSlice:
@@ -456,11 +514,43 @@ class SqliteStore:
 
     # ---- end of the inspect lookups ----
 
+    # ---- real-user vitals (origin.monitor keeps their p75 per slot, arm and holdout) ----
+
+    def vitals(self, since_ms: int = 0, until_ms: int | None = None) -> Iterator[dict[str, Any]]:
+        """Vitals events in ``[since_ms, until_ms)``, oldest first (metrics not measured absent)."""
+        until = until_ms if until_ms is not None else 2**62
+        rows = self._rows(
+            "SELECT * FROM vitals WHERE ts >= ? AND ts < ? ORDER BY ts, id", (since_ms, until)
+        )
+        for row in rows:
+            event = {k: v for k, v in dict(row).items() if v is not None}
+            event["type"] = VITALS
+            event["decisions"] = json.loads(row["decisions"])
+            yield event
+
+    def vitals_by_decision(
+        self, since_ms: int = 0, until_ms: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Each page's vitals once per decision it showed, with that decision's exposure:
+        ``{page, slot, variant, reason, <metrics measured>}``. The exposure must be the same
+        visitor's; decisions the store has no exposure for are left out."""
+        until = until_ms if until_ms is not None else 2**62
+        metrics = ", ".join(f"v.{m}" for m in VITAL_COLUMNS)
+        rows = self._rows(
+            f"SELECT v.id AS page, e.slot, e.variant, e.reason, {metrics} "
+            "FROM vitals v, json_each(v.decisions) d "
+            "JOIN exposures e ON e.id = d.value AND e.visitor = v.visitor "
+            "WHERE v.ts >= ? AND v.ts < ? ORDER BY v.ts, v.id, e.slot",
+            (since_ms, until),
+        )
+        for row in rows:
+            yield {k: v for k, v in dict(row).items() if v is not None}
+
     def ids(self) -> set[str]:
         """Every stored event id (for tests and audits)."""
         rows = self._rows(
             "SELECT id FROM exposures UNION ALL SELECT id FROM outcomes "
-            "UNION ALL SELECT id FROM identifies"
+            "UNION ALL SELECT id FROM identifies UNION ALL SELECT id FROM vitals"
         )
         return {r[0] for r in rows}
 
