@@ -10,6 +10,15 @@ bots, a double-firing tag).
 (linear interpolation between order statistics, numpy's default); an alert fires when
 ``p99 >= warn * budget_us``.
 
+**Real-user vitals.** Pages report LCP, INP, CLS and TTFB with the decisions they showed
+(``core.events`` ``vitals``). Over the last ``vitals_window_ms``, the 75th percentile of each
+metric is kept per (slot, arm, holdout) (``vitals_p75``: a page counts once for each decision
+it showed); an alert fires when one reaches ``vitals_warn`` of the "good" threshold (``GOOD``:
+LCP 2.5 s, INP 200 ms, CLS 0.1), and when personalized pages (any decision not from the
+holdout) are slower than holdout pages (every decision from the holdout): p75 above
+``vitals_slower`` times the holdout's and by at least ``MIN_GAP``. Groups with fewer than
+``vitals_min_pages`` pages are not judged.
+
 Alerts are logged (logger ``edgepick.monitor``) and, when a webhook URL is configured, POSTed
 to it as JSON ``{"alerts": [...]}``; a failing webhook is logged, never raised.
 """
@@ -38,12 +47,16 @@ class MonitorConfig:
     min_expected: float = 20.0
     budget_us: int = 5000
     warn: float = 0.8
+    vitals_window_ms: int = 24 * 3600 * 1000
+    vitals_warn: float = 0.8
+    vitals_slower: float = 1.1
+    vitals_min_pages: int = 20
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    kind: str  # volume or latency
-    subject: str  # the event type, or "decision_us"
+    kind: str  # volume, latency or vitals
+    subject: str  # the event type, "decision_us", or "<metric> <slot>/<variant>" (vitals)
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -96,8 +109,97 @@ def latency_alerts(store: EventStore, now_ms: int, config: MonitorConfig) -> lis
     return [Alert("latency", "decision_us", message, stats)]
 
 
+# ---- real-user vitals: p75 per slot, arm and holdout; thresholds; personalized vs holdout ----
+
+GOOD = {"lcp": 2500.0, "inp": 200.0, "cls": 0.1}  # web.dev's "good" upper bounds (p75)
+COMPARED = ("lcp", "inp", "cls", "ttfb")
+MIN_GAP = {"lcp": 100.0, "inp": 20.0, "cls": 0.01, "ttfb": 50.0}  # smaller gaps are noise
+UNITS = {"lcp": "ms", "inp": "ms", "cls": "", "ttfb": "ms"}
+HOLDOUT = "holdout"
+
+
+@dataclass(frozen=True, slots=True)
+class VitalsP75:
+    slot: str  # "" for the page-level comparison groups
+    variant: str  # the arm, or "personalized" / "holdout" pages
+    holdout: bool
+    metric: str
+    p75: float
+    pages: int
+
+
+def _p75(values: list[float]) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), 75))
+
+
+def vitals_p75(store: EventStore, since_ms: int, until_ms: int) -> list[VitalsP75]:
+    """p75 of each metric per (slot, arm, holdout), then per kind of page (``slot`` ""):
+    ``personalized`` pages (a decision not from the holdout) and ``holdout`` pages."""
+    arms: dict[tuple[str, str, bool, str], list[float]] = {}
+    pages: dict[str, tuple[bool, dict[str, float]]] = {}
+    for row in store.vitals_by_decision(since_ms, until_ms):
+        held = row["reason"] == HOLDOUT
+        metrics = {m: float(row[m]) for m in COMPARED if row.get(m) is not None}
+        for metric, value in metrics.items():
+            arms.setdefault((row["slot"], row["variant"], held, metric), []).append(value)
+        seen = pages.get(row["page"])
+        pages[row["page"]] = (held and (seen is None or seen[0]), metrics)
+    for held, metrics in pages.values():
+        for metric, value in metrics.items():
+            group = HOLDOUT if held else "personalized"
+            arms.setdefault(("", group, held, metric), []).append(value)
+    return [
+        VitalsP75(slot, variant, held, metric, _p75(values), len(values))
+        for (slot, variant, held, metric), values in sorted(arms.items())
+    ]
+
+
+def _shown(metric: str, value: float) -> str:
+    return f"{value:.3f}" if metric == "cls" else f"{value:.0f} {UNITS[metric]}"
+
+
+def vitals_alerts(store: EventStore, now_ms: int, config: MonitorConfig) -> list[Alert]:
+    rows = vitals_p75(store, now_ms - config.vitals_window_ms, now_ms + 1)
+    alerts: list[Alert] = []
+    enough = [r for r in rows if r.pages >= config.vitals_min_pages]
+    for r in enough:
+        good = GOOD.get(r.metric)
+        if good is None or r.p75 < config.vitals_warn * good:
+            continue
+        who = f"{r.slot}/{r.variant}" if r.slot else f"{r.variant} pages"
+        message = (
+            f"{r.metric.upper()} p75 {_shown(r.metric, r.p75)} for {who}"
+            f"{' (holdout)' if r.holdout and r.slot else ''} is at {r.p75 / good:.0%} of the "
+            f"'good' threshold {_shown(r.metric, good)} ({r.pages} pages)"
+        )
+        details = {"p75": r.p75, "pages": r.pages, "threshold": good, "holdout": r.holdout}
+        alerts.append(Alert("vitals", f"{r.metric} {who}", message, details))
+    groups = {(r.variant, r.metric): r for r in enough if not r.slot}
+    for metric in COMPARED:
+        mine, held = groups.get(("personalized", metric)), groups.get((HOLDOUT, metric))
+        if mine is None or held is None:
+            continue
+        if mine.p75 > config.vitals_slower * held.p75 and mine.p75 - held.p75 >= MIN_GAP[metric]:
+            message = (
+                f"personalized pages are slower than holdout pages: {metric.upper()} p75 "
+                f"{_shown(metric, mine.p75)} against {_shown(metric, held.p75)} "
+                f"({mine.pages} and {held.pages} pages)"
+            )
+            gap: dict[str, Any] = {
+                "personalized": mine.p75,
+                "holdout": held.p75,
+                "pages": [mine.pages, held.pages],
+            }
+            alerts.append(Alert("vitals", f"{metric} personalized vs holdout", message, gap))
+    return alerts
+
+
 def check(store: EventStore, now_ms: int, config: MonitorConfig = MonitorConfig()) -> list[Alert]:
-    return volume_alerts(store, now_ms, config) + latency_alerts(store, now_ms, config)
+    return (
+        volume_alerts(store, now_ms, config)
+        + latency_alerts(store, now_ms, config)
+        + vitals_alerts(store, now_ms, config)
+    )
 
 
 def report(alerts: list[Alert], webhook: str | None = None, timeout: float = 5.0) -> None:
