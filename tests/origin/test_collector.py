@@ -114,3 +114,42 @@ def test_previous_secrets_from_the_command_line_or_the_environment(
     assert _previous_secrets(Namespace(previous_secret=["c"])) == (b"c",)
     monkeypatch.delenv("EDGEPICK_PREVIOUS_SECRETS")
     assert _previous_secrets(Namespace(previous_secret=None)) == ()
+
+
+def test_beacon_outcomes_and_vitals_from_the_edge_are_stored(
+    client: TestClient, store: SqliteStore
+) -> None:
+    """What the edge's beacon parser emits (two purchases on one decision, a visitor-level
+    conversion, a page's vitals) is accepted, stored, and a resend changes nothing."""
+    from core.events import encode_batch, parse_beacon
+
+    page = {
+        "events": [
+            {"type": "conversion", "decision": "d1-0", "value": 40, "id": "o1"},
+            {"type": "conversion", "decision": "d1-0", "value": 75, "id": "o2"},
+            {"type": "conversion", "value": 12.5, "id": "o3"},
+            {"type": "vitals", "id": "pg1", "path": "/", "decisions": ["d1-0"], "lcp": 950.5},
+        ]
+    }
+    kept, errors = parse_beacon(
+        json.dumps(page).encode(), "v-1", 1_790_000_000_500, frozenset({"d1-0"})
+    )
+    assert errors == []
+    body, headers = signed([exposure(1), *kept])
+    first = client.post("/v1/events", content=body, headers=headers)
+    assert first.json() == {"accepted": 5, "duplicates": 0}
+    assert client.post("/v1/events", content=body, headers=headers).json()["duplicates"] == 5
+    assert store.count("conversion") == 3 and store.count("vitals") == 1
+    (row,) = store.joined(60_000, 86_400_000)
+    assert (row.conversions, row.value) == (3, 127.5)
+    assert next(store.vitals())["lcp"] == 950.5
+    assert encode_batch(kept)  # the edge's own encoding
+
+
+def test_non_finite_numbers_refuse_the_batch(client: TestClient, store: SqliteStore) -> None:
+    vitals = {"type": "vitals", "id": "v-1:vitals:p", "ts": 1, "visitor": "v-1", "path": "/"}
+    body = json.dumps({"events": [exposure(1), {**vitals, "decisions": [], "lcp": float("inf")}]})
+    headers = {SIGNATURE_HEADER: sign(body.encode(), SECRET)}
+    response = client.post("/v1/events", content=body.encode(), headers=headers)
+    assert response.status_code == 400 and response.json()["field"] == "lcp"
+    assert store.count("exposure") == 0 and store.count("vitals") == 0
