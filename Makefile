@@ -83,6 +83,9 @@ dev-vars:
 		$$(openssl rand -hex 16) $$(openssl rand -hex 16) $$(openssl rand -hex 16) \
 		$$(openssl rand -hex 16) > .dev.vars
 
+# the whole local loop in one command: the sample store (:8788), the collector (`edgepick serve`
+# on :8790, store out/events.db, signing with .dev.vars' EVENTS_SECRET: wrangler.toml's
+# COLLECTOR_URL) and the worker under wrangler dev (:8787); Ctrl-C stops all three
 dev: setup dev-vars
 	$(PY) -m cli.devstack
 

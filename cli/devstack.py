@@ -1,27 +1,40 @@
-"""Run the local stack: the sample store origin and the worker under ``wrangler dev``.
+"""Run the local stack: the sample store origin, the collector and the worker under
+``wrangler dev``.
 
-Used by ``make demo``, the end-to-end tests and the load tests. Every process starts in its own
-process group on 127.0.0.1 and is stopped with the whole group, so nothing outlives its owner.
+Used by ``make dev``, ``make demo``, the end-to-end tests and the load tests. Every process
+starts in its own process group on 127.0.0.1 and is stopped with the whole group, so nothing
+outlives its owner.
+
+``make dev`` (``main``) wires the three together the way ``wrangler.toml`` says: the sample store
+on ``ORIGIN_URL``'s port, ``edgepick serve`` on ``COLLECTOR_URL``'s port (8790) signing with the
+``EVENTS_SECRET`` of ``.dev.vars`` (``make dev-vars``), the worker on 8787 (``dev_plan``).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from compile import defaults
 from origin.targets import quiet_env
 
 ROOT = Path(__file__).resolve().parent.parent
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+WORKER_PORT = 8787  # wrangler dev's default (wrangler.toml sets no [dev] port)
+COLLECTOR_PATH = "/v1/events"  # origin.collector's event route
+SECRETS = ("COOKIE_KEYS", "EVENTS_SECRET", "PREVIEW_KEY", "IDENTITY_KEY")  # .dev.vars
 
 
 def free_port() -> int:
@@ -142,13 +155,100 @@ def start_wrangler(
     return process
 
 
-def main() -> None:
-    """``make dev``: the sample store on :8788, the worker on :8787, the fixture published."""
-    import secrets
+def start_collector(
+    port: int, store: Path, registry: Path, secret: str, logs: Path, timeout: float = 30.0
+) -> Process:
+    """``edgepick serve`` on 127.0.0.1:port: events into ``store``, signed with ``secret``."""
+    process = Process(
+        "edgepick serve",
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--store",
+            str(store),
+            "--registry",
+            str(registry),
+            "--secret",
+            secret,
+        ],
+        logs / f"serve-{port}.log",
+    )
+    wait_http(f"http://127.0.0.1:{port}/health", process, timeout=timeout)
+    return process
 
-    state = ROOT / ".wrangler" / "state"
-    logs = ROOT / "out" / "logs"
-    snapshot = ROOT / "out" / "site.snap"
+
+def read_dev_vars(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines of a ``.dev.vars`` file (what wrangler dev reads as secrets)."""
+    found: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name and not name.startswith("#"):
+            found[name.strip()] = value.strip().strip('"')
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class DevPlan:
+    """How ``make dev`` wires the local loop (all from ``wrangler.toml`` and ``.dev.vars``)."""
+
+    worker_port: int
+    store_port: int
+    collector_port: int
+    collector_url: str  # what the worker ships events to (wrangler.toml's COLLECTOR_URL)
+    events_secret: str  # the collector's --secret: the worker's EVENTS_SECRET
+    worker_vars: dict[str, str]  # --var NAME:VALUE for wrangler dev (secrets without .dev.vars)
+
+
+def dev_plan(root: Path = ROOT) -> DevPlan:
+    """The dev stack for the checkout at ``root``: ports from ``wrangler.toml``'s ``[vars]``,
+    secrets from ``.dev.vars`` when ``make dev-vars`` wrote it, else fresh random ones passed
+    to the worker as ``--var`` (and the events secret to the collector)."""
+    variables = tomllib.loads((root / "wrangler.toml").read_text())["vars"]
+    origin, collector = urlsplit(variables["ORIGIN_URL"]), urlsplit(variables["COLLECTOR_URL"])
+    for url in (origin, collector):
+        if url.hostname != "127.0.0.1" or url.port is None:
+            raise ValueError(f"wrangler.toml: {url.geturl()} is not http://127.0.0.1:PORT")
+    if collector.path != COLLECTOR_PATH:
+        raise ValueError(f"wrangler.toml: COLLECTOR_URL must end in {COLLECTOR_PATH}")
+    dev_vars = root / ".dev.vars"
+    worker_vars: dict[str, str] = {}
+    if dev_vars.exists():
+        given = read_dev_vars(dev_vars)
+        missing = [name for name in SECRETS if not given.get(name)]
+        if missing:
+            raise ValueError(f"{dev_vars} lacks {', '.join(missing)}: delete it, run make dev-vars")
+        secret = given["EVENTS_SECRET"]
+    else:
+        secret = secrets.token_hex(16)
+        worker_vars = {
+            "COOKIE_KEYS": f"dev:{secrets.token_hex(16)}",
+            "EVENTS_SECRET": secret,
+            "PREVIEW_KEY": secrets.token_hex(16),
+            "IDENTITY_KEY": secrets.token_hex(16),
+        }
+    return DevPlan(
+        worker_port=WORKER_PORT,
+        store_port=origin.port,
+        collector_port=collector.port,
+        collector_url=variables["COLLECTOR_URL"],
+        events_secret=secret,
+        worker_vars=worker_vars,
+    )
+
+
+def main(work: Path | None = None, root: Path = ROOT, forever: bool = True) -> list[Process]:
+    """``make dev``: the sample store, the collector and the worker (see ``dev_plan``), the
+    fixture published; runs until Ctrl-C (``forever=False``: returns the started processes)."""
+    plan = dev_plan(root)
+    out = work or root / "out"
+    state = root / ".wrangler" / "state" if work is None else out / "state"
+    logs = out / "logs"
+    snapshot = out / "site.snap"
+    registry = out / "registry"
     run = [sys.executable, "-m", "cli.main"]
     subprocess.run(
         [
@@ -171,29 +271,43 @@ def main() -> None:
             "--target",
             f"wrangler:{state}",
             "--registry",
-            str(ROOT / "out" / "registry"),
+            str(registry),
             "--message",
             "make dev",
         ],
         cwd=ROOT,
         check=True,
     )
-    variables = (
-        {}
-        if (ROOT / ".dev.vars").exists()
-        else {"COOKIE_KEYS": f"dev:{secrets.token_hex(16)}", "PREVIEW_KEY": secrets.token_hex(16)}
-    )
-    store = start_store(8788, logs)
-    worker = start_wrangler(8787, state, variables, logs)
-    print("edgepick: worker on http://127.0.0.1:8787 (store on :8788); Ctrl-C stops both")
+    processes: list[Process] = []
     try:
-        while worker.alive() and store.alive():
+        processes.append(start_store(plan.store_port, logs))
+        processes.append(
+            start_collector(
+                plan.collector_port, out / "events.db", registry, plan.events_secret, logs
+            )
+        )
+        processes.append(start_wrangler(plan.worker_port, state, plan.worker_vars, logs))
+    except BaseException:
+        for process in reversed(processes):
+            process.stop()
+        raise
+    print(
+        f"edgepick: worker on http://127.0.0.1:{plan.worker_port}, sample store on "
+        f":{plan.store_port}, collector on {plan.collector_url} (store {out / 'events.db'}, "
+        f"registry {registry}); logs in {logs}; Ctrl-C stops all three",
+        flush=True,
+    )
+    if not forever:
+        return processes
+    try:
+        while all(p.alive() for p in processes):
             time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
-        worker.stop()
-        store.stop()
+        for process in reversed(processes):
+            process.stop()
+    return processes
 
 
 if __name__ == "__main__":

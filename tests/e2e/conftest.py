@@ -33,7 +33,15 @@ from typing import Any
 
 import pytest
 
-from cli.devstack import ROOT, WRANGLER, Process, free_port, start_store, start_wrangler, wait_http
+from cli.devstack import (
+    ROOT,
+    WRANGLER,
+    Process,
+    free_port,
+    start_collector,
+    start_store,
+    start_wrangler,
+)
 from core import cookie, identity, preview
 from core.cookie import Keyring
 from core.features import VisitorState
@@ -336,27 +344,6 @@ def publish(loop: Loop, blob: bytes) -> str:
     return decode_header(blob)[0].id
 
 
-def start_collector(loop: Loop) -> Process:
-    process = Process(
-        "edgepick serve",
-        [
-            *EDGEPICK,
-            "serve",
-            "--port",
-            str(loop.collector_port),
-            "--store",
-            str(loop.db),
-            "--registry",
-            str(loop.registry),
-            "--secret",
-            loop.events_secret,
-        ],
-        loop.tmp / "logs" / "serve.log",
-    )
-    wait_http(f"http://127.0.0.1:{loop.collector_port}/health", process, timeout=30)
-    return process
-
-
 @pytest.fixture(scope="session")
 def loop(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Iterator[Loop]:
     """The sample store, the collector and the worker, started once for the session."""
@@ -366,7 +353,15 @@ def loop(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Itera
     try:
         running.snapshot_id = publish(running, fixture_blob)
         running.processes.append(start_store(running.store_port, running.tmp / "logs"))
-        running.processes.append(start_collector(running))
+        running.processes.append(
+            start_collector(
+                running.collector_port,
+                running.db,
+                running.registry,
+                running.events_secret,
+                running.tmp / "logs",
+            )
+        )
         running.processes.append(
             start_wrangler(
                 running.edge_port, running.kv, running.worker_vars(), running.tmp / "logs"
