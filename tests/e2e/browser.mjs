@@ -18,6 +18,9 @@
 //   {"text": "css selector"}                 -> {"value"}: the element's innerText (rendered)
 //   {"attr": "css selector", "name": "x"}    -> {"value"}
 //   {"cookies": true}                        -> {"value": [...]} (HttpOnly ones too)
+//   {"route": "/_edgepick/decide", "abort": true} or {"route": ..., "delay": ms}  -> {}: from
+//                                               now on, requests whose path starts so fail
+//                                               (network error) or reach the server late
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -89,6 +92,13 @@ try {
       results.push({ value: await page.getAttribute(s.attr, s.name) });
     } else if ("cookies" in s) {
       results.push({ value: await context.cookies() });
+    } else if ("route" in s) {
+      await page.route((url) => url.pathname.startsWith(s.route), async (route) => {
+        if (s.abort) return route.abort().catch(() => {});
+        await new Promise((resolve) => setTimeout(resolve, s.delay ?? 0));
+        return route.continue().catch(() => {}); // the page may have given up meanwhile
+      });
+      results.push({});
     } else {
       throw new Error(`unknown step ${JSON.stringify(s)}`);
     }
