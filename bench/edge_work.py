@@ -105,12 +105,12 @@ class MemoryIO:
         return await self.fetch(url, {})
 
     async def rewrite(
-        self, page: Page, fills: Mapping[str, tuple[str, str, str]]
+        self, page: Page, fills: Mapping[str, tuple[str, str, str]], banner: str = ""
     ) -> tuple[Page, set[str]]:
         self.fills += len(fills)
         return page, {slot for _html, _decision, slot in fills.values()}
 
-    def ship(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+    def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int = 0) -> None:
         self.shipped += 1
         self.shipped_bytes += len(body)
 

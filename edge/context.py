@@ -14,6 +14,14 @@ from urllib.parse import parse_qsl, urlsplit
 from core.features import RequestContext
 
 _BOT = re.compile(r"bot|crawl|spider|slurp|headless|lighthouse|preview", re.IGNORECASE)
+# HTTP libraries and command-line tools: programs, not people (they render nothing)
+_TOOL = re.compile(
+    r"^(curl|wget|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|okhttp"
+    r"|java/|apache-httpclient|libwww-perl|lwp::|httpie|axios|node-fetch|undici|got |"
+    r"postmanruntime|insomnia|ruby|faraday|guzzle|php|powershell|dart:io|reqwest|k6/|wrk|ab/"
+    r"|scrapy|httpclient|hackney|winhttp)",
+    re.IGNORECASE,
+)
 _TABLET = re.compile(r"ipad|tablet|kindle|silk|playbook", re.IGNORECASE)
 _MOBILE = re.compile(r"mobi|iphone|ipod|android|blackberry|opera mini|iemobile", re.IGNORECASE)
 
@@ -45,8 +53,11 @@ _EMAIL = ("mail.", "outlook.", "gmail.com", "proton.me")
 
 
 def device_class(user_agent: str) -> str:
-    if not user_agent or _BOT.search(user_agent):
-        return "bot" if user_agent else "desktop"
+    """``bot`` for crawlers, HTTP libraries and command-line tools, and requests with no
+    User-Agent at all (every browser sends one); then tablet, mobile, desktop."""
+    ua = user_agent.strip()
+    if not ua or _BOT.search(ua) or _TOOL.match(ua):
+        return "bot"
     if _TABLET.search(user_agent):
         return "tablet"
     if _MOBILE.search(user_agent):
@@ -138,3 +149,10 @@ def request_context(
         weekday=(now // 86400 + 3) % 7,  # 1970-01-01 was a Thursday
         consent=has_consent(headers, cookies, consent),
     )
+
+
+def is_speculative(headers: Mapping[str, str]) -> bool:
+    """A prefetch or prerender the browser may never show (``Sec-Purpose: prefetch``, the older
+    ``Purpose: prefetch``, Firefox's ``X-Moz: prefetch``): nothing about it is a page view."""
+    purpose = " ".join(headers.get(h, "") for h in ("sec-purpose", "purpose", "x-moz"))
+    return "prefetch" in purpose.lower() or "prerender" in purpose.lower()

@@ -9,26 +9,24 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from core import events
-from core.decide import Decision, applies, decide
+from core.decide import Decision, decide
 from core.engine import Engine
-from core.features import VisitorState
-from core.model import Granularity, Placement
-from core.profile import decode_profile, merge_profile, profile_key
 from edge import visitor as visitors
 from edge.client_js import SOURCE as CLIENT_JS
 from edge.config import EdgeConfig
 from edge.context import parse_cookies, request_context
+from edge.delivery import DeliveryStats, ship
 from edge.io import EdgeIO, Incoming, Outgoing
+from edge.page import cookie_header, origin_url, page, server_timing, strip_param
 from edge.snapshots import SnapshotCache
 
 PREFIX = "/_edgepick/"
 MAX_BEACON_BYTES = 16 * 1024
-FORWARDED = ("accept", "accept-language", "cookie", "user-agent", "referer")
 
 
 @dataclass
@@ -36,6 +34,7 @@ class Stats:
     errors: int = 0
     last_error: str = ""
     requests: int = 0
+    delivery: DeliveryStats = field(default_factory=DeliveryStats)
 
 
 async def handle(
@@ -50,7 +49,7 @@ async def handle(
             return await _api(parts.path[len(PREFIX) :], req, io, engine, cache, config, stats)
         if engine is None or req.method not in ("GET", "HEAD") or not is_document(req.headers):
             return await _untouched(req, io, config, engine)
-        return await _page(req, io, engine, config)
+        return await page(req, io, engine, config, stats.delivery)
     except Exception as exc:  # fail open: the visitor gets the origin's page
         stats.errors += 1
         stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -77,23 +76,15 @@ def is_document(headers: Mapping[str, str]) -> bool:
     return "text/html" in accept or accept.strip() in ("", "*/*")
 
 
-def _origin_url(config: EdgeConfig, engine: Engine | None, path: str, query: str) -> str:
-    origin = config.origin_url or (engine.site.origin.rstrip("/") if engine else "")
-    return origin + path + (f"?{query}" if query else "")
-
-
 async def _untouched(
     req: Incoming, io: EdgeIO, config: EdgeConfig, engine: Engine | None
 ) -> Outgoing:
     parts = urlsplit(req.url)
+    query = strip_param(parts.query, visitors.PREVIEW_PARAM)
     page = await io.forward(
-        _origin_url(config, engine, parts.path, parts.query)
+        origin_url(config, engine, parts.path, query)
     )  # the visitor's request as it came: method, headers, body
     return Outgoing(page.status, page=page, untouched=True)
-
-
-def _forward(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name: headers[name] for name in FORWARDED if name in headers}
 
 
 def _json(body: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Outgoing:
@@ -102,133 +93,6 @@ def _json(body: Any, status: int = 200, headers: list[tuple[str, str]] | None = 
         [("content-type", "application/json"), ("cache-control", "no-store"), *(headers or [])],
         json.dumps(body, separators=(",", ":")),
     )
-
-
-def _ship(io: EdgeIO, config: EdgeConfig, batch: list[dict[str, Any]]) -> None:
-    if batch and config.collector_url:
-        body = events.encode_batch(batch)
-        signature = events.sign(body, config.events_secret)
-        io.ship(
-            config.collector_url,
-            body,
-            {"content-type": "application/json", events.SIGNATURE_HEADER: signature},
-        )
-
-
-def _cookie(
-    who: visitors.Visitor, state: VisitorState, engine: Engine, config: EdgeConfig
-) -> list[tuple[str, str]]:
-    """The Set-Cookie header for the visitor's new ``state`` (none when nothing is kept)."""
-    value = visitors.set_cookie(
-        visitors.Visitor(state, who.context, who.status, who.stored), engine, config
-    )
-    return [("set-cookie", value)] if value else []
-
-
-def _exposures(
-    shown: list[Decision],
-    who: visitors.Visitor,
-    state: VisitorState,
-    engine: Engine,
-    now_ms: int,
-    decision_us: float,
-) -> list[dict[str, Any]]:
-    return [
-        events.exposure(
-            d,
-            state.visitor_id,
-            engine.snapshot_id,
-            now_ms,
-            round(decision_us),
-            who.context,
-            state.user_id,
-        )
-        for d in shown
-    ]
-
-
-def _server_timing(decision_us: float) -> tuple[str, str]:
-    return ("server-timing", f'edgepick;dur={decision_us / 1000:.3f};desc="decide"')
-
-
-async def _page(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -> Outgoing:
-    now_ms = io.now_ms()
-    now = now_ms // 1000
-    parts = urlsplit(req.url)
-    query = dict(parse_qsl(parts.query))
-    cookies = parse_cookies(req.headers.get("cookie", ""))
-    context = request_context(req.url, req.headers, cookies, req.country, now, config.consent)
-    started = io.cpu_us()
-    who = visitors.identify(engine, config, cookies, context, query, now, io.token())
-    before = who.state
-    state = visitors.after_page_view(before, engine, context, now) if who.stored else before
-    if who.stored and state.user_id and state.session_start == now:  # an identified new session
-        waited = io.cpu_us()
-        blob = await io.kv_get(profile_key(state.user_id), True)
-        started += io.cpu_us() - waited  # the decision's time, not the KV read's
-        found_profile = decode_profile(blob)
-        if found_profile is not None:
-            state = merge_profile(state, found_profile, engine.site.signals)
-    reuse = visitors.reusable(before, state, engine, who.context, now) if who.stored else {}
-    overrides = dict(who.preview.variants) if who.preview else None
-    wanted = [s.slot.name for s in engine.slots.values() if s.slot.placement is Placement.INLINE]
-    fresh_names = [n for n in wanted if n not in reuse or (overrides and n in overrides)]
-    decisions = decide(
-        engine, state, who.context, now, fresh_names, nonce=io.token()[:16], overrides=overrides
-    )
-    cached = [
-        visitors.cached_decision(engine.slots[n], *reuse[n])
-        for n in wanted
-        if n in reuse and n not in fresh_names and applies(engine.slots[n].slot.paths, context.path)
-    ]
-    every = decisions + cached
-    decision_us = io.cpu_us() - started
-
-    path = parts.path
-    page_decision = next(
-        (d for d in every if engine.slots[d.slot].slot.granularity is Granularity.PAGE), None
-    )
-    if page_decision is not None:
-        variant_path = engine.slots[page_decision.slot].slot.variants[page_decision.arm].content
-        path = variant_path or path
-    headers = _forward(req.headers)
-    for d in every:
-        headers[f"x-edgepick-{d.slot}"] = d.variant
-    page = await io.fetch(_origin_url(config, engine, path, parts.query), headers)
-    if page_decision is not None and page.status >= 400 and path != parts.path:
-        # the variant's page is missing at the origin: serve the URL's own page instead
-        every = [d for d in every if d is not page_decision]
-        decisions = [d for d in decisions if d is not page_decision]
-        page_decision = None
-        page = await io.fetch(_origin_url(config, engine, parts.path, parts.query), headers)
-
-    found: set[str] = set()
-    if page.is_html:
-        fills = {}
-        for d in every:
-            slot = engine.slots[d.slot].slot
-            if slot.granularity is not Granularity.PAGE:
-                fills[slot.selector] = (slot.variants[d.arm].content, d.decision_id, d.slot)
-        if fills:
-            page, found = await io.rewrite(page, fills)
-    if page_decision is not None:
-        found.add(page_decision.slot)
-
-    out = Outgoing(page.status, page=page)
-    out.headers.append(_server_timing(decision_us))
-    out.headers.append(("cache-control", "private, no-store"))
-    if who.preview is None:
-        # only what can be attributed is worth learning from: a visitor we keep a cookie for
-        # (clicks need it), on a real page view (not HEAD, not a bot)
-        loggable = who.stored and req.method == "GET" and who.context.device != "bot"
-        shown = [d for d in decisions if d.slot in found] if loggable else []
-        if who.stored:  # only what was shown is a decision to keep for the session
-            state = visitors.remember(state, shown, engine.site.epoch)
-        out.headers += _cookie(who, state, engine, config)
-        _ship(io, config, _exposures(shown, who, state, engine, now_ms, decision_us))
-    else:
-        out.headers.append(("x-edgepick-preview", "1"))
-    return out
 
 
 async def _api(
@@ -241,20 +105,7 @@ async def _api(
     stats: Stats,
 ) -> Outgoing:
     if route == "health":
-        now_ms = io.now_ms()
-        return _json(
-            {
-                "ok": engine is not None,
-                "snapshot": cache.current or None,
-                "age_seconds": round((now_ms - cache.loaded_at_ms) / 1000, 1) if engine else None,
-                "snapshot_errors": cache.errors,
-                "last_snapshot_error": cache.last_error,
-                "errors": stats.errors,
-                "last_error": stats.last_error,
-                "requests": stats.requests,
-                "config_problems": list(config.problems),
-            }
-        )
+        return _health(io, engine, cache, config, stats)
     if route == "client.js":
         return Outgoing(
             200,
@@ -269,14 +120,41 @@ async def _api(
     if route == "decide" and req.method == "GET":
         return _decide_api(req, io, engine, config)
     if route == "events" and req.method == "POST":
-        return _beacon(req, io, engine, config)
+        return _beacon(req, io, engine, config, stats.delivery)
     return _json({"error": f"no such endpoint: {req.method} {PREFIX}{route}"}, 404)
+
+
+def _health(
+    io: EdgeIO, engine: Engine | None, cache: SnapshotCache, config: EdgeConfig, stats: Stats
+) -> Outgoing:
+    """Snapshot, errors, and what became of the events this isolate sent (``edge.delivery``)."""
+    now_ms = io.now_ms()
+    return _json(
+        {
+            "ok": engine is not None,
+            "snapshot": cache.current or None,
+            "age_seconds": round((now_ms - cache.loaded_at_ms) / 1000, 1) if engine else None,
+            "snapshot_errors": cache.errors,
+            "last_snapshot_error": cache.last_error,
+            "errors": stats.errors,
+            "last_error": stats.last_error,
+            "requests": stats.requests,
+            "events": stats.delivery.as_dict(),
+            "config_problems": list(config.problems),
+        }
+    )
 
 
 def _decide_api(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -> Outgoing:
     """``GET /_edgepick/decide?slots=a,b&path=/page&search=?utm..&referrer=URL``: decisions as
     JSON (single-page apps, async slots), in the context of the page that asks (its path, its
-    query string and its own referrer, which the client script passes along)."""
+    query string and its own referrer, which the client script passes along).
+
+    Nothing is logged here: the page has not shown anything yet. Each decision for a stored
+    visitor carries a ``receipt``; the page sends ``{"type": "shown", "decision", "receipt"}``
+    to the beacon once it rendered the slot, and that logs the exposure. A preview token in the
+    asking page's query string (``search``) or in this URL previews here too.
+    """
     now_ms = io.now_ms()
     now = now_ms // 1000
     parts = urlsplit(req.url)
@@ -284,31 +162,49 @@ def _decide_api(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     names = [n for n in query.get("slots", "").split(",") if n][:20]
     path = query.get("path", "/")
     search = query.get("search", "").lstrip("?")
+    token = query.get(visitors.PREVIEW_PARAM) or dict(parse_qsl(search)).get(visitors.PREVIEW_PARAM)
     page_url = f"{parts.scheme}://{parts.netloc}{path if path.startswith('/') else '/'}"
     page_url += f"?{search}" if search else ""
     page_headers = {**req.headers, "referer": query.get("referrer", "")}
     cookies = parse_cookies(req.headers.get("cookie", ""))
     context = request_context(page_url, page_headers, cookies, req.country, now, config.consent)
     started = io.cpu_us()
-    who = visitors.identify(engine, config, cookies, context, query, now, io.token())
+    asked = {visitors.PREVIEW_PARAM: token} if token else {}
+    who = visitors.identify(engine, config, cookies, context, asked, now, io.token())
     overrides = dict(who.preview.variants) if who.preview else None
     decisions = decide(
         engine, who.state, who.context, now, names, nonce=io.token()[:16], overrides=overrides
     )
-    decision_us = io.cpu_us() - started
-    body = {
+    elapsed = io.cpu_us() - started
+    decision_us = round(elapsed) if elapsed > 0 else None
+    body: dict[str, Any] = {
         "snapshot": engine.snapshot_id,
         "decisions": [_public(engine, d) for d in decisions],
         "unknown": [n for n in names if n not in engine.slots],
     }
-    headers = [_server_timing(decision_us)]
-    if who.preview is None:
-        state = who.state
-        if who.stored:
-            state = visitors.remember(state, decisions, engine.site.epoch)
-        headers += _cookie(who, state, engine, config)
-        shown = decisions if who.stored and who.context.device != "bot" else []
-        _ship(io, config, _exposures(shown, who, state, engine, now_ms, decision_us))
+    headers = [server_timing(decision_us)]
+    if who.previewing:
+        headers.append(("x-edgepick-preview", "1" if who.preview else "invalid"))
+        if who.preview_error:
+            body["preview_error"] = who.preview_error
+        return _json(body, headers=headers)
+    state = who.state
+    if who.stored:
+        state = visitors.remember(state, decisions, engine.site.epoch)
+        if who.context.device != "bot":
+            keys = visitors.receipt_keys(config)
+            for public, d in zip(body["decisions"], decisions, strict=True):
+                exposure = events.exposure(
+                    d,
+                    state.visitor_id,
+                    engine.snapshot_id,
+                    now_ms,
+                    decision_us,
+                    who.context,
+                    state.user_id,
+                )
+                public["receipt"] = events.receipt(exposure, keys[0])
+    headers += cookie_header(who, state, engine, config)
     return _json(body, headers=headers)
 
 
@@ -324,8 +220,10 @@ def _public(engine: Engine, d: Decision) -> dict[str, Any]:
     }
 
 
-def _beacon(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -> Outgoing:
-    """``POST /_edgepick/events``: clicks, conversions and identify from the page."""
+def _beacon(
+    req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig, delivery: DeliveryStats
+) -> Outgoing:
+    """``POST /_edgepick/events``: clicks, conversions, shown async slots and identify."""
     if len(req.body) > MAX_BEACON_BYTES:
         return _json({"error": "body: over 16 KB"}, 413)
     now_ms = io.now_ms()
@@ -340,11 +238,16 @@ def _beacon(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -> Ou
         )
     issued = frozenset(d[2] for d in who.state.decisions)
     kept, errors = events.parse_beacon(
-        req.body, who.state.visitor_id, now_ms, issued, config.identity_key
+        req.body,
+        who.state.visitor_id,
+        now_ms,
+        issued,
+        config.identity_key,
+        visitors.receipt_keys(config),
     )
     headers = []
     user = next((e["user"] for e in kept if e["type"] == events.IDENTIFY), None)
     if user and user != who.state.user_id:
-        headers += _cookie(who, who.state._replace(user_id=user), engine, config)
-    _ship(io, config, kept)
+        headers += cookie_header(who, who.state._replace(user_id=user), engine, config)
+    ship(io, config, delivery, kept)
     return _json({"accepted": len(kept), "errors": errors}, 202, headers)

@@ -20,6 +20,7 @@ from js import Date, Headers, HTMLRewriter, Object, Promise, Request, Response, 
 from pyodide.ffi import create_once_callable, create_proxy, to_js
 
 from edge import config as edge_config
+from edge.delivery import DeliveryStats, deliver
 from edge.handler import Stats, handle
 from edge.io import Incoming, Outgoing, Page
 from edge.snapshots import SnapshotCache
@@ -32,6 +33,9 @@ READ_HEADERS = (
     "referer",
     "sec-gpc",
     "sec-fetch-dest",
+    "sec-purpose",
+    "purpose",
+    "x-moz",
     "cf-ipcountry",
     "content-type",
     "content-length",
@@ -85,16 +89,28 @@ class _Filler:
     def element(self, element: Any) -> None:
         element.setInnerContent(self.html, js_object({"html": True}))
         element.setAttribute("data-edgepick-decision", self.decision)
+        element.removeAttribute("data-edgepick-async")  # filled now: the client leaves it
         self.found.add(self.slot)
+
+
+class _Banner:
+    """An HTMLRewriter element handler appending the preview banner to ``<body>``."""
+
+    def __init__(self, html: str) -> None:
+        self.html = html
+
+    def element(self, element: Any) -> None:
+        element.append(self.html, js_object({"html": True}))
 
 
 class JsIO:
     """``edge.io.EdgeIO`` over the raw JS request, ``env`` and ``ctx``."""
 
-    def __init__(self, request: Any, env: Any, ctx: Any) -> None:
+    def __init__(self, request: Any, env: Any, ctx: Any, delivery: DeliveryStats) -> None:
         self.request = request
         self.env = env
         self.ctx = ctx
+        self.delivery = delivery
 
     async def kv_get(self, key: str, binary: bool) -> bytes | str | None:
         kv = self.env.SNAPSHOTS
@@ -119,7 +135,7 @@ class JsIO:
         return Page(int(response.status), {"content-type": ctype}, response)
 
     async def rewrite(
-        self, page: Page, fills: Mapping[str, tuple[str, str, str]]
+        self, page: Page, fills: Mapping[str, tuple[str, str, str]], banner: str = ""
     ) -> tuple[Page, set[str]]:
         found: set[str] = set()
         rewriter = HTMLRewriter.new()
@@ -128,6 +144,10 @@ class JsIO:
             handler = create_proxy(_Filler(html, decision, slot, found))
             handlers.append(handler)
             rewriter = rewriter.on(selector, handler)
+        if banner:
+            handler = create_proxy(_Banner(banner))
+            handlers.append(handler)
+            rewriter = rewriter.on("body", handler)
         try:
             # buffered, so the slots found are known; bytes, so the page keeps its own charset
             body = await rewriter.transform(page.handle).arrayBuffer()
@@ -139,26 +159,23 @@ class JsIO:
         rewritten = Response.new(body, js_object({"status": page.status, "headers": headers}))
         return Page(page.status, page.headers, rewritten), found
 
-    def ship(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+    def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         queue = getattr(self.env, "EVENTS", None)
-        if queue is not None and not _null(queue):  # a Queues producer: the production option
+        if queue is not None and not _null(queue):  # a Queues producer: the durable option
             self.ctx.waitUntil(queue.send(body.decode()))
+            self.delivery.queued += events
             return
 
-        async def post() -> None:
-            try:
-                response = await fetch(
-                    url,
-                    js_object(
-                        {"method": "POST", "body": body.decode(), "headers": js_object(headers)}
-                    ),
-                )
-                if int(response.status) >= 300:
-                    print(f"edgepick: collector answered {response.status} to {url}")
-            except Exception as exc:  # the page is served already: log, never raise
-                print(f"edgepick: events not delivered to {url}: {exc}")
+        async def post() -> int:
+            init = {"method": "POST", "body": body.decode(), "headers": js_object(headers)}
+            response = await fetch(url, js_object(init))
+            return int(response.status)
 
-        self.ctx.waitUntil(_promise(post()))
+        async def run() -> None:
+            if not await deliver(post, events, self.delivery, asyncio.sleep):
+                print(f"edgepick: {events} events dropped ({self.delivery.last_error}) for {url}")
+
+        self.ctx.waitUntil(_promise(run()))
 
     def now_ms(self) -> int:
         return int(Date.now())
@@ -231,7 +248,8 @@ async def serve(request: Any, env: Any, ctx: Any) -> Any:
     except Exception:  # fail open before anything is known: the origin answers
         traceback.print_exc()
         return await fetch(raw_request)
-    out = await handle(incoming, JsIO(raw_request, raw_env, ctx), cache, config, stats)
+    io = JsIO(raw_request, raw_env, ctx, stats.delivery)
+    out = await handle(incoming, io, cache, config, stats)
     try:
         return _response(out)
     except Exception as exc:  # fail open: the origin's page as it is

@@ -57,13 +57,16 @@ class EdgeIO(Protocol):
         ...
 
     async def rewrite(
-        self, page: Page, fills: Mapping[str, tuple[str, str, str]]
+        self, page: Page, fills: Mapping[str, tuple[str, str, str]], banner: str = ""
     ) -> tuple[Page, set[str]]:
-        """Fill each selector's element with (html, decision id, slot); report slots found."""
+        """Fill each selector's element with (html, decision id, slot), marking it with the
+        decision and dropping ``data-edgepick-async`` (it is filled now); append ``banner``
+        (HTML) to ``<body>``; report the slots found."""
         ...
 
-    def ship(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
-        """POST in the background (after the response), e.g. through ``ctx.waitUntil``."""
+    def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
+        """Deliver a batch of ``events`` events in the background (after the response),
+        through ``ctx.waitUntil`` with bounded retries (``edge.delivery``), or to a queue."""
         ...
 
     def now_ms(self) -> int: ...

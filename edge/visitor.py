@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import sha256
 
 from core import cookie, preview
 from core.cookie import CookieStatus
@@ -23,6 +25,12 @@ class Visitor:
     status: str  # the cookie's status, or "no-consent" / "preview"
     stored: bool  # whether features are kept (consent and a configured keyring)
     preview: preview.Preview | None = None
+    preview_error: str = ""  # why a preview token in the request was refused ("" if none was)
+
+    @property
+    def previewing(self) -> bool:
+        """A preview was asked for, valid or not: nothing is logged and no cookie is set."""
+        return self.preview is not None or bool(self.preview_error)
 
 
 def identify(
@@ -36,15 +44,18 @@ def identify(
 ) -> Visitor:
     """The visitor behind a request; ``token`` is fresh randomness for a new visitor id."""
     fresh = VisitorState(token[:16])  # 64-bit visitor ids: short to hash, ample to tell apart
+    refused = ""
     if PREVIEW_PARAM in query:
-        found, _reason = preview.decode(query[PREVIEW_PARAM], config.preview_key, now)
+        found, reason = preview.decode(query[PREVIEW_PARAM], config.preview_key, now)
         if found is not None:
             state, ctx = preview.persona_state(found.persona, f"preview-{token[:8]}", now, context)
             return Visitor(state, ctx, "preview", False, found)
+        refused = reason
     if not context.consent or config.keyring is None:
-        return Visitor(fresh, context, "no-consent" if not context.consent else "no-keys", False)
+        status = "no-consent" if not context.consent else "no-keys"
+        return Visitor(fresh, context, status, False, preview_error=refused)
     decoded = cookie.decode(cookies.get(engine.site.cookie.name), config.keyring, fresh)
-    return Visitor(decoded.state, context, decoded.status.value, True)
+    return Visitor(decoded.state, context, decoded.status.value, True, preview_error=refused)
 
 
 def after_page_view(
@@ -109,3 +120,13 @@ def set_cookie(visitor: Visitor, engine: Engine, config: EdgeConfig) -> str | No
 
 def is_valid_cookie(status: str) -> bool:
     return status in (CookieStatus.OK.value, CookieStatus.ROTATED.value)
+
+
+def receipt_keys(config: EdgeConfig) -> tuple[bytes, ...]:
+    """Keys of the decide API's exposure receipts (``core.events.receipt``), derived from the
+    cookie keys (the signing one first, every one verifies: they rotate together)."""
+    if config.keyring is None:
+        return ()
+    ring = config.keyring
+    ordered = [ring.keys[ring.current], *(v for k, v in ring.keys.items() if k != ring.current)]
+    return tuple(hmac.new(key, b"edgepick-receipt", sha256).digest() for key in ordered)

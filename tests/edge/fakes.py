@@ -30,6 +30,8 @@ class FakeIO:
     forwarded: list[str] = field(default_factory=list)
     shipped: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
     tokens: int = 0
+    cpu: float = 0.0
+    cpu_step: float = 0.0
 
     async def kv_get(self, key: str, binary: bool) -> bytes | str | None:
         value = self.kv.get(key)
@@ -50,7 +52,7 @@ class FakeIO:
         return await self.fetch(url, {})
 
     async def rewrite(
-        self, page: Page, fills: Mapping[str, tuple[str, str, str]]
+        self, page: Page, fills: Mapping[str, tuple[str, str, str]], banner: str = ""
     ) -> tuple[Page, set[str]]:
         html: Any = page.handle
         found: set[str] = set()
@@ -65,22 +67,26 @@ class FakeIO:
             )
 
             def fill(m: re.Match[str], content: str = content, decision: str = decision) -> str:
-                tag, attrs = m.group(1), m.group(2)
+                tag, attrs = m.group(1), m.group(2).replace(" data-edgepick-async", "")
                 return f'<{tag}{attrs} data-edgepick-decision="{decision}">{content}</{tag}>'
 
             html, count = pattern.subn(fill, html)
             if count:
                 found.add(slot)
+        if banner:
+            html = html.replace("</body>", banner + "</body>", 1)
         return Page(page.status, page.headers, html), found
 
-    def ship(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+    def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         self.shipped.append((url, body, dict(headers)))
 
     def now_ms(self) -> int:
         return self.now
 
     def cpu_us(self) -> float:
-        return 0.0
+        """A clock frozen like workerd's (0 elapsed) unless ``cpu_step`` makes it tick."""
+        self.cpu += self.cpu_step
+        return self.cpu
 
     def token(self) -> str:
         self.tokens += 1

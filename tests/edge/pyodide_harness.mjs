@@ -9,7 +9,7 @@
 //       -> {"status", "headers": [[name, value]], "set_cookie": [...], "body_b64", "ms",
 //           "wait_until": promises handed to ctx.waitUntil}
 //   {"op": "settle"}            -> await every waitUntil promise: {"count", "rejected": [...]}
-//   {"op": "isolate", "kv": {}, "queue"?: bool} -> a fresh isolate's state over new KV contents,
+//   {"op": "isolate", "kv": {}, "queue"?: bool, "env"?: {}} -> a fresh isolate's state over new KV contents (and variables),
 //                                with a Queues producer bound as EVENTS when "queue" is true
 //   {"op": "queued"}            -> {"messages": [...]} sent to that producer so far
 //   {"op": "exit"}
@@ -84,7 +84,7 @@ async function run(cmd) {
     case "queued":
       return { messages: env.EVENTS ? env.EVENTS.messages : [] };
     case "isolate":
-      env = { ...env, SNAPSHOTS: await fillKv(cmd.kv) };
+      env = { ...config.env, ...(cmd.env || {}), SNAPSHOTS: await fillKv(cmd.kv) };
       if (cmd.queue) env.EVENTS = new WorkerQueue();
       else delete env.EVENTS;
       workersModule.env = env;

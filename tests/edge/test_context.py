@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from edge.context import ConsentPolicy, device_class, has_consent, parse_cookies, referrer_class
+from edge.context import (
+    ConsentPolicy,
+    device_class,
+    has_consent,
+    is_speculative,
+    parse_cookies,
+    referrer_class,
+)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +46,16 @@ def test_utm_medium_email_wins() -> None:
         ("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)", "tablet"),
         ("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", "desktop"),
         ("Googlebot/2.1 (+http://www.google.com/bot.html)", "bot"),
-        ("", "desktop"),
+        ("", "bot"),  # every browser sends a User-Agent
+        ("curl/8.5.0", "bot"),
+        ("python-requests/2.32.3", "bot"),
+        ("Python-urllib/3.11", "bot"),
+        ("Go-http-client/1.1", "bot"),
+        ("Wget/1.21.4", "bot"),
+        ("python-httpx/0.28.1", "bot"),
+        ("okhttp/4.12.0", "bot"),
+        ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari", "mobile"),
+        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari", "desktop"),
     ],
 )
 def test_device_classes(agent: str, expected: str) -> None:
@@ -53,3 +69,10 @@ def test_consent() -> None:
     assert not has_consent({}, {"ep_consent": "denied"}, opt_out)
     assert has_consent({}, {"ep_consent": "granted"}, opt_in)
     assert parse_cookies('a=1; ep="x.y"; a=2; junk') == {"a": "1", "ep": "x.y"}
+
+
+def test_speculative_requests() -> None:
+    assert is_speculative({"sec-purpose": "prefetch"})
+    assert is_speculative({"sec-purpose": "prefetch;prerender"})
+    assert is_speculative({"purpose": "prefetch"}) and is_speculative({"x-moz": "prefetch"})
+    assert not is_speculative({}) and not is_speculative({"sec-fetch-dest": "document"})

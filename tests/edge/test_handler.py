@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 from dataclasses import replace
@@ -13,83 +12,13 @@ import pytest
 from core import events, identity, preview
 from core.snapshot import decode_header
 from edge.client_js import SOURCE as CLIENT_JS
-from edge.config import EdgeConfig, load
-from edge.handler import Stats, handle
-from edge.io import Incoming, Outgoing
-from edge.snapshots import SnapshotCache
+from edge.io import Outgoing
 from tests.conftest import FIXTURES
-from tests.edge.fakes import FakeIO
+from tests.edge import local
 from tests.edge.helpers import decision_marks
+from tests.edge.local import ENV, UA_MOBILE, pages
 
-ENV = {
-    "ORIGIN_URL": "http://origin.test",
-    "COLLECTOR_URL": "http://collector.test/v1/events",
-    "EVENTS_SECRET": "events-secret",
-    "COOKIE_KEYS": "k2:new-cookie-secret,k1:old-cookie-secret",
-    "PREVIEW_KEY": "preview-secret",
-    "IDENTITY_KEY": "identity-secret",
-    "SNAPSHOT_TTL_SECONDS": "0",
-}
-UA_MOBILE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
-
-
-def pages() -> dict[str, tuple[int, str, str]]:
-    html = {p.stem: p.read_text() for p in (FIXTURES / "pages").glob("*.html")}
-    return {
-        "/": (200, "text/html; charset=utf-8", html["index"]),
-        "/landing/outdoor": (200, "text/html; charset=utf-8", html["landing-outdoor"]),
-        "/landing/deals": (200, "text/html; charset=utf-8", html["landing-deals"]),
-        "/c/running": (200, "text/html; charset=utf-8", html["category"]),
-        "/logo.png": (200, "image/png", "PNG..."),
-    }
-
-
-class Edge:
-    def __init__(self, blob: bytes | None, env: dict[str, str] | None = None) -> None:
-        self.io = FakeIO(pages=pages())
-        if blob is not None:
-            sid = decode_header(blob)[0].id
-            self.io.kv.update({"snap/current": sid, f"snap/{sid}": blob})
-        self.config: EdgeConfig = load(lambda k: (env or ENV).get(k, ""))
-        self.cache = SnapshotCache(self.config.snapshot_ttl_ms)
-        self.stats = Stats()
-        self.jar: dict[str, str] = {}
-
-    def request(
-        self,
-        path: str,
-        method: str = "GET",
-        body: bytes = b"",
-        keep: bool = True,
-        country: str = "US",
-        **headers: str,
-    ) -> Outgoing:
-        hdrs = {k.replace("_", "-").lower(): v for k, v in headers.items()}
-        if self.jar and "cookie" not in hdrs:
-            hdrs["cookie"] = "; ".join(f"{k}={v}" for k, v in self.jar.items())
-        out = asyncio.run(
-            handle(
-                Incoming(method, f"https://shop.test{path}", hdrs, country, body),
-                self.io,
-                self.cache,
-                self.config,
-                self.stats,
-            )
-        )
-        if keep:
-            for name, value in out.headers:
-                if name == "set-cookie":
-                    k, v = value.split(";")[0].split("=", 1)
-                    self.jar[k] = v
-        self.io.now += 60_000
-        return out
-
-    def exposures(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for _url, body, headers in self.io.shipped:
-            assert events.verify(body, headers[events.SIGNATURE_HEADER], b"events-secret")
-            found.extend(e for e in json.loads(body)["events"] if e["type"] == "exposure")
-        return found
+Edge = local.Edge  # the in-process edge (tests/edge/local.py; tests/cli/test_inspect.py too)
 
 
 def decision_ids(out: Outgoing) -> list[str]:
@@ -113,6 +42,7 @@ def test_no_snapshot_serves_the_origin_page_untouched() -> None:
 
 def test_personalized_page_cookie_and_exposures(fixture_blob: bytes) -> None:
     edge = Edge(fixture_blob)
+    edge.io.cpu_step = 150.0  # a clock that runs (CPython, Pyodide in Node): 150 us per read
     out = edge.request("/", user_agent=UA_MOBILE)
     html = out.page.handle  # type: ignore[union-attr]
     assert not out.untouched
@@ -460,11 +390,12 @@ def test_many_campaign_sources_stay_within_the_cookie_budget(fixture_blob: bytes
     assert all(len(f) <= 28 for f in state.flags) and state.decisions
 
 
-def test_odd_preview_tokens_are_refused_quietly(fixture_blob: bytes) -> None:
+def test_odd_preview_tokens_are_refused_visibly(fixture_blob: bytes) -> None:
     edge = Edge(fixture_blob)
     out = edge.request("/?edgepick_preview=abc.%C3%A9")
     assert not out.untouched and edge.stats.errors == 0
-    assert header(out, "x-edgepick-preview") is None
+    assert header(out, "x-edgepick-preview") == "invalid"
+    assert "edgepick preview refused (malformed token)" in out.page.handle  # type: ignore[union-attr]
 
 
 def test_bots_and_head_requests_are_not_logged(fixture_blob: bytes) -> None:

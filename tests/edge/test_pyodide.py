@@ -35,6 +35,7 @@ INDEX = ROOT / "fixtures" / "pages" / "index.html"
 EVENTS_SECRET = "pyodide-events"
 KEYRING = Keyring("k1", {"k1": b"pyodide-cookie-secret"})
 UA_MOBILE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
+UA_DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
 EDGE = "https://shop.test"
 
 pytestmark = [
@@ -115,6 +116,7 @@ class Harness:
         **headers: str,
     ) -> Reply:
         hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
+        hdrs.setdefault("user-agent", UA_DESKTOP)  # a browser (no User-Agent: a tool, a bot)
         if cookie_value is not None:
             hdrs["cookie"] = f"ep={cookie_value}"
         return self.call(op="fetch", url=EDGE + path, headers=hdrs, cf=cf or {"country": "US"})
@@ -245,7 +247,10 @@ def test_exposures_reach_the_collector_through_wait_until(stack: Stack) -> None:
     visitor = state_of(reply.cookie_value()).visitor_id
     settled = stack.harness.call(op="settle")
     assert settled == {"count": 1, "rejected": []}
-    mine = [e for e in stack.collector.events() if e["visitor"] == visitor]
+    everything = [e for e in stack.collector.events() if e["visitor"] == visitor]
+    (view,) = [e for e in everything if e["type"] == events.PAGE_VIEW]
+    assert view["path"] == "/" and events.problem(view) is None
+    mine = [e for e in everything if e["type"] == events.EXPOSURE]
     assert {e["slot"] for e in mine} == {"landing", "headline", "promo", "hero", "cta"}
     assert {e["id"] for e in mine if e["slot"] != "landing"} == decision_marks(reply.html)
     for event in mine:
@@ -282,8 +287,33 @@ def test_a_queue_producer_binding_takes_the_events(stack: Stack) -> None:
         messages = stack.harness.call(op="queued")["messages"]
         assert len(messages) == 1
         batch = json.loads(messages[0])["events"]
-        assert {e["slot"] for e in batch} == {"landing", "headline", "promo", "hero", "cta"}
+        slots = {e["slot"] for e in batch if e["type"] == events.EXPOSURE}
+        assert slots == {"landing", "headline", "promo", "hero", "cta"}
+        assert [e["type"] for e in batch].count(events.PAGE_VIEW) == 1
         assert all(events.problem(e) is None for e in batch)
         assert len(stack.collector.events()) == before  # nothing went over HTTP
+    finally:
+        stack.harness.call(op="isolate", kv=stack.kv)
+
+
+def test_a_preview_fills_async_slots_in_place_with_a_banner(stack: Stack) -> None:
+    """lol-html (the real HTMLRewriter's engine): the async slot is filled and loses its
+    placeholder attribute, the banner is appended to <body>; nothing is logged."""
+    from core import preview
+
+    # no PREVIEW_KEY in this isolate: the token is refused, visibly
+    reply = stack.harness.get("/?edgepick_preview=abc.def")
+    assert reply.header("x-edgepick-preview") == "invalid" and reply["wait_until"] == 0
+    assert "edgepick preview refused (previews are not configured)" in reply.html
+    assert reply.html.index("data-edgepick-preview-banner") < reply.html.index("</body>")
+    assert reply["set_cookie"] == []
+    try:
+        stack.harness.call(op="isolate", kv=stack.kv, env={"PREVIEW_KEY": "pyodide-preview"})
+        found = preview.Preview(2_000_000_000, {}, {"recs": "recs-kids"})
+        token = preview.encode(found, b"pyodide-preview")
+        reply = stack.harness.get(f"/?edgepick_preview={token}")
+        assert reply.header("x-edgepick-preview") == "1" and reply["wait_until"] == 0
+        assert "data-edgepick-async" not in reply.html and "recs=recs-kids" in reply.html
+        assert reply.html.count("data-edgepick-decision=") == 5 and reply["set_cookie"] == []
     finally:
         stack.harness.call(op="isolate", kv=stack.kv)
