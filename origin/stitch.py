@@ -7,8 +7,10 @@ An exposure that names its user directly (``user`` set by the edge) belongs to t
 A profile is the ``VisitorState`` the edge would have built had it seen every page view of all
 of the user's visitors, in time order, through ``core.features.record_page_view``: visits
 (sessions), first/last seen, funnel stage, decayed category affinities, flags. Page views are
-recovered from exposures: the decisions of one request share a request id (the decision id
-without its ``-<slot position>`` suffix) and the exposure's optional ``path``. Flags come from
+the edge's ``page_view`` events (one per page a consenting, stored visitor was shown, whether
+its decisions were fresh or reused from the session), folded with the same function and the
+same signals as the cookie, so a profile agrees with the cookie of a single-device user. A page
+view belongs to the user it names, else to the user its visitor is linked to. Flags come from
 identify events (``"flags": [...]``) and ``conversion_flag`` once the user has converted.
 """
 
@@ -38,27 +40,13 @@ def links(store: EventSource) -> dict[str, str]:
     return out
 
 
-def request_id(decision_id: str) -> str:
-    head, sep, tail = decision_id.rpartition("-")
-    return head if sep and tail.isdigit() else decision_id
-
-
 def page_views(store: EventSource, linked: dict[str, str]) -> dict[str, list[PageView]]:
-    """user -> their page views (one per request), oldest first."""
-    seen: dict[tuple[str, str], PageView] = {}
-    owner_of: dict[tuple[str, str], str] = {}
-    for e in store.exposures():
-        user = e.get("user") or linked.get(e["visitor"], "")
-        if not user:
-            continue
-        key = (e["visitor"], request_id(e["id"]))
-        view = PageView(int(e["ts"]) // 1000, e["visitor"], e.get("path") or "")
-        if key not in seen or view.ts < seen[key].ts:
-            seen[key] = view
-            owner_of[key] = user
+    """user -> their page views, oldest first (from the edge's ``page_view`` events)."""
     out: dict[str, list[PageView]] = defaultdict(list)
-    for key, view in seen.items():
-        out[owner_of[key]].append(view)
+    for e in store.page_views():
+        user = e.get("user") or linked.get(e["visitor"], "")
+        if user:
+            out[user].append(PageView(int(e["ts"]) // 1000, e["visitor"], e["path"]))
     for views in out.values():
         views.sort(key=lambda v: (v.ts, v.visitor, v.path))
     return out

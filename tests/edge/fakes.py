@@ -30,6 +30,7 @@ class FakeIO:
     forwarded: list[str] = field(default_factory=list)
     shipped: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
     tokens: int = 0
+    seed: str = ""  # tells the tokens of several runtimes (several visitors' edges) apart
     cpu: float = 0.0
     cpu_step: float = 0.0
 
@@ -90,4 +91,5 @@ class FakeIO:
 
     def token(self) -> str:
         self.tokens += 1
-        return hashlib.md5(str(self.tokens).encode()).hexdigest()  # distinct in every prefix
+        unique = f"{self.seed}:{self.tokens}" if self.seed else str(self.tokens)
+        return hashlib.md5(unique.encode()).hexdigest()  # distinct in every prefix

@@ -5,6 +5,7 @@ here, so stitching, training rows and evaluation start from what the edge really
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from typing import Any
 
@@ -47,9 +48,12 @@ def pages() -> dict[str, tuple[int, str, str]]:
 CATALOG = ("/c/running", "/c/hiking", "/c/yoga", "/p/run-trail-shoe", "/cart", "/checkout")
 
 
+_EDGES = itertools.count()  # each Edge's own random ids, reproducibly
+
+
 class Edge:
     def __init__(self, blob: bytes | None, env: dict[str, str] | None = None) -> None:
-        self.io = FakeIO(pages=pages())
+        self.io = FakeIO(pages=pages(), seed=f"edge-{next(_EDGES)}")
         if blob is not None:
             sid = decode_header(blob)[0].id
             self.io.kv.update({"snap/current": sid, f"snap/{sid}": blob})
