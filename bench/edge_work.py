@@ -105,7 +105,11 @@ class MemoryIO:
         return await self.fetch(url, {})
 
     async def rewrite(
-        self, page: Page, fills: Mapping[str, tuple[str, str, str]], banner: str = ""
+        self,
+        page: Page,
+        fills: Mapping[str, tuple[str, str, str]],
+        banner: str = "",
+        appends: Mapping[str, str] | None = None,
     ) -> tuple[Page, set[str]]:
         self.fills += len(fills)
         return page, {slot for _html, _decision, slot in fills.values()}

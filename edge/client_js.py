@@ -32,6 +32,12 @@ What the client does:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Collection
+from html import escape
+
+from core.decide import Decision
+from core.engine import Engine
+from core.model import Granularity, Placement
 
 TIMEOUT_MS = 1500  # async slots fall back to their default after this long without decisions
 
@@ -52,15 +58,15 @@ CLIENT = r"""// edgepick page client (see edge/client_js.py)
     } catch (e) {}
     fetch(base + "events", { method: "POST", body: body, headers: { "content-type": "application/json" }, keepalive: true, credentials: "same-origin" }).catch(function () {});
   }
-  function ids(selector, slot) {
+  function ids(selector, attr, slot) {
     var out = [], els = d.querySelectorAll(selector);
     for (var i = 0; i < els.length; i++) {
-      if (!slot || els[i].getAttribute("data-edgepick-slot") === slot) out.push(els[i].getAttribute("data-edgepick-decision"));
+      if (!slot || els[i].getAttribute("data-edgepick-slot") === slot) out.push(els[i].getAttribute(attr));
     }
     return out;
   }
-  function decisions(slot) { return ids("[data-edgepick-decision]", slot); }
-  function pageLevel() { return ids('meta[name="edgepick-decision"][data-edgepick-decision]'); }
+  function pageLevel(slot) { return ids('meta[name="edgepick-decision"]', "content", slot); }
+  function decisions(slot) { return ids("[data-edgepick-decision]", "data-edgepick-decision", slot).concat(pageLevel(slot)); }
   d.addEventListener("click", function (e) {
     var t = e.target && e.target.closest ? e.target : null;
     var el = t && t.closest("[data-edgepick-decision]"), found = el ? [el.getAttribute("data-edgepick-decision")] : [];
@@ -143,3 +149,32 @@ def _library() -> str:
 
 WEB_VITALS = _library()
 SOURCE = WEB_VITALS + CLIENT
+
+
+def page_marks(
+    engine: Engine, page_decision: Decision | None, filled: Collection[str]
+) -> dict[str, str]:
+    """What the edge writes into a served page for the client (selector -> HTML to append):
+
+    - the page-level decision, if any, in ``<head>``: ``<meta name="edgepick-decision"
+      content=ID data-edgepick-slot=SLOT>`` (clicks and ``convert`` credit it);
+    - inside every async slot's placeholder not ``filled`` in place, the slot's default content
+      as ``<template data-edgepick-default>`` (inert until the client falls back to it).
+    """
+    marks: dict[str, str] = {}
+    if page_decision is not None:
+        slot, decision = escape(page_decision.slot), escape(page_decision.decision_id)
+        marks["head"] = (
+            f'<meta name="edgepick-decision" content="{decision}" data-edgepick-slot="{slot}">'
+        )
+    for prepared in engine.slots.values():
+        slot_config = prepared.slot
+        if (
+            slot_config.placement is Placement.ASYNC
+            and slot_config.granularity is not Granularity.PAGE
+            and slot_config.selector
+            and slot_config.selector not in filled
+        ):
+            default = slot_config.variants[prepared.default].content
+            marks[slot_config.selector] = f"<template data-edgepick-default>{default}</template>"
+    return marks

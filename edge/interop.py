@@ -135,7 +135,11 @@ class JsIO:
         return Page(int(response.status), {"content-type": ctype}, response)
 
     async def rewrite(
-        self, page: Page, fills: Mapping[str, tuple[str, str, str]], banner: str = ""
+        self,
+        page: Page,
+        fills: Mapping[str, tuple[str, str, str]],
+        banner: str = "",
+        appends: Mapping[str, str] | None = None,
     ) -> tuple[Page, set[str]]:
         found: set[str] = set()
         rewriter = HTMLRewriter.new()
@@ -148,6 +152,10 @@ class JsIO:
             handler = create_proxy(_Banner(banner))
             handlers.append(handler)
             rewriter = rewriter.on("body", handler)
+        for selector, html in (appends or {}).items():  # the page client's marks
+            handler = create_proxy(_Banner(html))
+            handlers.append(handler)
+            rewriter = rewriter.on(selector, handler)
         try:
             # buffered, so the slots found are known; bytes, so the page keeps its own charset
             body = await rewriter.transform(page.handle).arrayBuffer()

@@ -57,11 +57,16 @@ class EdgeIO(Protocol):
         ...
 
     async def rewrite(
-        self, page: Page, fills: Mapping[str, tuple[str, str, str]], banner: str = ""
+        self,
+        page: Page,
+        fills: Mapping[str, tuple[str, str, str]],
+        banner: str = "",
+        appends: Mapping[str, str] | None = None,
     ) -> tuple[Page, set[str]]:
         """Fill each selector's element with (html, decision id, slot), marking it with the
         decision and dropping ``data-edgepick-async`` (it is filled now); append ``banner``
-        (HTML) to ``<body>``; report the slots found."""
+        (HTML) to ``<body>``; append each of ``appends`` (selector -> HTML) inside the elements
+        the selector matches (``edge.client_js.page_marks``); report the slots found."""
         ...
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:

@@ -28,6 +28,7 @@ from core.model import Granularity, Placement
 from core.profile import decode_profile, profile_key
 from core.profile import merge_profile as merge
 from edge import visitor as visitors
+from edge.client_js import page_marks
 from edge.config import EdgeConfig
 from edge.context import is_speculative, parse_cookies, request_context
 from edge.delivery import DeliveryStats, ship
@@ -218,8 +219,10 @@ async def fill_slots(view: View, io: EdgeIO, engine: Engine) -> None:
             if slot.granularity is not Granularity.PAGE:
                 fills[slot.selector] = (slot.variants[d.arm].content, d.decision_id, d.slot)
         note = banner(view.who)
-        if fills or note:
-            view.page, view.found = await io.rewrite(page, fills, note)
+        # for the page client: page-level decisions and async slots' defaults (edge.client_js)
+        marks = {} if view.who.previewing else page_marks(engine, view.page_decision, fills)
+        if fills or note or marks:
+            view.page, view.found = await io.rewrite(page, fills, note, marks)
         if view.page_decision is not None:
             view.found.add(view.page_decision.slot)
 

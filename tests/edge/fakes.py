@@ -53,7 +53,11 @@ class FakeIO:
         return await self.fetch(url, {})
 
     async def rewrite(
-        self, page: Page, fills: Mapping[str, tuple[str, str, str]], banner: str = ""
+        self,
+        page: Page,
+        fills: Mapping[str, tuple[str, str, str]],
+        banner: str = "",
+        appends: Mapping[str, str] | None = None,
     ) -> tuple[Page, set[str]]:
         html: Any = page.handle
         found: set[str] = set()
@@ -76,6 +80,19 @@ class FakeIO:
                 found.add(slot)
         if banner:
             html = html.replace("</body>", banner + "</body>", 1)
+        for selector, extra in (appends or {}).items():  # "head" or a slot attribute selector
+            match = SELECTOR.match(selector)
+            if selector == "head":
+                html = html.replace("</head>", extra + "</head>", 1)
+                continue
+            assert match, f"fake rewriter appends only to head and slots, not {selector}"
+            name = re.escape(match.group(1))
+            element = r'(<(\w+)[^>]*data-edgepick-slot="' + name + r'"[^>]*>.*?)(</\2>)'
+
+            def add(m: re.Match[str], extra: str = extra) -> str:
+                return m.group(1) + extra + m.group(3)
+
+            html = re.sub(element, add, html, flags=re.S)
         return Page(page.status, page.headers, html), found
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
