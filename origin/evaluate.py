@@ -2,18 +2,18 @@
 
 Rows are the store's exposures joined with their outcomes (``origin.training``), policy draws
 only (rule, holdout and preview exposures have propensity 1 and were not the policy's choice).
-Each row names the snapshot that decided it, so the logging policy is replayed exactly from the
-registry: ``score(eligible, x)`` of that snapshot's prepared policy, with the logged feature
-vector ``x``.
+Each row names the snapshot that decided it (its slot's variant ids) and carries the logging
+policy's distribution as the edge logged it, so nothing is reconstructed.
 
-**Eligible sets.** Audience rules may have narrowed the eligible variants before the policy drew
-(``exclude``/``restrict``); the event does not list them, so they are reconstructed: the active
-set, then every ordered combination of the slot's non-forcing rules, and the first candidate
-whose replayed probability of the logged variant equals the logged propensity (to 1e-9) is
-taken. Rows with no matching candidate (a snapshot missing from the registry, a changed
-feature width) are left out and counted (``dropped``).
+**Logging distributions.** Each policy draw's exposure carries the distribution the policy
+drew from (``eligible``: the arm indices it gave a positive probability; ``probs``: those
+probabilities to 6 significant digits; the logged propensity is exact and replaces its own
+entry). That distribution is the logging policy ``pi_0(. | x)`` of the estimators, and its
+support is the row's eligible set. Rows without one (logged before edges recorded it), rows
+whose snapshot is missing from the registry, and rows whose logged variant is outside their
+own support are left out and counted (``dropped``).
 
-**Targets** (all over the reconstructed eligible set of each row):
+**Targets** (all over the logged eligible set of each row):
 
 * ``logging``: each row's own logging policy (IPS then equals the on-policy mean exactly);
 * ``uniform``: uniform over the eligible variants;
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -81,41 +80,22 @@ class _Engines:
         return self.cache[sid]
 
 
-def candidates(prepared: PreparedSlot) -> list[tuple[int, ...]]:
-    """Eligible sets the rules can produce: the active set, then rule combinations, in order."""
-    rules = [r for r in prepared.rules if not r.force]
-    out: list[tuple[int, ...]] = [tuple(prepared.active)]
-    for size in range(1, len(rules) + 1):
-        for combo in combinations(rules, size):
-            eligible: list[int] = list(prepared.active)
-            for rule in combo:
-                if rule.restrict:
-                    eligible = [i for i in eligible if i in rule.indices]
-                else:
-                    eligible = [i for i in eligible if i not in rule.indices]
-            if eligible and tuple(eligible) not in out:
-                out.append(tuple(eligible))
-    return out
-
-
-def replay(
-    prepared: PreparedSlot, row: TrainingRow, tol: float = 1e-9
+def logged_distribution(
+    prepared: PreparedSlot, row: TrainingRow
 ) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
-    """The eligible set and logging distribution that give the row's logged propensity."""
+    """The row's eligible arms and the logging policy's probabilities over the slot's arms, as
+    the edge logged them (the exact propensity for the logged arm); ``None`` when unusable."""
     arm = prepared.index_of.get(row.variant)
-    if arm is None:
+    count = len(prepared.ids)
+    if arm is None or arm not in row.eligible or len(row.probs) != len(row.eligible):
         return None
-    new = row.reason == "fallback"
-    if prepared.policy.features and len(row.features) != len(prepared.policy.features):
+    if any(i >= count for i in row.eligible):
         return None
-    for eligible in candidates(prepared):
-        if arm not in eligible:
-            continue
-        policy = prepared.policy.for_segment(row.segment)
-        probs = policy.score(eligible, row.features, new).probabilities
-        if abs(probs[arm] - row.propensity) <= tol * max(1.0, row.propensity):
-            return eligible, probs
-    return None
+    probs = [0.0] * count
+    for i, p in zip(row.eligible, row.probs, strict=True):
+        probs[i] = p
+    probs[arm] = row.propensity
+    return row.eligible, tuple(probs)
 
 
 def target_distribution(
@@ -193,7 +173,7 @@ def evaluate_store(
             if engine is None or slot not in engine.slots:
                 continue
             prepared = engine.slots[slot]
-            found = replay(prepared, row)
+            found = logged_distribution(prepared, row)
             if found is None:
                 continue
             eligible, probs = found
@@ -254,7 +234,7 @@ def table(results: Sequence[SlotResult]) -> str:
     for res in results:
         head = f"== {res.slot}: {res.rows} policy draws evaluated"
         if res.dropped:
-            head += f" ({res.dropped} left out: eligible set or snapshot not reconstructable)"
+            head += f" ({res.dropped} left out: no logged distribution, or snapshot missing)"
         rows: list[tuple[str, Estimate]] = []
         if res.on_policy:
             rows.append(("logged (on-policy)", res.on_policy))

@@ -69,6 +69,10 @@ class TrainingRow:
     value: float
     reward: float
     segment: str = ""  # the Thompson segment (audience) whose allocation chose the variant
+    # the logging policy's distribution as the edge logged it (policy draws): arm indices of
+    # the snapshot's slot with a positive probability, and those probabilities
+    eligible: tuple[int, ...] = ()
+    probs: tuple[float, ...] = ()
 
     @property
     def learnable(self) -> bool:
@@ -93,6 +97,8 @@ def rows_from(joined: Iterable[Joined], reward: Reward) -> Iterator[TrainingRow]
             value=j.value,
             reward=reward(j.clicks, j.conversions, j.value),
             segment=str(e.get("segment") or ""),
+            eligible=tuple(int(i) for i in e.get("eligible") or ()),
+            probs=tuple(float(p) for p in e.get("probs") or ()),
         )
 
 

@@ -70,7 +70,7 @@ def test_anonymous_history_joins_the_profile_retroactively(
     laptop.request("/c/running")
     phone.io.now = NOW_MS - DAY  # a phone session, anonymous, that buys something
     phone.request("/c/hiking")
-    decision = sorted(decision_marks(phone.request("/").page.handle))[0]  # type: ignore[union-attr,arg-type]
+    decision = sorted(decision_marks(phone.request("/").page.handle))[0]  # type: ignore[union-attr]
     bought = beacon(phone, {"type": "conversion", "decision": decision, "value": 30.0})
     assert bought["accepted"] == 1
     stranger.io.now = NOW_MS

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ from origin.learn import (
 from origin.store import SqliteStore
 from origin.training import Reward, TrainingRow, Windows, training_rows
 from tests.conftest import FIXTURES
-from tests.origin.helpers import NOW_MS, exposure, outcome
+from tests.edge.helpers import decision_marks
+from tests.edge.local import Edge
 
 
 def row(
@@ -42,19 +44,56 @@ def test_reward_definition_and_parse() -> None:
         Reward.parse("click=lots")
 
 
-def test_training_rows_join_outcomes_and_flag_policy_draws(tmp_path: Path) -> None:
+def recorded(fixture_blob: bytes, visitors: int, click_every: int = 3) -> list[dict[str, Any]]:
+    """What the edge handler shipped for ``visitors`` new visitors on ``/`` (and, for every
+    ``click_every``-th, a click on their first decision through the beacon)."""
+    edge = Edge(fixture_blob)
+    for n in range(visitors):
+        edge.jar.clear()
+        page = edge.request("/", user_agent=f"Mozilla/5.0 (X11; Linux) visitor {n}")
+        if n % click_every == 0:
+            first = sorted(decision_marks(page.page.handle))[0]  # type: ignore[union-attr]
+            body = json.dumps({"events": [{"type": "click", "decision": first, "id": "c"}]})
+            edge.request("/_edgepick/events", method="POST", body=body.encode())
+    return edge.shipped()
+
+
+def test_training_rows_join_outcomes_and_flag_policy_draws(
+    tmp_path: Path, fixture_blob: bytes
+) -> None:
     store = SqliteStore(tmp_path / "e.db")
-    store.append(
-        [
-            exposure(1, features=[1.0, 0.2]),
-            exposure(2, reason="rule"),
-            outcome("d1-0", ts=NOW_MS + 1000),
-            outcome("d2-0", ts=NOW_MS + 1000),
-        ]
-    )
+    shipped = recorded(fixture_blob, 80)
+    store.append(shipped)
+    clicked = {e["decision"] for e in shipped if e["type"] == "click"}
     rows = {r.decision: r for r in training_rows(store, Windows(), Reward())}
-    assert rows["d1-0"].reward == 1.0 and rows["d1-0"].features == (1.0, 0.2)
-    assert rows["d1-0"].learnable and not rows["d2-0"].learnable
+    exposures = [e for e in shipped if e["type"] == "exposure"]
+    assert set(rows) == {e["id"] for e in exposures} and clicked <= set(rows)
+    for e in exposures:
+        r = rows[e["id"]]
+        assert r.reward == float(e["id"] in clicked) and r.features == tuple(e["features"])
+        assert r.learnable == (e["reason"] in ("policy", "fallback"))
+        assert r.learnable == bool(r.eligible) and len(r.eligible) == len(r.probs)
+    assert any(not r.learnable for r in rows.values()) and any(r.learnable for r in rows.values())
+
+
+def test_evaluation_reads_the_logged_distribution(tmp_path: Path, fixture_blob: bytes) -> None:
+    """Off-policy evaluation of the edge's own logs: every policy draw usable, nothing
+    reconstructed; IPS of the logging policy equals the on-policy mean (a self-check)."""
+    from origin.evaluate import evaluate_store
+    from origin.registry import Registry
+
+    store = SqliteStore(tmp_path / "e.db")
+    store.append(recorded(fixture_blob, 80))
+    registry = Registry(tmp_path / "registry")
+    registry.set_current(registry.add(fixture_blob).id)
+    results = {r.slot: r for r in evaluate_store(store, registry, resamples=50)}
+    drawn = [r for r in training_rows(store, Windows(), Reward()) if r.learnable]
+    assert sum(r.rows for r in results.values()) == len(drawn) > 0
+    assert all(r.dropped == 0 for r in results.values())
+    for result in results.values():
+        assert result.on_policy is not None
+        ips = result.estimates["logging"]["ips"].value
+        assert ips == pytest.approx(result.on_policy.value, abs=1e-4)
 
 
 def test_thompson_weight_of_the_truly_best_arm_is_highest() -> None:
