@@ -554,7 +554,8 @@ class SqliteStore:
         """Every stored event id (for tests and audits)."""
         rows = self._rows(
             "SELECT id FROM exposures UNION ALL SELECT id FROM outcomes "
-            "UNION ALL SELECT id FROM identifies UNION ALL SELECT id FROM vitals"
+            "UNION ALL SELECT id FROM identifies UNION ALL SELECT id FROM vitals "
+            "UNION ALL SELECT id FROM page_views"
         )
         return {r[0] for r in rows}
 
