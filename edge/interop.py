@@ -23,6 +23,7 @@ from edge import config as edge_config
 from edge.delivery import DeliveryStats, deliver
 from edge.handler import Stats, handle
 from edge.io import Incoming, Outgoing, Page
+from edge.queue_consumer import consume
 from edge.snapshots import SnapshotCache
 
 READ_HEADERS = (
@@ -264,3 +265,36 @@ async def serve(request: Any, env: Any, ctx: Any) -> Any:
         stats.errors += 1
         stats.last_error = f"response: {type(exc).__name__}: {exc}"[:300]
         return await fetch(raw_request)
+
+
+class _QueuedMessage:
+    """A Queues message (JS) as ``edge.queue_consumer.Message``."""
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+    @property
+    def body(self) -> Any:
+        return str(self.message.body)
+
+    def ack(self) -> None:
+        self.message.ack()
+
+    def retry(self) -> None:
+        self.message.retry()
+
+
+async def on_queue(batch: Any, env: Any, ctx: Any) -> None:
+    """The Queues consumer entry (production; local wrangler 3.92 cannot run a Python consumer):
+    each queued batch to the collector, acknowledged once stored (``edge.queue_consumer``)."""
+    raw_env = getattr(env, "_env", env)
+    config, _cache, stats = _state(raw_env)
+
+    async def post(body: bytes, headers: Mapping[str, str]) -> int:
+        init = {"method": "POST", "body": body.decode(), "headers": js_object(headers)}
+        response = await fetch(config.collector_url, js_object(init))
+        return int(response.status)
+
+    raw = getattr(batch, "_binding", batch)  # the current SDK wraps the JS batch
+    messages = [_QueuedMessage(m) for m in raw.messages]
+    await consume(messages, post, config.events_secret, stats.delivery)

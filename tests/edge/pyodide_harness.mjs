@@ -12,6 +12,8 @@
 //   {"op": "isolate", "kv": {}, "queue"?: bool, "env"?: {}} -> a fresh isolate's state over new KV contents (and variables),
 //                                with a Queues producer bound as EVENTS when "queue" is true
 //   {"op": "queued"}            -> {"messages": [...]} sent to that producer so far
+//   {"op": "consume", "messages": [body, ...]} -> the entry's Queues consumer on them:
+//                                {"acked": [index...], "retried": [index...]}
 //   {"op": "exit"}
 // One Pyodide load serves every command.
 import { readFileSync } from "node:fs";
@@ -75,6 +77,23 @@ async function fetchOp(cmd) {
   };
 }
 
+/** The entry's Queues consumer on a batch of these message bodies: which were acked, retried. */
+async function consumeOp(cmd) {
+  const acked = [], retried = [];
+  const messages = cmd.messages.map((body, i) => ({
+    id: String(i), body, attempts: 1,
+    ack: () => acked.push(i),
+    retry: () => retried.push(i),
+  }));
+  const instance = entry.Default(ctx, env);
+  try {
+    await instance.queue({ queue: "edgepick-events", messages });
+  } finally {
+    instance.destroy();
+  }
+  return { acked, retried };
+}
+
 async function run(cmd) {
   switch (cmd.op) {
     case "fetch":
@@ -83,6 +102,8 @@ async function run(cmd) {
       return ctx.settle();
     case "queued":
       return { messages: env.EVENTS ? env.EVENTS.messages : [] };
+    case "consume":
+      return consumeOp(cmd);
     case "isolate":
       env = { ...config.env, ...(cmd.env || {}), SNAPSHOTS: await fillKv(cmd.kv) };
       if (cmd.queue) env.EVENTS = new WorkerQueue();

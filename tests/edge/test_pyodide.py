@@ -292,6 +292,11 @@ def test_a_queue_producer_binding_takes_the_events(stack: Stack) -> None:
         assert [e["type"] for e in batch].count(events.PAGE_VIEW) == 1
         assert all(events.problem(e) is None for e in batch)
         assert len(stack.collector.events()) == before  # nothing went over HTTP
+        # the production entry's consumer delivers them, signed, and acks once answered 2xx
+        consumed = stack.harness.call(op="consume", messages=[*messages, "not a batch"])
+        assert consumed == {"acked": [0, 1], "retried": []}
+        delivered = stack.collector.events()[before:]  # each batch's signature verified
+        assert [e["id"] for e in delivered] == [e["id"] for e in batch]
     finally:
         stack.harness.call(op="isolate", kv=stack.kv)
 
