@@ -354,8 +354,14 @@ def _beacon_event(
 # itself: the origin credits one decision at most once per outcome (``origin.store``).
 #
 # A conversion with no decision is **visitor-level**: the origin credits it to every decision
-# this visitor was shown within the conversion window (page-level ones, earlier pages), so it
-# need not be issued to the cookie (which keeps only the latest decision per slot).
+# this visitor was shown within the conversion window (page-level ones, earlier pages).
+#
+# The cookie keeps only the latest decision per slot (and drops them first when over its byte
+# budget), so a decision shown on an earlier page is often no longer in it when the page's
+# click, conversion or vitals arrive (the next page already replaced it). Such events are
+# accepted for any id shaped like one the edge issues (``decision_shaped``): the visitor is the
+# verified cookie's, and the origin credits an outcome only to that visitor's own exposures, so
+# naming someone else's decision credits nothing.
 
 MAX_OUTCOME_ID = 32
 MAX_VALUE = 1e9
@@ -389,6 +395,16 @@ def _number_problem(event: Mapping[str, Any]) -> str | None:
     return None
 
 
+def decision_shaped(text: Any) -> bool:
+    """Whether ``text`` looks like a decision id the edge issues: ``<16 hex digits>-<slot
+    position>`` (``core.decide``: the request's random id and the slot's position)."""
+    if not isinstance(text, str) or len(text) > 21:
+        return False
+    head, sep, tail = text.rpartition("-")
+    hex_digits = len(head) == 16 and all(c in "0123456789abcdef" for c in head)
+    return hex_digits and bool(sep) and tail.isdigit() and tail.isascii()
+
+
 def _client_id(item: Mapping[str, Any]) -> str:
     found = item.get("id")
     if not isinstance(found, str) or not 0 < len(found) <= MAX_OUTCOME_ID:
@@ -403,12 +419,14 @@ def beacon_outcome(
     ts_ms: int,
     issued: frozenset[str],
 ) -> tuple[dict[str, Any] | None, str]:
-    """A click or conversion from the page (or why not). A click names a decision issued to
-    this visitor; a conversion names one or none (visitor-level). Without a client id the
-    outcome is named by the edge's clock and its position (distinct, but not replay-safe)."""
+    """A click or conversion from the page (or why not). A click names a decision (issued to
+    this visitor, or shaped like one: see above); a conversion names one or none
+    (visitor-level). Without a client id the outcome is named by the edge's clock and its
+    position (distinct, but not replay-safe)."""
     kind, decision = item.get("type"), item.get("decision")
     visitor_level = kind == "conversion" and decision in (None, "")
-    if not visitor_level and (not isinstance(decision, str) or decision not in issued):
+    known = isinstance(decision, str) and (decision in issued or decision_shaped(decision))
+    if not visitor_level and not known:
         return None, f"events[{n}].decision: not a decision shown to this visitor"
     value = item.get("value", 0)
     if not _finite(value) or not 0 <= value < MAX_VALUE:
@@ -431,8 +449,9 @@ def beacon_vitals(
 ) -> tuple[dict[str, Any] | None, str]:
     """One page's real-user timings (``VITAL_METRICS``) with the decisions the page showed.
 
-    Decisions not issued to this visitor are left out; a metric that is not a finite number in
-    range is left out (the event is kept); the page names itself with a client id.
+    Decisions neither issued to this visitor nor shaped like an edge decision id are left out
+    (the origin joins the rest to this visitor's own exposures); a metric that is not a finite
+    number in range is left out (the event is kept); the page names itself with a client id.
     """
     page = _client_id(item)
     if not page:
@@ -445,7 +464,9 @@ def beacon_vitals(
         "ts": ts_ms,
         "visitor": visitor_id,
         "path": path[:MAX_PATH] if isinstance(path, str) else "",
-        "decisions": [d for d in dict.fromkeys(ids) if d in issued][:MAX_PAGE_DECISIONS],
+        "decisions": [d for d in dict.fromkeys(ids) if d in issued or decision_shaped(d)][
+            :MAX_PAGE_DECISIONS
+        ],
     }
     for name, bound in VITAL_METRICS.items():
         value: Any = item.get(name)

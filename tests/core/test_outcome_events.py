@@ -93,3 +93,20 @@ def test_non_finite_numbers_never_pass_the_schema() -> None:
     conversion = {"type": "conversion", "id": "c", "ts": NOW, "visitor": "v", "decision": ""}
     assert events.problem({**conversion, "value": math.inf}) is not None
     assert events.problem({**conversion, "value": 12.0}) is None
+
+
+def test_decisions_no_longer_in_the_cookie_are_accepted_when_shaped_like_the_edge_s() -> None:
+    """The cookie keeps the latest decision per slot: an earlier page's is gone by the time its
+    click or vitals arrive. The origin credits only this visitor's own exposures, so accepting
+    any edge-shaped id credits nothing that is not theirs."""
+    earlier = "0123456789abcdef-3"
+    assert events.decision_shaped(earlier) and not events.decision_shaped("someone-elses")
+    assert not events.decision_shaped("0123456789ABCDEF-3") and not events.decision_shaped("-3")
+    body = beacon(
+        {"type": "click", "decision": earlier, "id": "k1"},
+        {"type": "click", "decision": "someone-elses", "id": "k2"},
+        {"type": "vitals", "id": "pg", "path": "/", "decisions": [earlier, "junk", "d1"]},
+    )
+    kept, errors = events.parse_beacon(body, "v1", NOW, frozenset({"d1"}))
+    assert [e["id"] for e in kept] == [f"{earlier}:click:k1", "v1:vitals:pg"]
+    assert kept[1]["decisions"] == [earlier, "d1"] and len(errors) == 1
