@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from core import regex_safety
+
 Attributes = Mapping[str, Any]
 Predicate = Callable[[Attributes], bool]
 ValueTest = Callable[[Any], bool]
@@ -319,18 +321,23 @@ def _regex(pattern: Any, flags: int) -> re.Pattern[str] | None:
         return None
     try:
         return re.compile(pattern, flags)
-    except re.error:
+    except (re.error, RecursionError, OverflowError):
         return None
 
 
 def _regex_test(pattern: Any, flags: int, negate: bool) -> ValueTest:
+    """``$regex`` and friends. A pattern that can backtrack catastrophically
+    (``core.regex_safety``; the compiler refuses it) never matches, and a value longer than
+    ``regex_safety.MAX_INPUT`` characters is treated like a non-string: neither operator holds,
+    so a visitor's long URL cannot make the edge spin."""
     regex = _regex(pattern, flags)
-    if regex is None:
+    if regex is None or regex_safety.problem(pattern, flags) is not None:
         return _never
     search = regex.search
+    limit = regex_safety.MAX_INPUT
 
     def test(actual: Any) -> bool:
-        if not isinstance(actual, str):
+        if not isinstance(actual, str) or len(actual) > limit:
             return False
         return (search(actual) is None) if negate else (search(actual) is not None)
 
@@ -526,6 +533,8 @@ def _value_problems(
             found.append((here, f"{op} takes a list", operand))
         elif op in _REGEX_OPERANDS and _regex(operand, 0) is None:
             found.append((here, "not a valid regular expression", operand))
+        elif op in _REGEX_OPERANDS and (unsafe := regex_safety.problem(operand)) is not None:
+            found.append((here, f"refused, a visitor could make it backtrack: {unsafe}", operand))
         elif op == "$type" and operand not in _TYPES:
             found.append((here, f"$type must be one of {sorted(_TYPES)}", operand))
         elif op in ("$inGroup", "$notInGroup") and (

@@ -136,3 +136,13 @@ def test_names_that_become_headers_are_checked(config: dict[str, Any]) -> None:
     found = problems_of(bad)
     assert "slots.hero banner" in found
     assert found["slots.hero.variants[1].id"].value == "ä-主页"
+
+
+def test_a_regex_a_visitor_could_make_backtrack_is_refused_naming_the_audience(
+    config: dict[str, Any],
+) -> None:
+    config["audiences"]["mobile"]["condition"] = {"path": {"$regex": "(/[a-z]+)*/checkout$"}}
+    found = problems_of(config)
+    problem = found["audiences.mobile.condition.path.$regex"]
+    assert "backtrack" in problem.message and problem.value == "(/[a-z]+)*/checkout$"
+    assert "audiences.mobile" in str(ConfigError(list(found.values())))
