@@ -7,7 +7,9 @@ ground-truth preferences that depend on their features) through the edge over HT
 see the home page (hero filled by the edge) and the async recommendations (the decide API), and
 click with their true probability through the page beacon. Between rounds the sync job learns
 from what the collector stored and publishes a new snapshot, which the edge picks up. Prints the
-click-through per round next to the uniform split's and the oracle's expectation.
+click-through per round next to the uniform split's and the oracle's expectation; then how many
+events the edge sent (its own delivery counters, ``/_edgepick/health``), the origin stored and
+the learner used: all equal when nothing was lost.
 """
 
 from __future__ import annotations
@@ -17,17 +19,24 @@ import random
 import re
 import secrets
 import shutil
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli.devstack import ROOT, Process, free_port, start_store, start_wrangler, wait_http
+from cli.devstack import (
+    ROOT,
+    Process,
+    free_port,
+    pinned_worker,
+    start_collector,
+    start_store,
+    start_wrangler,
+)
 from compile import defaults
 from compile.site import compile_site, load_toml
 from core.model import Lifecycle, Site
@@ -38,6 +47,7 @@ from origin.registry import Registry
 from origin.store import SqliteStore
 from origin.sync import SyncJob, run_round
 from origin.targets import WranglerTarget
+from origin.training import training_rows
 
 MEASURED = ("hero", "recs")
 
@@ -105,9 +115,12 @@ def visit(base: str, visitor: SimVisitor, site: Site, rng: random.Random, tally:
         if variant:
             shown["hero"] = (variant, hero.group(1).decode())
     recs = json.loads(browser.get("/_edgepick/decide?slots=recs&path=/"))
+    rendered = []
     for d in recs.get("decisions", []):
         shown[d["slot"]] = (d["variant"], d["decision"])
-    clicks = []
+        if d.get("receipt"):  # the page client reports an async slot once it rendered it
+            rendered.append({"type": "shown", "decision": d["decision"], "receipt": d["receipt"]})
+    clicks: list[dict[str, Any]] = []
     slots = {s.name: s for s in site.slots}
     for name, (variant_id, decision) in shown.items():
         slot = slots[name]
@@ -121,8 +134,8 @@ def visit(base: str, visitor: SimVisitor, site: Site, rng: random.Random, tally:
         if rng.random() < click_probability(visitor, chosen):
             tally.clicks[name] += 1
             clicks.append({"type": "click", "decision": decision, "id": f"c-{name}"})
-    if clicks:
-        browser.beacon(clicks)
+    if rendered or clicks:
+        browser.beacon(rendered + clicks)
 
 
 def _variant_by_content(site: Site, slot_name: str, html: str) -> str:
@@ -150,6 +163,93 @@ def _health(base: str) -> dict[str, Any]:
     with urllib.request.urlopen(base + "/_edgepick/health", timeout=10) as response:
         data: dict[str, Any] = json.loads(response.read())
         return data
+
+
+STORED_KINDS = ("exposure", "page_view", "click", "conversion", "identify")
+
+
+def delivery(base: str) -> dict[str, int] | None:
+    """The worker's own count of the events it sent (``/_edgepick/health``'s ``events``:
+    shipped = acknowledged by the collector, dropped, invalid, pending); None when the worker
+    does not report them."""
+    for attempt in range(3):
+        try:
+            found = _health(base).get("events")
+            break
+        except (OSError, ValueError):
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
+    if not isinstance(found, dict) or "shipped" not in found:
+        return None
+    return {k: int(v) for k, v in found.items() if isinstance(v, int)}
+
+
+def stored(store: SqliteStore) -> dict[str, int]:
+    return {kind: store.count(kind) for kind in STORED_KINDS}
+
+
+def settle(base: str, store: SqliteStore, timeout: float = 30.0) -> dict[str, int] | None:
+    """Wait (bounded) until the edge has nothing in flight and the store holds what it shipped;
+    returns the edge's delivery counts."""
+    deadline = time.monotonic() + timeout
+    sent = delivery(base)
+    while sent is not None and time.monotonic() < deadline:
+        if sent.get("pending", 0) == 0 and sum(stored(store).values()) >= sent["shipped"]:
+            break
+        time.sleep(0.2)
+        sent = delivery(base)
+    if sent is None:
+        time.sleep(1.0)  # a worker without delivery counters: let waitUntil deliveries land
+    return sent
+
+
+def accounting(sent: dict[str, int] | None, store: SqliteStore, job: SyncJob) -> dict[str, Any]:
+    """Events the edge sent, the origin stored, and the learner used (the training rows the
+    sync job reads: one per exposure, with the clicks and conversions joined to it)."""
+    kept = stored(store)
+    rows = outcomes = 0
+    for row in training_rows(store, job.windows, job.reward):
+        rows += 1
+        outcomes += row.clicks + row.conversions
+    learner_input = kept["exposure"] + kept["click"] + kept["conversion"]
+    out: dict[str, Any] = {
+        "sent": None if sent is None else sent["shipped"] + sent["dropped"] + sent["invalid"],
+        "shipped": None if sent is None else sent["shipped"],
+        "dropped": None if sent is None else sent["dropped"],
+        "invalid": None if sent is None else sent["invalid"],
+        "stored": sum(kept.values()),
+        "stored_by_kind": kept,
+        "learner_rows": rows,
+        "learner_outcomes": outcomes,
+        "learner_used": rows + outcomes,
+        "learner_input": learner_input,
+    }
+    out["lost"] = (
+        out["sent"] is None
+        or out["sent"] != out["stored"]
+        or out["dropped"] != 0
+        or out["learner_used"] != learner_input
+    )
+    return out
+
+
+def describe(a: Mapping[str, Any]) -> str:
+    kinds = a["stored_by_kind"]
+    stored_text = ", ".join(f"{n} {k.replace('_', ' ')}s" for k, n in kinds.items() if n)
+    if a["sent"] is None:
+        sent_text = "the edge did not report what it sent (no delivery counters in its health)"
+    else:
+        sent_text = f"the edge sent {a['sent']}"
+        if a["dropped"] or a["invalid"]:
+            sent_text += f" ({a['dropped']} dropped, {a['invalid']} invalid)"
+    used = "all" if a["learner_used"] == a["learner_input"] else f"of {a['learner_input']} only"
+    verdict = "LOST OR UNACCOUNTED EVENTS" if a["lost"] else "nothing lost"
+    return (
+        f"events: {sent_text}, the origin stored {a['stored']} ({stored_text}), the learner "
+        f"used {used} {a['learner_used']} exposures and outcomes ({a['learner_rows']} training "
+        f"rows, {a['learner_outcomes']} outcomes joined; page views feed profiles): {verdict}"
+    )
 
 
 def _wait_snapshot(base: str, snapshot: str, timeout: float = 90.0) -> None:
@@ -184,24 +284,11 @@ def run(
     try:
         say("starting: sample store origin, origin service (collector), wrangler dev ...")
         processes.append(start_store(store_port, work / "logs"))
-        serve = Process(
-            "edgepick serve",
-            [
-                sys.executable,
-                "-m",
-                "cli.main",
-                "serve",
-                "--port",
-                str(serve_port),
-                "--store",
-                str(work / "events.db"),
-                "--secret",
-                secret,
-            ],
-            work / "logs" / "serve.log",
+        processes.append(
+            start_collector(
+                serve_port, work / "events.db", work / "registry", secret, work / "logs"
+            )
         )
-        processes.append(serve)
-        wait_http(f"http://127.0.0.1:{serve_port}/health", serve, timeout=30)
         registry = Registry(work / "registry")
         target = WranglerTarget(work / "kv")
         site = compile_site(load_toml(config))
@@ -224,6 +311,7 @@ def run(
                     "SNAPSHOT_TTL_SECONDS": "0",
                 },
                 work / "logs",
+                config=pinned_worker(work / "worker"),  # counters live as long as the demo
             )
         )
         base = f"http://127.0.0.1:{edge_port}"
@@ -242,15 +330,16 @@ def run(
             tally = drive(
                 base, population(visitors, seed * 1000 + n, prefix=f"r{n}"), site, seed + n
             )
-            time.sleep(1.0)  # let waitUntil deliveries land
+            sent = settle(base, store)
             row: dict[str, Any] = {"round": n, "snapshot": snapshot, "errors": tally.errors}
+            row["shipped"] = None if sent is None else sent["shipped"]
             for name in MEASURED:
                 shown = max(tally.shown[name], 1)
                 row[f"{name}_ctr"] = tally.clicks[name] / shown
                 row[f"{name}_uniform"] = tally.expected_uniform[name] / shown
                 row[f"{name}_oracle"] = tally.expected_best[name] / shown
                 row[f"{name}_shown"] = tally.shown[name]
-            row["events"] = {kind: store.count(kind) for kind in ("exposure", "click")}
+            row["events"] = stored(store)
             rows.append(row)
             say(
                 f"{n:>5}  {snapshot:<22}{row['hero_ctr']:>9.3f}{row['hero_uniform']:>9.3f}"
@@ -263,8 +352,10 @@ def run(
                 snapshot = result.snapshot
                 site = compile_site(registry.overrides.apply(load_toml(config)), result.model)
         first_round, last = rows[0], rows[-1]
+        last["accounting"] = accounting(settle(base, store), store, job)
+        say("\n" + describe(last["accounting"]))
         say(
-            f"\nhero click-through: {first_round['hero_ctr']:.3f} (initial split) -> "
+            f"hero click-through: {first_round['hero_ctr']:.3f} (initial split) -> "
             f"{last['hero_ctr']:.3f} (learned), oracle {last['hero_oracle']:.3f}; "
             f"recs: {first_round['recs_ctr']:.3f} -> {last['recs_ctr']:.3f}"
         )

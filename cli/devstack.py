@@ -12,6 +12,7 @@ on ``ORIGIN_URL``'s port, ``edgepick serve`` on ``COLLECTOR_URL``'s port (8790) 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -127,6 +128,35 @@ def start_store(port: int, logs: Path) -> Process:
     return process
 
 
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def pinned_worker(folder: Path, root: Path = ROOT) -> Path:
+    """The worker bundle built once into ``folder`` with a ``wrangler.toml`` of its own (the
+    repository's top-level settings, no ``[build]``): a ``wrangler dev`` run from it serves
+    exactly the code of this moment, never rebuilt or restarted when ``core/`` or ``edge/``
+    change meanwhile. Returns the config's path."""
+    subprocess.run(
+        [sys.executable, "-m", "compile.bundle", str(folder)], cwd=root, check=True, timeout=120
+    )
+    settings = tomllib.loads((root / "wrangler.toml").read_text())
+    keep = ("name", "compatibility_date", "compatibility_flags", "kv_namespaces")
+    lines = [f"{k} = {_toml_value(settings[k])}" for k in keep if k in settings]
+    lines.insert(1, 'main = "entry_local.py"')
+    lines.append("[vars]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in settings.get("vars", {}).items()]
+    config = folder / "wrangler.toml"
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
 def start_wrangler(
     port: int,
     persist: Path,
@@ -134,11 +164,15 @@ def start_wrangler(
     logs: Path,
     ready_path: str = "/_edgepick/health",
     timeout: float = 120.0,
+    config: Path | None = None,
 ) -> Process:
-    """``wrangler dev`` on 127.0.0.1:port with local KV in ``persist``; ready when it answers."""
+    """``wrangler dev`` on 127.0.0.1:port with local KV in ``persist``; ready when it answers.
+
+    ``config``: a ``wrangler.toml`` other than the repository's (``pinned_worker``)."""
     args = [
         str(WRANGLER),
         "dev",
+        *(["--config", str(config)] if config else []),
         "--ip",
         "127.0.0.1",
         "--port",

@@ -26,3 +26,18 @@ def test_demo_loop_learns_and_publishes(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "demo" / "events.db")
     assert store.count("exposure") == rows[1]["events"]["exposure"]
     assert any("hero click-through" in line for line in lines)
+    # nothing lost: what the edge says it sent = what the origin stored = what the learner used
+    books = rows[-1]["accounting"]
+    kinds = books["stored_by_kind"]
+    assert books["sent"] is not None, "the worker's health reports no delivery counters"
+    assert books["dropped"] == 0 and books["invalid"] == 0
+    assert books["sent"] == books["shipped"] == books["stored"] == sum(kinds.values())
+    assert kinds["exposure"] == rows[1]["events"]["exposure"] and kinds["page_view"] > 0
+    assert books["learner_rows"] == kinds["exposure"]
+    assert books["learner_outcomes"] == kinds["click"] + kinds["conversion"] > 0
+    assert books["learner_used"] == books["learner_input"] and books["lost"] is False
+    summary = next(line for line in lines if line.lstrip().startswith("events: the edge sent"))
+    assert f"the edge sent {books['sent']}, " in summary
+    assert f"the origin stored {books['stored']} (" in summary
+    assert f"the learner used all {books['learner_used']} exposures and outcomes" in summary
+    assert summary.endswith("nothing lost")

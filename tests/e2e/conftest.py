@@ -4,9 +4,11 @@ One stack per test session, every part a real process on 127.0.0.1:
 
 - the sample store origin (``cli.devstack.start_store``);
 - the collector: ``edgepick serve`` with a temporary SQLite store, a registry and a secret;
-- the worker under ``wrangler dev`` (real workerd), its local KV holding the fixture snapshot
-  (published with ``edgepick publish --target wrangler:...``), ``COLLECTOR_URL`` pointing at the
-  collector and ``EVENTS_SECRET`` matching it;
+- the worker under ``wrangler dev`` (real workerd), built once for the session
+  (``cli.devstack.pinned_worker``: edits to ``core/`` or ``edge/`` meanwhile neither rebuild
+  nor restart it), its local KV holding the fixture snapshot (published with ``edgepick
+  publish --target wrangler:...``), ``COLLECTOR_URL`` pointing at the collector and
+  ``EVENTS_SECRET`` matching it;
 - a real browser per call of the ``browser`` fixture: ``tests/e2e/browser.mjs`` (Playwright from
   npm, Debian's chromium, a fresh profile each run) fed a JSON list of steps.
 
@@ -38,6 +40,7 @@ from cli.devstack import (
     WRANGLER,
     Process,
     free_port,
+    pinned_worker,
     start_collector,
     start_store,
     start_wrangler,
@@ -364,7 +367,11 @@ def loop(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Itera
         )
         running.processes.append(
             start_wrangler(
-                running.edge_port, running.kv, running.worker_vars(), running.tmp / "logs"
+                running.edge_port,
+                running.kv,
+                running.worker_vars(),
+                running.tmp / "logs",
+                config=pinned_worker(running.tmp / "worker"),
             )
         )
         yield running
