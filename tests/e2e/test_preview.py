@@ -70,4 +70,5 @@ def test_an_invalid_preview_token_says_so(
     assert run.results[0]["status"] == 200
     text = run.value(1).lower()
     assert "preview" in text, text  # the original page never mentions previews
-    assert any(word in text for word in ("invalid", "expired", "not valid")), text
+    # ... and that this token did not work (refused, invalid, expired: any plain wording)
+    assert any(word in text for word in ("refused", "invalid", "expired", "not valid")), text
