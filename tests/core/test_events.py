@@ -92,3 +92,75 @@ def test_deeply_nested_bodies_are_refused_before_parsing() -> None:
 
 def test_signature_check_never_raises_on_odd_header_values() -> None:
     assert not events.verify(b"{}", "é\u2603", b"k")
+
+
+def test_exposures_carry_path_and_the_policys_distribution(engine: Any) -> None:
+    ctx = RequestContext(path="/c/running", device="desktop")
+    for d in decide(engine, VisitorState("v-2", visits=2, page_views=5), ctx, NOW):
+        event = events.exposure(d, "v-2", engine.snapshot_id, NOW * 1000, None, ctx)
+        assert events.problem(event) is None and event["path"] == "/c/running"
+        assert "decision_us" not in event  # not measured: absent, never a fake 0
+        if d.reason.value in ("policy", "fallback"):
+            probs = dict(zip(event["eligible"], event["probs"], strict=True))
+            assert abs(probs[d.arm] - d.propensity) <= 5e-6 * d.propensity  # 6 digits
+        else:
+            assert "eligible" not in event and "probs" not in event
+
+
+def test_problem_refuses_non_finite_and_malformed_distributions(engine: Any) -> None:
+    ctx = RequestContext()
+    d = next(d for d in decide(engine, VisitorState("v-3"), ctx, NOW) if d.reason.value == "policy")
+    good = events.exposure(d, "v-3", engine.snapshot_id, NOW * 1000, 12, ctx)
+    assert events.problem(good) is None
+    bad = {
+        "probs": {**good, "probs": [float("nan")] * len(good["probs"])},
+        "eligible": {**good, "eligible": good["eligible"][:-1]},
+        "features": {**good, "features": [float("inf")]},
+        "decision_us": {**good, "decision_us": -1},
+        "propensity": {**good, "propensity": float("nan")},
+    }
+    for field, event in bad.items():
+        assert (events.problem(event) or "").startswith(field), field
+    conversion = {"type": "conversion", "id": "c", "visitor": "v", "ts": 1, "decision": "d"}
+    assert events.problem({**conversion, "value": float("inf")}) == (
+        "value: must be a finite number"
+    )
+
+
+def test_page_views_and_identifies_within_the_shared_limits() -> None:
+    view = events.page_view("r1-view", "v-1", NOW * 1000, "/c/running", "running", "u-1", "s")
+    assert events.problem(view) is None
+    assert events.problem({**view, "path": "/" + "x" * events.MAX_PATH}) is not None
+    assert events.problem({k: v for k, v in view.items() if k != "category"}) is not None
+    longest = events.identify_event("0123456789abcdef", "u" * events.MAX_USER_ID, 1)
+    assert events.problem(longest) is None and len(longest["id"]) <= events.MAX_ID
+    too_long = {**longest, "user": "u" * (events.MAX_USER_ID + 1)}
+    assert events.problem(too_long) == f"user: 1 to {events.MAX_USER_ID} characters"
+    # the same user always gives the same id (idempotent), another user another id
+    assert events.identify_event("v", "a", 1)["id"] == events.identify_event("v", "a", 9)["id"]
+    assert events.identify_event("v", "a", 1)["id"] != events.identify_event("v", "b", 1)["id"]
+
+
+def test_shown_needs_this_decisions_receipt(engine: Any) -> None:
+    ctx = RequestContext(path="/")
+    (d,) = decide(engine, VisitorState("v-1"), ctx, NOW, ["recs"])
+    exposure = events.exposure(d, "v-1", engine.snapshot_id, NOW * 1000, None, ctx)
+    key = b"receipt-key"
+    receipt = events.receipt(exposure, key)
+    assert events.open_receipt(receipt, [b"old", key]) == exposure
+    assert events.open_receipt(receipt, [b"old"]) is None
+    assert events.open_receipt(receipt[:-1] + "A", [key]) in (None, exposure)  # tag bits
+    body = json.dumps(
+        {
+            "events": [
+                {"type": "shown", "decision": d.decision_id, "receipt": receipt},
+                {"type": "shown", "decision": d.decision_id, "receipt": "x.y"},
+                {"type": "shown", "decision": "not-issued", "receipt": receipt},
+            ]
+        }
+    ).encode()
+    kept, errors = events.parse_beacon(body, "v-1", 5, frozenset({d.decision_id}), b"", [key])
+    assert [(e["type"], e["id"], e["ts"]) for e in kept] == [("exposure", d.decision_id, 5)]
+    assert len(errors) == 2 and "receipt" in errors[0] and "not a decision" in errors[1]
+    other, _ = events.parse_beacon(body, "v-2", 5, frozenset({d.decision_id}), b"", [key])
+    assert other == []  # another visitor's receipt
