@@ -143,6 +143,7 @@ CREATE TABLE IF NOT EXISTS vitals (
 );
 CREATE INDEX IF NOT EXISTS vitals_ts ON vitals (ts);
 """
+VISITOR_WINDOW_MS = 24 * 3_600_000  # visitor-level conversions shown per decision (inspect)
 SKEW_MS = 60_000  # clock skew tolerated between edge locations (an outcome "before" its exposure)
 VITAL_COLUMNS = tuple(VITAL_METRICS)  # the vitals table's metric columns (NULL: not measured)
 # exposures: decision_us is stored as -1 when the edge could not measure it (read back as None);
@@ -364,24 +365,27 @@ class SqliteStore:
 
     @staticmethod
     def credit_sql(exposures: str) -> str:
-        """A ``credit(eid, type, ref, dt, value, oid)`` CTE: every outcome credited to every
+        """A ``credit(eid, type, ref, dt, value, oid, named)`` CTE: every outcome credited to every
         exposure it counts for, once: exposures with ``e.ts >= :since`` (``exposures`` is
         ``":since"``) or the one ``e.id = :decision``. An outcome counts for an exposure of the
         same visitor when it names the exposure's decision or names none (visitor-level), from
         ``SKEW_MS`` before the exposure on. ``ref`` names the outcome itself (its id after the
         first ``:``, ``<kind>:<outcome id>``: see ``core.events``), so a conversion sent both for
         a decision and for the visitor counts once; ``dt`` is its earliest arrival after the
-        exposure, ``oid`` one of its event ids."""
+        exposure, ``oid`` one of its event ids, ``named`` 1 when an event of it names the
+        decision (0: visitor-level only)."""
         where = "e.id = :decision" if exposures == ":decision" else "e.ts >= :since"
         ref = "substr(o.id, instr(o.id, ':') + 1)"
         return f"""credit AS (
-          SELECT eid, type, ref, MIN(dt) AS dt, MAX(value) AS value, MIN(oid) AS oid FROM (
+          SELECT eid, type, ref, MIN(dt) AS dt, MAX(value) AS value, MIN(oid) AS oid,
+            MAX(named) AS named
+          FROM (
             SELECT e.id AS eid, o.type AS type, {ref} AS ref, o.ts - e.ts AS dt,
-              o.value AS value, o.id AS oid
+              o.value AS value, o.id AS oid, 1 AS named
             FROM exposures e JOIN outcomes o ON o.decision = e.id AND o.visitor = e.visitor
             WHERE {where} AND o.ts >= e.ts - {SKEW_MS}
             UNION ALL
-            SELECT e.id, o.type, {ref}, o.ts - e.ts, o.value, o.id
+            SELECT e.id, o.type, {ref}, o.ts - e.ts, o.value, o.id, 0
             FROM exposures e JOIN outcomes o ON o.visitor = e.visitor AND o.decision = ''
             WHERE {where} AND o.ts >= e.ts - {SKEW_MS}
           ) GROUP BY eid, type, ref
@@ -473,15 +477,15 @@ class SqliteStore:
         return self._exposure(rows[0]) if rows else None
 
     def decision_outcomes(
-        self, decision_id: str, window_ms: int | None = None
+        self, decision_id: str, window_ms: int = VISITOR_WINDOW_MS
     ) -> list[dict[str, Any]]:
-        """The clicks and conversions credited to one decision, oldest first: those naming it
-        (from its visitor) and its visitor's visitor-level conversions, each outcome once, from
-        a minute before the exposure on (``window_ms``: only those within it, as ``joined``)."""
+        """The clicks and conversions credited to one decision, oldest first, each outcome
+        once: those naming it (from its visitor), and its visitor's visitor-level conversions
+        within ``window_ms`` after it (the learner's default conversion window)."""
         sql = f"""
         WITH {self.credit_sql(":decision")}
         SELECT o.* FROM credit c JOIN outcomes o ON o.id = c.oid
-        WHERE :window IS NULL OR c.dt <= :window
+        WHERE c.named OR c.dt <= :window
         ORDER BY o.ts, o.id
         """
         rows = self._rows(sql, {"decision": decision_id, "window": window_ms})

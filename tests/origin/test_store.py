@@ -115,6 +115,7 @@ def test_visitor_level_conversions_credit_each_exposure_in_the_window_once(
     assert [o["id"] for o in store.decision_outcomes("d1-0")] == ["v-1:conversion:p1"]
     assert len(store.decision_outcomes("d2-0")) == 1
     assert store.decision_outcomes("d1-0", window_ms=hour) == []  # 2 h after the exposure
+    assert store.decision_outcomes("d3-0") == []  # 32 h: outside the default 24 h window
 
 
 def test_vitals_are_stored_and_read_per_decision(tmp_path: Path) -> None:
