@@ -414,7 +414,7 @@ def test_delivery_survives_a_short_outage_and_counts_a_long_one(loop: Loop) -> N
     assert loop.gate is not None
     retried = loop.health()["events"]["retried"]
     loop.gate.close()
-    jars: list[dict[str, str]] = [{} for _ in range(5)]
+    jars: list[dict[str, str]] = [{} for _ in range(2)]  # well inside the 1.5 s window
     try:
         for jar in jars:
             assert loop.call("/", jar)[0] == 200
@@ -433,7 +433,4 @@ def test_delivery_survives_a_short_outage_and_counts_a_long_one(loop: Loop) -> N
     finally:
         loop.gate.open()
     assert loop.events_of(visitor_of(lost).visitor_id)["page_view"] == []
-    assert (
-        "collector" in loop.health()["events"]["last_error"]
-        or loop.health()["events"]["last_error"]
-    )
+    assert loop.health()["events"]["last_error"]  # why, for the operator
