@@ -34,6 +34,7 @@ from edge.context import is_speculative, parse_cookies, request_context
 from edge.delivery import DeliveryStats, ship
 from edge.io import EdgeIO, Incoming, Outgoing, Page
 
+FORWARDED = ("accept", "accept-language", "cookie", "user-agent", "referer")  # to the origin
 BANNER_STYLE = (
     "position:fixed;left:0;right:0;bottom:0;z-index:2147483647;padding:6px 12px;"
     "font:13px/1.4 system-ui,sans-serif;color:#fff;background:{}"
@@ -55,7 +56,7 @@ class View:
     speculative: bool
     started_us: float
     decisions: list[Decision] = field(default_factory=list)  # made afresh for this request
-    shown: list[Decision] = field(default_factory=list)  # fresh and reused, in page order
+    served: list[Decision] = field(default_factory=list)  # fresh and reused, in page order
     decision_us: int | None = None  # None: not measurable here (workerd freezes clocks)
     page_decision: Decision | None = None
     page: Page | None = None
@@ -163,11 +164,11 @@ def decide_slots(view: View, io: EdgeIO, engine: Engine) -> None:
         for n in wanted
         if n in reuse and n not in fresh and applies(engine.slots[n].slot.paths, view.path)
     ]
-    view.shown = view.decisions + cached
+    view.served = view.decisions + cached
     elapsed = io.cpu_us() - view.started_us
     view.decision_us = round(elapsed) if elapsed > 0 else None
     view.page_decision = next(
-        (d for d in view.shown if engine.slots[d.slot].slot.granularity is Granularity.PAGE), None
+        (d for d in view.served if engine.slots[d.slot].slot.granularity is Granularity.PAGE), None
     )
 
 
@@ -175,7 +176,7 @@ async def fetch_origin(view: View, io: EdgeIO, engine: Engine, config: EdgeConfi
     """The origin's page (a page slot's variant path instead of the URL's, if it exists), with
     every decision as an ``x-edgepick-<slot>`` request header (header mode)."""
     headers = {k: view.req.headers[k] for k in FORWARDED if k in view.req.headers}
-    for d in view.shown:
+    for d in view.served:
         headers[f"x-edgepick-{d.slot}"] = d.variant
     path = view.path
     if view.page_decision is not None:
@@ -185,13 +186,10 @@ async def fetch_origin(view: View, io: EdgeIO, engine: Engine, config: EdgeConfi
     if view.page_decision is not None and view.page.status >= 400 and path != view.path:
         # the variant's page is missing at the origin: serve the URL's own page instead
         dropped = view.page_decision
-        view.shown = [d for d in view.shown if d is not dropped]
+        view.served = [d for d in view.served if d is not dropped]
         view.decisions = [d for d in view.decisions if d is not dropped]
         view.page_decision = None
         view.page = await io.fetch(origin_url(config, engine, view.path, view.query), headers)
-
-
-FORWARDED = ("accept", "accept-language", "cookie", "user-agent", "referer")
 
 
 def banner(who: visitors.Visitor) -> str:
@@ -214,7 +212,7 @@ async def fill_slots(view: View, io: EdgeIO, engine: Engine) -> None:
     assert page is not None
     if page.is_html:
         fills = {}
-        for d in view.shown:
+        for d in view.served:
             slot = engine.slots[d.slot].slot
             if slot.granularity is not Granularity.PAGE:
                 fills[slot.selector] = (slot.variants[d.arm].content, d.decision_id, d.slot)
