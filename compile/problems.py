@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+MAX_INTEGER = 2**53  # integers beyond this lose precision as floats (JSON, JavaScript)
+MAX_DEPTH = 64  # nesting of tables and arrays in a config or model
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +105,24 @@ class Reader:
             return 0.0 if default is _MISSING else float(default)
         if (low is not None and value < low) or (high is not None and value > high):
             self.add(_join(path, key), f"must be between {low} and {high}", value)
+            return float(default) if default is not _MISSING else float(low or 0.0)
         return float(value)
 
     def integer(
-        self, table: Mapping[str, Any], key: str, path: str, default: Any = _MISSING, low: int = 0
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        path: str,
+        default: Any = _MISSING,
+        low: int = 0,
+        high: int = MAX_INTEGER,
     ) -> int:
         value = self._get(table, key, path, default, lambda v: type(v) is int, "an integer")
         if value is None:
             return 0 if default is _MISSING else int(default)
-        if value < low:
-            self.add(_join(path, key), f"must be >= {low}", value)
+        if value < low or value > high:
+            self.add(_join(path, key), f"must be between {low} and {high}", value)
+            return int(default) if default is not _MISSING else low
         return int(value)
 
     def boolean(self, table: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
@@ -167,7 +179,42 @@ class Reader:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    return isinstance(value, int | float) and not isinstance(value, bool) and finite(value)
+
+
+def finite(value: int | float) -> bool:
+    """A number every boundary can carry: a finite float, or an integer within +-2^53 (exact
+    as a float, and well inside msgpack's and JSON's 64-bit range)."""
+    if isinstance(value, int):
+        return -MAX_INTEGER <= value <= MAX_INTEGER
+    return math.isfinite(value)
+
+
+def unrepresentable(document: Any, path: str) -> list[Problem]:
+    """Every value in a parsed config or model that cannot cross a boundary, with its path:
+    NaN and infinities, integers beyond +-2^53, and TOML dates and times (no JSON equivalent)."""
+    found: list[Problem] = []
+    stack: list[tuple[Any, str, int]] = [(document, path, 0)]
+    while stack:
+        value, here, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            found.append(Problem(here, f"nested deeper than {MAX_DEPTH} levels"))
+        elif isinstance(value, Mapping):
+            stack += [(v, _join(here, str(k)), depth + 1) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, f"{here}[{i}]", depth + 1) for i, v in enumerate(value)]
+        elif isinstance(value, bool | str) or value is None:
+            continue
+        elif isinstance(value, int | float):
+            if not finite(value):
+                found.append(Problem(here, "expected a finite number (|integers| <= 2^53)", value))
+        elif isinstance(value, datetime.date | datetime.time):
+            found.append(
+                Problem(here, "a date or time has no JSON form: write it as a string", str(value))
+            )
+        else:
+            found.append(Problem(here, "unsupported value", type(value).__name__))
+    return sorted(found, key=lambda p: p.path)
 
 
 def _join(path: str, key: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from compile.problems import ConfigError, Problem, Reader
+from compile.problems import ConfigError, Problem, Reader, unrepresentable
 from core.conditions import problems as condition_problems
 from core.features import feature_problem
 from core.model import (
@@ -110,6 +110,12 @@ def compile_site(
 ) -> Site:
     """Validate ``config`` (and ``model``) and build the ``Site``; raises ``ConfigError``."""
     r = Reader()
+    # values no boundary can carry (NaN, infinities, huge integers, TOML dates, runaway nesting)
+    # stop the compile here, all reported at once: every later step may assume finite numbers
+    r.problems += unrepresentable(config, "")
+    if model is not None:
+        r.problems += unrepresentable(model, "model")
+    r.raise_if_any(source)
     r.known(config, TOP_KEYS, "")
     site = r.table(config, "site", "", required=True)
     r.known(site, {"name", "epoch", "holdout", "origin"}, "site")
@@ -151,8 +157,8 @@ def compile_site(
         holdout=r.number(site, "holdout", "site", 0.0, 0.0, 0.5),
         origin=r.string(site, "origin", "site", ""),
         cookie=CookieSpec(
-            name=r.string(cookie, "name", "cookie", "ep"),
-            max_bytes=r.integer(cookie, "max_bytes", "cookie", 1024, low=128),
+            name=_cookie_name(r, cookie),
+            max_bytes=r.integer(cookie, "max_bytes", "cookie", 1024, low=128, high=4096),
             max_age=r.integer(cookie, "max_age_days", "cookie", 180, low=1) * 86400,
         ),
         signals=signals,
@@ -174,6 +180,20 @@ def _routes(r: Reader, table: dict[str, Any], path: str) -> tuple[Route, ...]:
             continue
         routes.append(Route(prefix, value))
     return tuple(routes)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")  # RFC 6265 / RFC 9110 token
+
+
+def _cookie_name(r: Reader, table: dict[str, Any]) -> str:
+    """The cookie's name goes into ``Set-Cookie`` as is: an RFC 6265 token, nothing else."""
+    name = r.string(table, "name", "cookie", "ep")
+    if name and not _TOKEN.fullmatch(name):
+        r.add(
+            "cookie.name", "must be 1-64 letters, digits or !#$%&'*+-.^_`|~ (a cookie token)", name
+        )
+        return "ep"
+    return name
 
 
 def _signals(r: Reader, table: dict[str, Any]) -> Signals:

@@ -522,6 +522,8 @@ def problems(
 def _value_problems(
     value: Any, saved_groups: SavedGroups | None, path: str
 ) -> list[tuple[str, str, Any]]:
+    if isinstance(value, Mapping) and not value:
+        return [(path, "an empty table: write the value to compare with, or an operator", value)]
     if not (isinstance(value, Mapping) and is_operator_object(value) and value):
         return []
     found: list[tuple[str, str, Any]] = []
@@ -535,8 +537,10 @@ def _value_problems(
             found.append((here, "not a valid regular expression", operand))
         elif op in _REGEX_OPERANDS and (unsafe := regex_safety.problem(operand)) is not None:
             found.append((here, f"refused, a visitor could make it backtrack: {unsafe}", operand))
-        elif op == "$type" and operand not in _TYPES:
+        elif op == "$type" and not (isinstance(operand, str) and operand in _TYPES):
             found.append((here, f"$type must be one of {sorted(_TYPES)}", operand))
+        elif op in ("$inGroup", "$notInGroup") and not isinstance(operand, str):
+            found.append((here, "expected the name of a saved group", operand))
         elif op in ("$inGroup", "$notInGroup") and (
             saved_groups is not None and operand not in saved_groups
         ):

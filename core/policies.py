@@ -20,7 +20,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from itertools import accumulate, compress
-from math import exp, fsum
+from math import exp, fsum, isfinite
 from operator import mul
 from typing import NamedTuple
 
@@ -38,12 +38,14 @@ def pick(cumulative: Sequence[float], u: float) -> int:
     total a hair under ``u``, the last arm with positive probability is.
     """
     i = bisect_right(cumulative, u)
-    if i < len(cumulative):
+    if i < len(cumulative) and cumulative[i] > (cumulative[i - 1] if i else 0.0):
         return i
-    last = len(cumulative) - 1
-    while last > 0 and cumulative[last] == cumulative[last - 1]:
-        last -= 1
-    return last
+    # rounding (or a non-finite entry, which comparisons never pass): the last arm with a
+    # positive-width interval, so a zero-probability (ineligible) arm is never picked
+    for last in range(len(cumulative) - 1, -1, -1):
+        if cumulative[last] > (cumulative[last - 1] if last else 0.0):
+            return last
+    return 0
 
 
 def renormalize(weights: Sequence[float], eligible: Sequence[int], count: int) -> Probabilities:
@@ -78,6 +80,8 @@ def softmax(
     for i in eligible:
         probs[i] = exp((scores[i] - top) / tau)
     total = fsum(probs)
+    if not total > 0.0 or not isfinite(total):  # a NaN or infinite score: no information
+        return uniform(eligible, count)
     return [p / total for p in probs]
 
 
@@ -91,6 +95,16 @@ def inverse_gap(
         if i != best:
             probs[i] = 1.0 / (k + gamma * (scores[best] - scores[i]))
     probs[best] = 1.0 - fsum(probs)
+    if not all(0.0 <= p <= 1.0 for p in probs):  # a NaN or infinite score: no information
+        return uniform(eligible, count)
+    return probs
+
+
+def uniform(eligible: Sequence[int], count: int) -> Probabilities:
+    """Equal probability over ``eligible``, zero elsewhere."""
+    probs = [0.0] * count
+    for i in eligible:
+        probs[i] = 1.0 / len(eligible)
     return probs
 
 

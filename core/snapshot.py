@@ -8,6 +8,7 @@ Any bytes that are not a valid snapshot raise ``SnapshotError`` saying what is w
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -105,13 +106,33 @@ def decode_header(blob: bytes) -> tuple[Header, bytes]:
 def decode_snapshot(blob: bytes) -> Snapshot:
     header, site_bytes = decode_header(blob)
     tree = _unpack(site_bytes, "snapshot.site")
+    _check_values(tree, "site")
     try:
         site = _site_from(tree, "site")
     except SnapshotError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # shape errors deep inside
-        raise SnapshotError(f"site: malformed ({exc})") from exc
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        raise SnapshotError(f"site: malformed ({type(exc).__name__}: {exc})") from exc
     return Snapshot(header, site)
+
+
+MAX_DEPTH = 96  # nesting the edge will prepare (the compiler allows 64 in a config)
+
+
+def _check_values(tree: Any, path: str) -> None:
+    """What the engine's preparation assumes of every value: finite floats, integers within
+    64 bits, nesting within ``MAX_DEPTH`` (generated predicates and closures recurse)."""
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SnapshotError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            stack += [(v, depth + 1) for v in value.values()]
+        elif isinstance(value, list):
+            stack += [(v, depth + 1) for v in value]
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise SnapshotError(f"{path}: a non-finite number ({value!r})")
 
 
 def _unpack(data: bytes, where: str) -> Any:
@@ -210,7 +231,10 @@ def _get(tree: Mapping[str, Any], key: str, kind: type[T] | tuple[type, ...], pa
 
 
 def _num(value: Any, path: str) -> float:
-    return float(_need(value, (int, float), path))
+    number = float(_need(value, (int, float), path))
+    if not math.isfinite(number):
+        raise SnapshotError(f"{path}: expected a finite number, got {value!r:.60}")
+    return number
 
 
 def _floats(value: Any, path: str) -> tuple[float, ...]:

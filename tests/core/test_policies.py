@@ -103,3 +103,39 @@ def test_linear_scores_and_cold_start() -> None:
     assert scored.probabilities[0] > 0.99
     cold = policy.score([0, 1], (1.0, 1.0), True)
     assert cold.probabilities == pytest.approx([0.9, 0.1])
+
+
+_ANY_SCORE = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [float("nan"), float("inf"), float("-inf")]
+)
+
+
+@given(st.data())
+def test_non_finite_scores_never_give_an_ineligible_arm(data: st.DataObject) -> None:
+    """NaN or infinite scores (a poisoned model or cookie) fall back to uniform over the
+    eligible set: finite probabilities summing to 1, zero outside it, and pick() stays inside."""
+    count = data.draw(st.integers(1, 8))
+    eligible = sorted(data.draw(st.sets(st.integers(0, count - 1), min_size=1)))
+    scores = data.draw(st.lists(_ANY_SCORE, min_size=count, max_size=count))
+    u = data.draw(st.floats(0.0, 1.0, exclude_max=True))
+    for probs in (
+        softmax(scores, eligible, count, data.draw(st.floats(1e-6, 10.0))),
+        inverse_gap(scores, eligible, count, data.draw(st.floats(0.0, 1e6))),
+    ):
+        assert all(0.0 <= p <= 1.0 for p in probs)
+        assert abs(sum(probs) - 1.0) < 1e-9
+        assert all(probs[i] == 0.0 for i in range(count) if i not in eligible)
+        assert pick(list(accumulate(probs)), u) in eligible
+
+
+@given(
+    st.lists(st.floats(0.0, 1.0) | st.just(float("nan")), min_size=1, max_size=8),
+    st.floats(0.0, 1.0),
+)
+def test_pick_returns_an_arm_with_positive_width_whenever_one_exists(
+    probs: list[float], u: float
+) -> None:
+    i = pick(list(accumulate(probs)), u)
+    assert 0 <= i < len(probs)
+    if any(p > 0.0 for p in probs if p == p) and all(p == p for p in probs):
+        assert probs[i] > 0.0

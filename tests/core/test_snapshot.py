@@ -190,3 +190,32 @@ def test_site_shape_errors_name_the_path(fixture_blob: bytes) -> None:
     blob = pack([*outer[:2], content_id(site_bytes), *outer[3:7], site_bytes])
     with pytest.raises(SnapshotError, match=r"site\.slots\[1\]\.policy\.kind: unknown policy kind"):
         decode_snapshot(blob)
+
+
+def _with_audience_condition(fixture_blob: bytes, condition: dict[str, object]) -> bytes:
+    import dataclasses
+
+    site = decode_snapshot(fixture_blob).site
+    first = dataclasses.replace(site.audiences[0], condition=condition)
+    site = dataclasses.replace(site, audiences=(first, *site.audiences[1:]))
+    return encode_snapshot(site)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_refused_by_the_decoder(fixture_blob: bytes, bad: float) -> None:
+    import dataclasses
+
+    site = decode_snapshot(fixture_blob).site
+    site = dataclasses.replace(site, holdout=bad)
+    with pytest.raises(SnapshotError, match="finite"):
+        decode_snapshot(encode_snapshot(site))
+    with pytest.raises(SnapshotError, match="non-finite"):
+        decode_snapshot(_with_audience_condition(fixture_blob, {"visits": {"$gt": bad}}))
+
+
+def test_nesting_the_edge_cannot_prepare_is_refused_by_the_decoder(fixture_blob: bytes) -> None:
+    condition: dict[str, object] = {"device": "mobile"}
+    for _ in range(200):
+        condition = {"$and": [condition]}
+    with pytest.raises(SnapshotError, match="nested deeper"):
+        decode_snapshot(_with_audience_condition(fixture_blob, condition))
