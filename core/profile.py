@@ -1,4 +1,4 @@
-"""A stitched user profile as the edge reads it from KV under ``profile/<user_id>``.
+"""A stitched user profile as the edge reads it from KV under ``profile/<base64url(user_id)>``.
 
 The origin folds every event of a user (and of the anonymous visitors that later identified as
 that user) into one ``VisitorState`` and publishes it here; the edge decodes it when an
@@ -14,6 +14,7 @@ not a valid profile and never raises.
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
@@ -27,8 +28,11 @@ MAX_PROFILE_BYTES = 64 * 1024
 
 
 def profile_key(user_id: str) -> str:
-    """The KV key a user's profile is published under."""
-    return f"profile/{user_id}"
+    """The KV key a user's profile is published under: ``profile/`` and the id's UTF-8 bytes in
+    unpadded base64url, so any id (spaces, ``..``, ``/``, NUL, one id a prefix of another) is
+    one flat, valid key made of ``[A-Za-z0-9_-]`` (the edge and the origin both use this)."""
+    encoded = base64.urlsafe_b64encode(user_id.encode("utf-8", "surrogatepass")).rstrip(b"=")
+    return "profile/" + encoded.decode("ascii")
 
 
 def encode_profile(state: VisitorState) -> bytes:

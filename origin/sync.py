@@ -19,13 +19,15 @@ The learner is seeded, so the same events give the same snapshot id and no repub
 from __future__ import annotations
 
 import json
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from compile.site import compile_site, load_model, load_toml
+from core.features import VisitorState
 from core.model import Site
 from core.profile import encode_profile, profile_key
 from core.snapshot import encode_snapshot
@@ -68,6 +70,7 @@ class RoundResult:
     learnable: int = 0
     retired: list[Retirement] = field(default_factory=list)
     profiles: int = 0
+    profile_errors: list[str] = field(default_factory=list)  # one line per profile not published
     alerts: list[Alert] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
 
@@ -75,9 +78,28 @@ class RoundResult:
         state = "published" if self.published else "unchanged"
         return (
             f"snapshot {self.snapshot} ({state}); {self.rows} rows ({self.learnable} policy "
-            f"draws); {len(self.retired)} retired; {self.profiles} profiles; "
+            f"draws); {len(self.retired)} retired; {self.profiles} profiles"
+            + (f" ({len(self.profile_errors)} failed)" if self.profile_errors else "")
+            + "; "
             f"{len(self.alerts)} alerts"
         )
+
+
+def _publish_profiles(job: SyncJob, profiles: Mapping[str, VisitorState]) -> tuple[int, list[str]]:
+    """Publish each profile on its own: one that cannot be encoded or written is reported and
+    skipped, never fatal to the round (the monitors still run, loop mode goes on)."""
+    published, errors = 0, []
+    for user, state in profiles.items():
+        try:
+            key, blob = profile_key(user), encode_profile(state)
+            for target in job.targets:
+                target.put(key, blob)
+        except Exception as exc:  # a bad profile must not stop the round
+            errors.append(f"profile {user!r:.80}: {type(exc).__name__}: {exc}"[:300])
+            print(f"edgepick sync: {errors[-1]}", file=sys.stderr)
+        else:
+            published += 1
+    return published, errors
 
 
 def _compile(job: SyncJob, model: dict[str, Any] | None) -> Site:
@@ -165,10 +187,7 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
             touched.add(user)
     if since == 0 or touched:
         profiles = build_profiles(job.store, site.signals, None if since == 0 else touched)
-        items = {profile_key(u): encode_profile(s) for u, s in profiles.items()}
-        for target in job.targets:
-            target.put_many(items)
-        result.profiles = len(items)
+        result.profiles, result.profile_errors = _publish_profiles(job, profiles)
     mark["profiles_ms"] = int(now * 1000)
     write_atomic(job.registry.root / "sync.json", json.dumps(mark).encode())
 

@@ -107,7 +107,7 @@ def test_profile_codec_round_trip_and_key() -> None:
         page_views=12,
     )
     assert decode_profile(encode_profile(state)) == state
-    assert profile_key("u-9") == "profile/u-9"
+    assert profile_key("u-9") == "profile/dS05"  # base64url("u-9")
 
 
 names = st.text(min_size=1, max_size=12)

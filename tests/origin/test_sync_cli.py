@@ -13,9 +13,10 @@ from cli.main import main
 from core.decide import decide
 from core.engine import Engine
 from core.events import exposure as exposure_event
+from core.events import page_view
 from core.features import RequestContext, VisitorState
 from core.model import Lifecycle, ThompsonPolicy
-from core.profile import decode_profile
+from core.profile import decode_profile, profile_key
 from core.snapshot import decode_snapshot
 from origin.publish import CURRENT_KEY
 from origin.registry import Registry
@@ -44,6 +45,8 @@ def simulate(store: SqliteStore, engine: Engine, visitors: int, seed: int = 0) -
         context = RequestContext(
             path="/", device="mobile" if n % 3 == 0 else "desktop", country="US"
         )
+        # the page view the edge sends with every page (stitching counts these)
+        batch.append(page_view(f"pv-{seed}-{n}", state.visitor_id, NOW_MS + n, "/", ""))
         for d in decide(engine, state, context, now, ["headline", "hero"]):
             event = exposure_event(
                 d, state.visitor_id, engine.snapshot_id, NOW_MS + n, 150, context
@@ -92,7 +95,7 @@ def test_sync_round_learns_retires_publishes_and_is_stable(job: SyncJob, tmp_pat
     actions = [e["action"] for e in job.registry.audit_log()]
     assert actions == ["retire", "publish"]
     assert (job.registry.root / "models" / f"{first.snapshot}.json").exists()
-    profile = decode_profile(kv.get("profile/u-1") or b"")
+    profile = decode_profile(kv.get(profile_key("u-1")) or b"")
     assert profile is not None and profile.user_id == "u-1" and profile.page_views == 1
     # nothing new: same snapshot id (seeded learner), nothing republished
     second = run_round(job)
