@@ -5,7 +5,9 @@ Request: ``{"visitor": ID}`` or ``{"user": ID}`` (or both), ``"context": {...}``
 weekday, consent, extra) and optionally ``"slots": [...]`` (default: all). The decision is made
 by ``core.decide.decide`` on the registry's current snapshot, for the user's stitched profile
 (or the visitor's, when that visitor is linked to a user), and every decision is logged to the
-store as an exposure exactly as the edge logs it (policy, propensity, features).
+store as an exposure exactly as the edge logs it (policy, propensity, features). With
+``"consent": false`` in the context the decision is context-only (no profile is read) and
+nothing is logged, as at the edge.
 """
 
 from __future__ import annotations
@@ -95,7 +97,10 @@ class Decider:
             raise Refused(400, "slots: expected a list of slot names", field="slots")
         context = parse_context(payload.get("context"))
         engine = self.engine()
-        state = self.state(engine, visitor, user)
+        if context.consent:
+            state = self.state(engine, visitor, user)
+        else:  # as at the edge: a context-only decision, nothing read about them, nothing kept
+            state = VisitorState(visitor_id=visitor or user)
         now = self.clock()
         started = time.perf_counter()
         nonce = f"api:{time.time_ns()}"
@@ -115,7 +120,8 @@ class Decider:
             event["path"] = context.path
             event["channel"] = "api"
             events.append(event)
-        self.store.append(events)
+        if context.consent:
+            self.store.append(events)
         content = {s.name: {v.id: v.content for v in s.variants} for s in engine.site.slots}
         return {
             "snapshot": engine.snapshot_id,

@@ -7,12 +7,12 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from core.events import SIGNATURE_HEADER, problem, sign
+from core.events import SIGNATURE_HEADER, page_view, problem, sign
 from origin.channels import Decider
 from origin.collector import Service, create_app
 from origin.registry import Registry
 from origin.store import SqliteStore
-from tests.origin.helpers import NOW_MS, SECRET, exposure, identify
+from tests.origin.helpers import NOW_MS, SECRET, identify
 
 DAY = 86_400_000
 
@@ -65,8 +65,8 @@ def test_decide_for_a_visitor_logs_exposures_like_the_edge(
 def test_decide_for_a_user_uses_the_stitched_profile(tmp_path: Path, fixture_blob: bytes) -> None:
     client, store = setup(tmp_path, fixture_blob)
     store.append(
-        [
-            exposure(i, visitor="laptop", ts=NOW_MS - (5 - i) * DAY, request=f"r{i}")
+        [  # a page view on each of five days, as the edge sends them
+            page_view(f"pv{i}", "laptop", NOW_MS - (5 - i) * DAY, "/c/running", "running")
             for i in range(5)
         ]
         + [identify("laptop", "u-7", ts=NOW_MS - 1000)]
@@ -94,3 +94,20 @@ def test_decide_refuses_bad_requests(tmp_path: Path, fixture_blob: bytes) -> Non
     empty, _ = setup(tmp_path / "none", None)
     response = post(empty, {"visitor": "v"})
     assert response.status_code == 503 and "no snapshot" in response.json()["error"]
+
+
+def test_decide_without_consent_reads_no_profile_and_logs_nothing(
+    tmp_path: Path, fixture_blob: bytes
+) -> None:
+    client, store = setup(tmp_path, fixture_blob)
+    store.append(
+        [page_view(f"pv{i}", "laptop", NOW_MS - i * DAY, "/c/running", "running") for i in range(5)]
+        + [identify("laptop", "u-7", ts=NOW_MS - 1000)]
+    )
+    before = len(list(store.exposures()))
+    answer = post(client, {"user": "u-7", "slots": ["hero"], "context": {"consent": False}}).json()
+    assert answer["decisions"] and answer["visitor"] == "u-7"  # not the stitched visitor
+    assert len(list(store.exposures())) == before
+    with_consent = post(client, {"user": "u-7", "slots": ["hero"]}).json()
+    assert with_consent["visitor"] == "laptop"
+    assert len(list(store.exposures())) == before + 1
