@@ -5,7 +5,8 @@ short human rendering:
 
 - ``decision(store, id)``: the exposure logged for one decision and the outcomes credited to it:
   ``decision_id, visitor, user, slot, variant, propensity, policy, reason, snapshot, ts, path,
-  outcomes[{kind, value}]``;
+  outcomes[{kind, value}]``, and for policy draws the distribution logged with it (``eligible``
+  arm indices, ``probs``);
 - ``visitor(store, id)``: one visitor's events: ``visitor, user, exposures[...], outcomes[...],
   page_views[...]``;
 - ``user(store, signals, id)``: the stitched profile (``origin.stitch.profile_for``, the same
@@ -49,7 +50,7 @@ def decision(store: Inspectable, decision_id: str) -> dict[str, Any] | None:
     e = store.decision(decision_id)
     if e is None:
         return None
-    return {
+    found: dict[str, Any] = {
         "decision_id": e["id"],
         "visitor": e["visitor"],
         "user": e["user"] or store.user_of(e["visitor"]),
@@ -63,6 +64,10 @@ def decision(store: Inspectable, decision_id: str) -> dict[str, Any] | None:
         "path": e["path"],
         "outcomes": [_outcome(o) for o in store.decision_outcomes(decision_id)],
     }
+    if "eligible" in e and "probs" in e:  # the policy's distribution, logged for policy draws
+        found["eligible"] = [int(i) for i in e["eligible"]]
+        found["probs"] = [float(p) for p in e["probs"]]
+    return found
 
 
 def visitor(store: Inspectable, visitor_id: str) -> dict[str, Any] | None:
@@ -132,6 +137,11 @@ def render_decision(d: Mapping[str, Any]) -> str:
         f"  slot        {d['slot']} -> {d['variant']}",
         f"  propensity  {d['propensity']:.6g} ({d['policy']}, {d['reason']})",
         f"  page        {d['path'] or '(no path logged)'}",
+        *(
+            [f"  policy over arms {d['eligible']}: {', '.join(f'{p:.4g}' for p in d['probs'])}"]
+            if "probs" in d
+            else []
+        ),
         f"  shown       {_when(d['ts'])} UTC, snapshot {d['snapshot']}",
     ]
     if d["outcomes"]:

@@ -88,6 +88,9 @@ def test_inspect_decision(recorded: dict[str, Any], capsys: pytest.CaptureFixtur
     assert found["propensity"] == exposure["propensity"]
     assert found["path"] == exposure.get("path", "")
     assert found["user"] == "user-9"  # linked by the identify, retroactively
+    assert ("probs" in found) == ("probs" in exposure)  # a policy draw's logged distribution
+    if "probs" in exposure:
+        assert (found["eligible"], found["probs"]) == (exposure["eligible"], exposure["probs"])
     assert found["outcomes"] == [
         {"kind": "click", "value": 0.0},
         {"kind": "conversion", "value": 40.0},

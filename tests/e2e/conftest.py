@@ -4,11 +4,13 @@ One stack per test session, every part a real process on 127.0.0.1:
 
 - the sample store origin (``cli.devstack.start_store``);
 - the collector: ``edgepick serve`` with a temporary SQLite store, a registry and a secret;
+- between the two, ``Gate``: an HTTP hop that forwards every event batch to the collector and
+  can fail like a network (refuse batches, lose acknowledgements, be down) for delivery tests;
 - the worker under ``wrangler dev`` (real workerd), built once for the session
   (``cli.devstack.pinned_worker``: edits to ``core/`` or ``edge/`` meanwhile neither rebuild
   nor restart it), its local KV holding the fixture snapshot (published with ``edgepick
-  publish --target wrangler:...``), ``COLLECTOR_URL`` pointing at the collector and
-  ``EVENTS_SECRET`` matching it;
+  publish --target wrangler:...``), ``COLLECTOR_URL`` pointing at the collector (through
+  the gate) and ``EVENTS_SECRET`` matching it;
 - a real browser per call of the ``browser`` fixture: ``tests/e2e/browser.mjs`` (Playwright from
   npm, Debian's chromium, a fresh profile each run) fed a JSON list of steps.
 
@@ -23,13 +25,16 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +91,84 @@ class BrowserRun:
         return next((c["value"] for c in jars[-1] if c["name"] == name), None)
 
 
+class Gate:
+    """The network between the worker and the collector: an HTTP hop on 127.0.0.1 that forwards
+    each event batch, body and headers as they came, to the real collector, and that a test can
+    make fail like a network does: refuse the next batches (503), lose the collector's
+    acknowledgement of the next ones (forwarded and stored, then 503 to the worker), or be down
+    (connections closed unanswered)."""
+
+    def __init__(self, collector_port: int) -> None:
+        self.collector = f"http://127.0.0.1:{collector_port}/v1/events"
+        self.lock = threading.Lock()
+        self.refuse = 0  # batches still to refuse
+        self.lose = 0  # acknowledgements still to lose
+        self.down = False
+        self.refused = self.lost = self.forwarded = self.cut = 0
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with gate.lock:
+                    if gate.down:
+                        gate.cut += 1
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    refuse = gate.refuse > 0
+                    gate.refuse -= refuse
+                    gate.refused += refuse
+                if refuse:
+                    self.answer(503, b'{"error": "gate: refused"}')
+                    return
+                forward = urllib.request.Request(
+                    gate.collector,
+                    data=body,
+                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                )
+                try:
+                    with urllib.request.urlopen(forward, timeout=30) as response:
+                        status, reply = response.status, response.read()
+                except urllib.error.HTTPError as exc:
+                    status, reply = exc.code, exc.read()
+                except OSError as exc:
+                    status, reply = 502, json.dumps({"error": f"gate: {exc}"}).encode()
+                with gate.lock:
+                    gate.forwarded += 1
+                    lose = status == 200 and gate.lose > 0
+                    gate.lose -= lose
+                    gate.lost += lose
+                if lose:
+                    status, reply = 503, b'{"error": "gate: acknowledgement lost"}'
+                self.answer(status, reply)
+
+            def answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/events"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass
 class Loop:
     """The running stack and the helpers the scenarios use."""
@@ -100,6 +183,7 @@ class Loop:
     identity_key: str = field(default_factory=lambda: secrets.token_hex(16))
     snapshot_id: str = ""
     processes: list[Process] = field(default_factory=list)
+    gate: Gate | None = None
 
     @property
     def db(self) -> Path:
@@ -117,10 +201,28 @@ class Loop:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.edge_port}"
 
+    @property
+    def collector_url(self) -> str:
+        return f"http://127.0.0.1:{self.collector_port}/v1/events"
+
+    def health(self) -> dict[str, Any]:
+        """The worker's ``/_edgepick/health`` (``events``: what became of what it sent)."""
+        status, _headers, body = self.http("/_edgepick/health")
+        assert status == 200, body
+        found: dict[str, Any] = json.loads(body)
+        return found
+
+    def collector_health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.collector_port}/health", timeout=10
+        ) as response:
+            found: dict[str, Any] = json.loads(response.read())
+            return found
+
     def worker_vars(self) -> dict[str, str]:
         return {
             "ORIGIN_URL": f"http://127.0.0.1:{self.store_port}",
-            "COLLECTOR_URL": f"http://127.0.0.1:{self.collector_port}/v1/events",
+            "COLLECTOR_URL": self.gate.url if self.gate else self.collector_url,
             "EVENTS_SECRET": self.events_secret,
             "COOKIE_KEYS": f"{KID}:{self.cookie_secret}",
             "PREVIEW_KEY": self.preview_key,
@@ -353,6 +455,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Itera
     assert WRANGLER.exists(), "run `make setup` (npm ci) first: wrangler is missing"
     assert CHROMIUM.exists(), "run `make system-deps`: Debian's chromium is missing"
     running = Loop(tmp_path_factory.mktemp("loop"))
+    running.gate = Gate(running.collector_port)
     try:
         running.snapshot_id = publish(running, fixture_blob)
         running.processes.append(start_store(running.store_port, running.tmp / "logs"))
@@ -378,6 +481,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Itera
     finally:
         for process in reversed(running.processes):
             process.stop()
+        running.gate.stop()
 
 
 @pytest.fixture
