@@ -11,6 +11,10 @@
 | SNAPSHOT_TTL_SECONDS | 10 | how often the isolate re-reads ``snap/current`` |
 | CONSENT_COOKIE / CONSENT_MODE | ep_consent / opt-out | see ``edge.context.has_consent`` |
 | COOKIE_SECURE | true | ``Secure`` attribute on the visitor cookie (false for plain-http dev) |
+
+Bindings: ``SNAPSHOTS`` (Workers KV, required); ``EVENTS`` (a Queues producer, optional: event
+batches go to the queue instead of straight to ``COLLECTOR_URL``, and the queue's consumer,
+``edge.queue_consumer``, delivers them; see docs/edge.md, "Event delivery").
 """
 
 from __future__ import annotations
