@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 from core import events
 from core.decide import Decision, decide
 from core.engine import Engine
+from core.features import VisitorState
 from edge import visitor as visitors
 from edge.client_js import SOURCE as CLIENT_JS
 from edge.config import EdgeConfig
@@ -192,20 +193,31 @@ def _decide_api(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     if who.stored:
         state = visitors.remember(state, decisions, engine.site.epoch)
         if who.context.device != "bot":
-            keys = visitors.receipt_keys(config)
-            for public, d in zip(body["decisions"], decisions, strict=True):
-                exposure = events.exposure(
-                    d,
-                    state.visitor_id,
-                    engine.snapshot_id,
-                    now_ms,
-                    decision_us,
-                    who.context,
-                    state.user_id,
-                )
-                public["receipt"] = events.receipt(exposure, keys[0])
+            receipts = _receipts(decisions, state, who, engine, config, now_ms, decision_us)
+            for public, receipt in zip(body["decisions"], receipts, strict=True):
+                public["receipt"] = receipt
     headers += cookie_header(who, state, engine, config)
     return _json(body, headers=headers)
+
+
+def _receipts(
+    decisions: list[Decision],
+    state: VisitorState,
+    who: visitors.Visitor,
+    engine: Engine,
+    config: EdgeConfig,
+    now_ms: int,
+    decision_us: int | None,
+) -> list[str]:
+    """Each decision's exposure, signed, for the page to return in ``shown`` once rendered."""
+    key = visitors.receipt_keys(config)[0]
+    sid, visitor, user = engine.snapshot_id, state.visitor_id, state.user_id
+    return [
+        events.receipt(
+            events.exposure(d, visitor, sid, now_ms, decision_us, who.context, user), key
+        )
+        for d in decisions
+    ]
 
 
 def _public(engine: Engine, d: Decision) -> dict[str, Any]:
