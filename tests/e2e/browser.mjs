@@ -12,8 +12,12 @@
 //   {"eval": "js expression"}                -> {"value"} (awaited if a promise)
 //   {"waitFor": "css selector"}              -> {}
 //   {"waitFunction": "js expression"}        -> {}: until it is truthy
-//   {"waitRequests": "/_edgepick/events", "count": n}  -> {"count"}: until n such requests have
-//                                               finished since the run started (beacons included)
+//   {"waitRequests": "/_edgepick/events", "count": n}  -> {"count"}: until n requests to such a
+//                                               URL have finished since the run started
+//                                               (beacons included)
+// Any step may also wait, after its action, for effects it caused:
+//   "thenRequest": "/_edgepick/events"  one more finished request to such a URL than before it
+//   "thenCookieChange": "ep"            the cookie set to a value other than before it
 //   {"wait": ms}                             -> {}
 //   {"text": "css selector"}                 -> {"value"}: the element's innerText (rendered)
 //   {"attr": "css selector", "name": "x"}    -> {"value"}
@@ -50,13 +54,28 @@ try {
   if (input.cookies?.length) await context.addCookies(input.cookies);
   const page = context.pages()[0] ?? (await context.newPage());
   page.on("requestfinished", (request) => {
-    const entry = { url: request.url(), method: request.method(), type: request.resourceType() };
+    const entry = {
+      url: request.url(),
+      method: request.method(),
+      type: request.resourceType(),
+    };
     finished.push(entry);
     pending.push(request.allHeaders().then((h) => { entry.headers = h; }, () => {}));
   });
   const results = [];
+  const requestsTo = (url) => finished.filter((r) => r.url.includes(url)).length;
+  const cookieValue = async (name) => (await context.cookies()).find((c) => c.name === name)?.value;
+  async function until(check, what) {
+    const deadline = Date.now() + timeout;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await page.waitForTimeout(50);
+    }
+  }
   for (step = 0; step < input.steps.length; step++) {
     const s = input.steps[step];
+    const requestsBefore = s.thenRequest ? requestsTo(s.thenRequest) : 0;
+    const cookieBefore = s.thenCookieChange ? await cookieValue(s.thenCookieChange) : undefined;
     if ("goto" in s) {
       await page.setExtraHTTPHeaders(s.headers ?? {});
       const response = await page.goto(input.base + s.goto, { waitUntil: "load" });
@@ -101,6 +120,13 @@ try {
       results.push({});
     } else {
       throw new Error(`unknown step ${JSON.stringify(s)}`);
+    }
+    if (s.thenRequest) {
+      await until(() => requestsTo(s.thenRequest) > requestsBefore, `a request to ${s.thenRequest}`);
+    }
+    if (s.thenCookieChange) {
+      const name = s.thenCookieChange;
+      await until(async () => (await cookieValue(name)) !== cookieBefore, `cookie ${name} to change`);
     }
   }
   await Promise.all(pending);

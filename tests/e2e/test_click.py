@@ -20,8 +20,7 @@ def test_click_on_a_filled_slot_is_credited_with_the_page_path(
             {"goto": "/c/running"},
             {"waitFor": RECS},
             {"attr": RECS, "name": "data-edgepick-decision"},
-            {"click": RECS},
-            {"waitRequests": "/_edgepick/events", "count": 1},
+            {"click": RECS, "thenRequest": "/_edgepick/events"},
             {"cookies": True},
         ]
     )

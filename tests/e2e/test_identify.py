@@ -28,8 +28,8 @@ def test_stitched_profile_matches_the_cookie(
             {"goto": "/c/running"},
             {"goto": "/c/running"},
             {"goto": "/cart"},
-            {"eval": f"edgepick.identify({token!r})"},
-            {"waitRequests": "/_edgepick/events", "count": 1},
+            {"waitFor": RECS},  # the page's own decide call has set its cookie
+            {"eval": f"edgepick.identify({token!r})", "thenCookieChange": "ep"},
             {"cookies": True},
         ]
     )
