@@ -104,3 +104,14 @@ def test_make_dev_runs_the_whole_local_loop(tmp_path: Path) -> None:
     finally:
         for process in reversed(processes):
             process.stop()
+
+
+def test_a_pinned_worker_has_its_own_config_and_no_build_step(tmp_path: Path) -> None:
+    config = devstack.pinned_worker(tmp_path / "worker")
+    settings = tomllib.loads(config.read_text())
+    assert "build" not in settings  # never rebuilt (nor restarted) when core/ or edge/ change
+    assert (config.parent / settings["main"]).is_file()
+    assert (config.parent / "edge" / "handler.py").is_file()  # the bundle, built into it
+    repo = tomllib.loads((ROOT / "wrangler.toml").read_text())
+    for key in ("name", "compatibility_date", "compatibility_flags", "kv_namespaces", "vars"):
+        assert settings[key] == repo[key]
