@@ -14,7 +14,7 @@ export WRANGLER_SEND_METRICS := false
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: setup demo test lint typecheck unit bench clean dev dev-vars system-deps lock
+.PHONY: conformance setup demo test lint typecheck unit bench clean dev dev-vars system-deps lock
 
 setup: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL) $(OBD_ARCHIVE)
 
@@ -57,6 +57,10 @@ unit: system-deps $(STAMP) $(NODE_STAMP) $(SDK_WHEEL) $(OBD_ARCHIVE)
 	$(PY) -m pytest
 
 test: lint typecheck unit
+
+# the differential run against GrowthBook's JS SDK at full size: 15,000 conditions x 8 documents
+conformance: $(STAMP) $(NODE_STAMP)
+	EDGEPICK_DIFF_EXAMPLES=15000 $(PY) -m pytest -q tests/core/test_differential.py
 
 bench: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 	$(PY) bench/decide.py

@@ -120,12 +120,7 @@ def compile_site(
     site = r.table(config, "site", "", required=True)
     r.known(site, {"name", "epoch", "holdout", "origin"}, "site")
     groups_table = r.table(config, "saved_groups", "")
-    groups = {}
-    for name, members in groups_table.items():
-        if isinstance(members, list):
-            groups[name] = tuple(members)
-        else:
-            r.add(f"saved_groups.{name}", "expected a list", members)
+    groups = _saved_groups(r, groups_table)
     signals = _signals(r, r.table(config, "signals", ""))
     audiences = _audiences(r, r.table(config, "audiences", ""), groups)
     known_audiences = {a.name for a in audiences}
@@ -180,6 +175,36 @@ def _routes(r: Reader, table: dict[str, Any], path: str) -> tuple[Route, ...]:
             continue
         routes.append(Route(prefix, value))
     return tuple(routes)
+
+
+def _saved_groups(r: Reader, table: dict[str, Any]) -> dict[str, Any]:
+    """``NAME = [values]`` (legacy), or GrowthBook's typed groups: ``{type = "list", values =
+    [...], attributeKey = "..."}`` and ``{type = "condition", condition = {...}}``."""
+    groups: dict[str, Any] = {}
+    for name, entry in table.items():
+        here = f"saved_groups.{name}"
+        if isinstance(entry, list):
+            groups[name] = tuple(entry)
+        elif isinstance(entry, dict) and entry.get("type") == "list":
+            r.known(entry, {"type", "values", "attributeKey"}, here)
+            if not isinstance(entry.get("values"), list):
+                r.add(f"{here}.values", "expected a list", entry.get("values"))
+            if not isinstance(entry.get("attributeKey", ""), str):
+                r.add(f"{here}.attributeKey", "expected an attribute path", entry["attributeKey"])
+            groups[name] = dict(entry)
+        elif isinstance(entry, dict) and entry.get("type") == "condition":
+            r.known(entry, {"type", "condition"}, here)
+            groups[name] = dict(entry)
+        else:
+            r.add(here, 'expected a list, or a table with type = "list" or "condition"', entry)
+    for name, entry in groups.items():  # conditions may name groups defined after them
+        if isinstance(entry, dict) and entry["type"] == "condition":
+            condition = entry.get("condition")
+            for where, message, value in condition_problems(
+                condition, groups, f"saved_groups.{name}.condition"
+            ):
+                r.add(where, message, value)
+    return groups
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")  # RFC 6265 / RFC 9110 token

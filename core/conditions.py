@@ -13,17 +13,17 @@ the wrong type) so the compiler can refuse a config that would silently never ma
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from core import regex_safety
+from core import jsregex, regex_safety
+from core import jsvalue as js
 
 Attributes = Mapping[str, Any]
 Predicate = Callable[[Attributes], bool]
 ValueTest = Callable[[Any], bool]
-SavedGroups = Mapping[str, Sequence[Any]]
+SavedGroups = Mapping[str, Any]  # a bare list of values, or a typed group (list/condition)
 
 _LOGICAL = ("$or", "$nor", "$and", "$not")
 
@@ -79,6 +79,8 @@ def _never(_: Any) -> bool:
 def _compile_entry(key: str, value: Any, groups: SavedGroups) -> Predicate:
     if key in _LOGICAL:
         return _compile_logical(key, value, groups)
+    if key == "$savedGroup":
+        return _saved_group(value, groups, frozenset())
     test = compile_value(value, groups)
     if "." in key:
         getter = path_getter(key)
@@ -87,7 +89,7 @@ def _compile_entry(key: str, value: Any, groups: SavedGroups) -> Predicate:
     def entry(attrs: Any) -> bool:  # the common case, one lookup in a dict
         if type(attrs) is dict:
             return test(attrs.get(key))
-        return test(attrs.get(key) if isinstance(attrs, Mapping) else None)
+        return test(js.get_property(attrs, key) if js.has_property(attrs, key) else None)
 
     return entry
 
@@ -110,14 +112,21 @@ def _compile_logical(key: str, value: Any, groups: SavedGroups) -> Predicate:
 
 
 def path_getter(path: str) -> Callable[[Any], Any]:
+    """GrowthBook's ``getPath``: dot-separated keys into objects, and into arrays by index or
+    ``length`` (``"flags.0"``, ``"tags.length"``); anything missing is ``None`` (JS ``null``)."""
     keys = tuple(path.split("."))
 
     def get(attrs: Any) -> Any:
         current = attrs
         for key in keys:
-            if type(current) is not dict and not isinstance(current, Mapping):
+            if type(current) is dict:
+                if key not in current:
+                    return None
+                current = current[key]
+            elif js.has_property(current, key):
+                current = js.get_property(current, key)
+            else:
                 return None
-            current = current.get(key)
         return current
 
     return get
@@ -134,57 +143,59 @@ def attribute_names(condition: Any) -> set[str]:
                 names |= attribute_names(part)
         elif key == "$not":
             names |= attribute_names(value)
+        elif key == "$savedGroup":
+            attribute = value.get("attributeKey") if isinstance(value, Mapping) else None
+            if isinstance(attribute, str):
+                names.add(attribute.split(".")[0])
         else:
             names.add(str(key).split(".")[0])
     return names
 
 
 def is_operator_object(value: Any) -> bool:
-    """A mapping whose keys all start with ``$`` (an empty mapping counts)."""
-    return isinstance(value, Mapping) and all(str(k).startswith("$") for k in value)
+    """GrowthBook's ``isOperatorObject``: a non-empty mapping whose keys all start with ``$``."""
+    return isinstance(value, Mapping) and bool(value) and all(str(k).startswith("$") for k in value)
 
 
-def compile_value(condition_value: Any, groups: SavedGroups | None = None) -> ValueTest:
-    """A test on one attribute value, equivalent to GrowthBook's ``evalConditionValue``."""
-    if isinstance(condition_value, Mapping) and is_operator_object(condition_value):
-        ops = [
-            _compile_operator(op, operand, groups or {}) for op, operand in condition_value.items()
-        ]
+def compile_value(
+    condition_value: Any, groups: SavedGroups | None = None, fold: bool = False
+) -> ValueTest:
+    """A test on one attribute value, equivalent to GrowthBook's ``evalConditionValue``
+    (``fold``: its case-insensitive form, which ``$alli`` uses)."""
+    expected = condition_value
+    if isinstance(expected, str):  # value + "" === condition
+        if fold:
+            lowered = expected.lower()
+            return lambda value: js.to_string(value).lower() == lowered
+        return lambda value: (
+            value == expected if type(value) is str else js.to_string(value) == expected
+        )
+    if isinstance(expected, bool):  # value !== null && !!value === condition
+        return lambda value: value is not None and js.truthy(value) is expected
+    if isinstance(expected, int | float):  # value * 1 === condition
+        number = float(expected)
+        return lambda value: js.to_number(value) == number
+    if expected is None:
+        return lambda value: value is None
+    if is_operator_object(expected):
+        ops = [_compile_operator(op, operand, groups or {}) for op, operand in expected.items()]
         if len(ops) == 1:
             return ops[0]
         return lambda value: all(op(value) for op in ops)
-    expected = condition_value
-    if type(expected) is str:
-        return lambda value: value == expected
-    return lambda value: json_equal(value, expected)
+    text = js.stringify(expected)  # arrays and plain objects: JSON.stringify equality
+    return lambda value: js.stringify(value) == text
 
 
 # ---------------------------------------------------------------- values
 
 
-_SCALARS = (str, int, float)
-
-
 def json_equal(a: Any, b: Any) -> bool:
-    """Equality as JSON sees it: booleans are not numbers, lists compare in order."""
-    ta = type(a)
-    if ta is type(b) and ta in _SCALARS:
-        return bool(a == b)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    return (type(a) is type(b) and a == b) or (_is_number(a) and _is_number(b) and a == b)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """Equality of JSON documents as JavaScript's JSON.stringify writes them (key order counts)."""
+    return js.stringify(a) == js.stringify(b)
 
 
 def type_name(value: Any) -> str:
-    """The JSON type name GrowthBook's ``$type`` compares against."""
+    """The JSON type name GrowthBook's ``$type`` compares against (a missing value is null)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -200,41 +211,6 @@ def type_name(value: Any) -> str:
     return "unknown"
 
 
-def _to_number(value: Any) -> float:
-    if value is None:
-        return 0.0
-    if isinstance(value, bool):
-        return float(value)
-    if _is_number(value):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip()) if value.strip() else 0.0
-        except ValueError:
-            return math.nan
-    return math.nan
-
-
-def _ordering(op: str) -> Callable[[Any, Any], bool]:
-    compare: Callable[[Any, Any], bool] = {
-        "$lt": lambda a, b: a < b,
-        "$lte": lambda a, b: a <= b,
-        "$gt": lambda a, b: a > b,
-        "$gte": lambda a, b: a >= b,
-    }[op]
-
-    def test(actual: Any, expected: Any) -> bool:
-        if _is_number(expected) or _is_number(actual):
-            return compare(_to_number(actual), _to_number(expected))
-        if isinstance(actual, str) and isinstance(expected, str):
-            return compare(actual, expected)
-        if actual is None and isinstance(expected, str):
-            return compare("", expected) if op in ("$lt", "$lte") else False
-        return False
-
-    return test
-
-
 _BUILD_OR_V = re.compile(r"(^v|\+.*$)")
 _VERSION_SPLIT = re.compile(r"[-.]")
 _DIGITS = re.compile(r"^[0-9]+$")
@@ -246,8 +222,8 @@ def padded_version(value: Any) -> str:
     ``v1.2.3+build`` -> ``"    1-    2-    3-~"``: numeric parts left-padded to 5, a release
     without pre-release tag gets ``~`` (sorts after any tag), build metadata is dropped.
     """
-    if _is_number(value):
-        value = str(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = js.number_string(value)
     if not value or not isinstance(value, str):
         value = "0"
     parts = _VERSION_SPLIT.split(_BUILD_OR_V.sub("", value))
@@ -257,8 +233,8 @@ def padded_version(value: Any) -> str:
 
 
 def _version_test(op: str, expected: Any) -> ValueTest:
-    target = padded_version(expected)
-    compare: Callable[[str, str], bool] = {
+    target = js.utf16(padded_version(expected))
+    compare: Callable[[bytes, bytes], bool] = {
         "$veq": lambda a, b: a == b,
         "$vne": lambda a, b: a != b,
         "$vlt": lambda a, b: a < b,
@@ -266,52 +242,43 @@ def _version_test(op: str, expected: Any) -> ValueTest:
         "$vgt": lambda a, b: a > b,
         "$vgte": lambda a, b: a >= b,
     }[op]
-    return lambda actual: compare(padded_version(actual), target)
-
-
-def _hashable_set(items: Sequence[Any], fold: bool) -> tuple[frozenset[Any], list[Any]]:
-    """Split items into a set of hashable keys (JSON-typed) and a list of the unhashable rest."""
-    keys: set[Any] = set()
-    rest: list[Any] = []
-    for item in items:
-        if isinstance(item, list | dict):
-            rest.append(item)
-        else:
-            keys.add(_member_key(item, fold))
-    return frozenset(keys), rest
+    return lambda actual: compare(js.utf16(padded_version(actual)), target)
 
 
 def _member_key(item: Any, fold: bool) -> Any:
+    """A hashable key equal for values JavaScript's ``includes`` finds equal (SameValueZero);
+    None for arrays and objects, which are never equal to a value parsed apart."""
     if isinstance(item, bool):
-        return ("bool", item)
-    if fold and isinstance(item, str):
-        return item.lower()
-    return item
+        return ("b", item)
+    if isinstance(item, int | float):
+        return ("n", float(item))
+    if isinstance(item, str):
+        return ("s", item.lower() if fold else item)
+    if item is None:
+        return ("z",)
+    return None
 
 
 def _membership(items: Sequence[Any], fold: bool = False) -> ValueTest:
-    """GrowthBook's ``isIn``: the value is in the list, or an array shares an element with it."""
-    keys, rest = _hashable_set(items, fold)
-    if not fold and not rest and all(type(item) is str for item in items):
+    """GrowthBook's ``isIn``: the value is in the list, or an array shares an element with it
+    (``includes``: strict equality, so ``"1"`` is not in ``[1]``; ``fold`` lower-cases strings)."""
+    keys = frozenset(k for k in (_member_key(item, fold) for item in items) if k is not None)
+    if not fold and all(type(item) is str for item in items):
+        strings = frozenset(items)
 
-        def strings(actual: Any) -> bool:  # the common case: a list of strings
+        def of_strings(actual: Any) -> bool:  # the common case: a list of strings
             if type(actual) is str:
-                return actual in keys
+                return actual in strings
             if isinstance(actual, list):
-                return any(type(v) is str and v in keys for v in actual)
+                return any(type(v) is str and v in strings for v in actual)
             return False
 
-        return strings
-
-    def contains(value: Any) -> bool:
-        if isinstance(value, list | dict):
-            return any(json_equal(value, r) for r in rest)
-        return _member_key(value, fold) in keys
+        return of_strings
 
     def test(actual: Any) -> bool:
         if isinstance(actual, list):
-            return any(contains(v) for v in actual)
-        return contains(actual)
+            return any(_member_key(v, fold) in keys for v in actual)
+        return _member_key(actual, fold) in keys
 
     return test
 
@@ -320,26 +287,43 @@ def _regex(pattern: Any, flags: int) -> re.Pattern[str] | None:
     if not isinstance(pattern, str):
         return None
     try:
-        return re.compile(pattern, flags)
-    except (re.error, RecursionError, OverflowError):
+        return jsregex.compile_js(pattern, bool(flags & re.IGNORECASE))
+    except (re.error, jsregex.Untranslatable, RecursionError, OverflowError):
         return None
 
 
+def _regex_problem(pattern: Any) -> str | None:
+    """Why a ``$regex`` operand is refused: not JavaScript, not valid, or unsafe."""
+    if not isinstance(pattern, str):
+        return "expected a regular expression (a string)"
+    try:
+        translated = jsregex.translate(pattern)
+        re.compile(translated)
+    except jsregex.Untranslatable as exc:
+        return f"not a JavaScript regular expression: {exc}"
+    except (re.error, RecursionError, OverflowError) as exc:
+        return f"not a valid regular expression: {exc}"
+    unsafe = regex_safety.problem(translated)
+    return None if unsafe is None else f"refused, a visitor could make it backtrack: {unsafe}"
+
+
 def _regex_test(pattern: Any, flags: int, negate: bool) -> ValueTest:
-    """``$regex`` and friends. A pattern that can backtrack catastrophically
-    (``core.regex_safety``; the compiler refuses it) never matches, and a value longer than
-    ``regex_safety.MAX_INPUT`` characters is treated like a non-string: neither operator holds,
-    so a visitor's long URL cannot make the edge spin."""
+    """``$regex`` and friends: ``RegExp.test`` on the value's string form (JS ``String(v)``).
+    A pattern that is not JavaScript, invalid, or that can backtrack catastrophically
+    (``core.regex_safety``; the compiler refuses all three) never matches, and a value whose
+    string form is longer than ``regex_safety.MAX_INPUT`` characters is tested by neither
+    operator, so a visitor's long URL cannot make the edge spin."""
     regex = _regex(pattern, flags)
-    if regex is None or regex_safety.problem(pattern, flags) is not None:
+    if regex is None or regex_safety.problem(regex.pattern, flags) is not None:
         return _never
     search = regex.search
     limit = regex_safety.MAX_INPUT
 
     def test(actual: Any) -> bool:
-        if not isinstance(actual, str) or len(actual) > limit:
+        text = jsregex.code_units(actual if type(actual) is str else js.to_string(actual))
+        if len(text) > limit:
             return False
-        return (search(actual) is None) if negate else (search(actual) is not None)
+        return (search(text) is None) if negate else (search(text) is not None)
 
     return test
 
@@ -347,10 +331,7 @@ def _regex_test(pattern: Any, flags: int, negate: bool) -> ValueTest:
 def _all_test(operand: Any, groups: SavedGroups, fold: bool) -> ValueTest:
     if not isinstance(operand, list):
         return _never
-    if fold:
-        wanted = [_membership([item], fold=True) for item in operand]
-    else:
-        wanted = [compile_value(item, groups) for item in operand]
+    wanted = [compile_value(item, groups, fold) for item in operand]
 
     def test(actual: Any) -> bool:
         if not isinstance(actual, list):
@@ -369,17 +350,73 @@ def _elem_match(operand: Any, groups: SavedGroups) -> ValueTest:
     else:
         item_test = compile_condition(operand, groups)
 
-    def test(actual: Any) -> bool:
-        return isinstance(actual, list) and any(item_test(item) for item in actual)
+    def test(actual: Any) -> bool:  # null elements are skipped, as in the JS SDK
+        return isinstance(actual, list) and any(v is not None and item_test(v) for v in actual)
 
     return test
 
 
+def group_values(entry: Any) -> Sequence[Any] | None:
+    """The members of a saved group for ``$inGroup``: a bare list (legacy), or the ``values``
+    of a ``{"type": "list"}`` group; None for anything else (which matches nobody). A group
+    that does not exist is an empty list."""
+    if isinstance(entry, list | tuple):
+        return entry
+    if isinstance(entry, Mapping) and entry.get("type") == "list":
+        values = entry.get("values")
+        return values if isinstance(values, list | tuple) else None
+    return None
+
+
 def _group_test(operand: Any, groups: SavedGroups, negate: bool) -> ValueTest:
-    if not isinstance(operand, str) or operand not in groups:
-        return _always if negate else _never
-    member = _membership(list(groups[operand] or []))
+    if not isinstance(operand, str):
+        return _never
+    values = group_values(groups[operand]) if operand in groups else ()
+    if values is None:
+        return _never
+    member = _membership(list(values))
     return (lambda actual: not member(actual)) if negate else member
+
+
+def _saved_group(reference: Any, groups: SavedGroups, visited: frozenset[str]) -> Predicate:
+    """The ``$savedGroup`` condition key: ``{"id": ..., "attributeKey": ...}`` naming a typed
+    saved group (``list``: the attribute is in its values; ``condition``: its condition holds).
+    Anything unrecognized, and a group that refers back to itself, matches nobody."""
+    if not isinstance(reference, Mapping):
+        return _never
+    gid, override = reference.get("id"), reference.get("attributeKey")
+    if not isinstance(gid, str) or gid in visited:
+        return _never
+    if override is not None and not isinstance(override, str):
+        return _never
+    entry = groups.get(gid)
+    if not isinstance(entry, Mapping):
+        return _never
+    if entry.get("type") == "list":
+        key = override if override is not None else entry.get("attributeKey")
+        values = entry.get("values")
+        if not isinstance(key, str) or not isinstance(values, list | tuple):
+            return _never
+        getter, member = path_getter(key), _membership(list(values))
+        return lambda attrs: member(getter(attrs))
+    if entry.get("type") == "condition":
+        condition = entry.get("condition")
+        if not isinstance(condition, Mapping):
+            return _never
+        return _compile_with_visited(condition, groups, visited | {gid})
+    return _never
+
+
+def _compile_with_visited(
+    condition: Mapping[str, Any], groups: SavedGroups, visited: frozenset[str]
+) -> Predicate:
+    tests = tuple(
+        _saved_group(value, groups, visited)
+        if key == "$savedGroup"
+        else _compile_entry(key, value, groups)
+        for key, value in condition.items()
+    )
+    return _all_of(tests) if tests else _always
 
 
 def _compile_operator(op: str, operand: Any, groups: SavedGroups) -> ValueTest:
@@ -389,25 +426,25 @@ def _compile_operator(op: str, operand: Any, groups: SavedGroups) -> ValueTest:
     return builder(op, operand, groups)
 
 
-def _list_only(make: Callable[[list[Any]], ValueTest]) -> Callable[[Any], ValueTest]:
-    return lambda operand: make(operand) if isinstance(operand, list) else _never
-
-
 def _equality(op: str, operand: Any, _: SavedGroups) -> ValueTest:
-    if type(operand) is str:  # only a string equals a string: plain == is JSON equality here
+    """``$eq``/``$ne``: JavaScript's ``===`` (arrays and objects are never equal)."""
+    if type(operand) is str:  # only a string equals a string
         if op == "$eq":
             return lambda actual: actual == operand
         return lambda actual: actual != operand
     if op == "$eq":
-        return lambda actual: json_equal(actual, operand)
-    return lambda actual: not json_equal(actual, operand)
+        return lambda actual: js.strictly_equal(actual, operand)
+    return lambda actual: not js.strictly_equal(actual, operand)
 
 
 _NUMBER_TYPES = (int, float)
+_SYMBOLS = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 
 
 def _comparison(op: str, operand: Any, _: SavedGroups) -> ValueTest:
-    compare = _ordering(op)
+    """``$lt``... : JavaScript's relational operators (numbers as numbers, two strings by UTF-16
+    code units, anything else through ToPrimitive and ToNumber; a NaN compares false)."""
+    symbol = _SYMBOLS[op]
     if type(operand) in _NUMBER_TYPES:  # the common case: a number against a number
         fast: Callable[[Any], bool] = {
             "$lt": lambda a: a < operand,
@@ -419,10 +456,10 @@ def _comparison(op: str, operand: Any, _: SavedGroups) -> ValueTest:
         def numeric(actual: Any) -> bool:
             if type(actual) in _NUMBER_TYPES:
                 return fast(actual)
-            return compare(actual, operand)
+            return js.compare(symbol, actual, operand)
 
         return numeric
-    return lambda actual: compare(actual, operand)
+    return lambda actual: js.compare(symbol, actual, operand)
 
 
 def _size(_op: str, operand: Any, groups: SavedGroups) -> ValueTest:
@@ -431,7 +468,7 @@ def _size(_op: str, operand: Any, groups: SavedGroups) -> ValueTest:
 
 
 def _exists(_op: str, operand: Any, _: SavedGroups) -> ValueTest:
-    if operand:
+    if js.truthy(operand):
         return lambda actual: actual is not None
     return lambda actual: actual is None
 
@@ -514,9 +551,31 @@ def problems(
                 found.extend(problems(part, saved_groups, f"{here}[{i}]"))
         elif key == "$not":
             found.extend(problems(value, saved_groups, here))
+        elif key == "$savedGroup":
+            found.extend(_saved_group_problems(value, saved_groups, here))
         else:
             found.extend(_value_problems(value, saved_groups, here))
     return found
+
+
+def _saved_group_problems(
+    reference: Any, saved_groups: SavedGroups | None, path: str
+) -> list[tuple[str, str, Any]]:
+    if not isinstance(reference, Mapping) or not isinstance(reference.get("id"), str):
+        return [(path, 'expected {id = "GROUP"} (and optionally attributeKey)', reference)]
+    unknown = set(reference) - {"id", "attributeKey"}
+    if unknown:
+        return [(path, f"unknown keys {sorted(unknown)} (allowed: id, attributeKey)", reference)]
+    if "attributeKey" in reference and not isinstance(reference["attributeKey"], str):
+        return [(f"{path}.attributeKey", "expected an attribute path", reference["attributeKey"])]
+    gid = reference["id"]
+    if saved_groups is not None:
+        entry = saved_groups.get(gid)
+        if entry is None:
+            return [(f"{path}.id", "unknown saved group", gid)]
+        if not isinstance(entry, Mapping):
+            return [(f"{path}.id", "$savedGroup needs a typed group (type list or condition)", gid)]
+    return []
 
 
 def _value_problems(
@@ -533,10 +592,8 @@ def _value_problems(
             found.append((here, f"unknown operator {op!r}", operand))
         elif op in _LIST_OPERANDS and not isinstance(operand, list):
             found.append((here, f"{op} takes a list", operand))
-        elif op in _REGEX_OPERANDS and _regex(operand, 0) is None:
-            found.append((here, "not a valid regular expression", operand))
-        elif op in _REGEX_OPERANDS and (unsafe := regex_safety.problem(operand)) is not None:
-            found.append((here, f"refused, a visitor could make it backtrack: {unsafe}", operand))
+        elif op in _REGEX_OPERANDS and (why := _regex_problem(operand)) is not None:
+            found.append((here, why, operand))
         elif op == "$type" and not (isinstance(operand, str) and operand in _TYPES):
             found.append((here, f"$type must be one of {sorted(_TYPES)}", operand))
         elif op in ("$inGroup", "$notInGroup") and not isinstance(operand, str):

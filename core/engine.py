@@ -43,6 +43,11 @@ class Engine:
         read: set[str] = set()
         for audience in site.audiences:
             read |= attribute_names(audience.condition)
+        for group in groups.values():  # typed groups read attributes of their own
+            if isinstance(group, dict):
+                read |= attribute_names(group.get("condition"))
+                if isinstance(group.get("attributeKey"), str):
+                    read.add(group["attributeKey"].split(".")[0])
         keys = tuple(k for k in ATTRIBUTES if k in read)
         slots = {
             s.name: _prepare_slot(s, n, policies[s.name], hits[s.name])

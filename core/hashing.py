@@ -4,11 +4,13 @@ GrowthBook hashes with 32-bit FNV-1a (Fowler, Noll, Vo; http://www.isthe.com/cho
 
     h0 = 2166136261;  h_{i+1} = (h_i XOR c_i) * 16777619  mod 2^32
 
-over the code points c_i of the string. Version 1 returns ``(fnv(value + seed) mod 1000) / 1000``;
+over the UTF-16 code units c_i of the string, as GrowthBook's JavaScript SDK (the edge runtime)
+and its reference implementation do: a character beyond the Basic Multilingual Plane (an emoji)
+is two units, its surrogate pair. Version 1 returns ``(fnv(value + seed) mod 1000) / 1000``;
 version 2 returns ``(fnv(str(fnv(seed + value))) mod 10000) / 10000`` (the second pass fixes the
-poor avalanche of the first). Same visitor and seed -> same bucket as in GrowthBook's SDKs; the
-JavaScript SDK hashes UTF-16 code units, so it differs only for ids with characters beyond the
-Basic Multilingual Plane (emoji), where this matches the Python SDK.
+poor avalanche of the first). Same visitor and seed -> same bucket as in GrowthBook's JavaScript
+SDK for any Unicode id or seed (its Python SDK hashes code points instead, so it puts ids with an
+emoji elsewhere; where the two disagree, edgepick follows the JavaScript SDK).
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ _UNMASKED_MAX = 64
 
 
 def fnv1a32(text: str, h: int = _FNV_OFFSET) -> int:
-    """32-bit FNV-1a over the string's code points, continuing from state ``h``."""
+    """32-bit FNV-1a over the string's UTF-16 code units, continuing from state ``h``."""
     # the low 32 bits of a product depend only on the low 32 bits of its factors, so the mask
     # can wait until the end: one arithmetic operation less per character (bounded input only,
     # so the integer stays a few hundred bits)
-    data = text.encode("ascii") if text.isascii() else tuple(map(ord, text))
+    data: bytes | memoryview = (
+        text.encode("ascii")
+        if text.isascii()  # "utf-16" writes a byte-order mark, then units in the host's order
+        else memoryview(text.encode("utf-16", "surrogatepass")[2:]).cast("H")
+    )
     if len(data) > _UNMASKED_MAX:
         for code in data:
             h = ((h ^ code) * 0x01000193) & 0xFFFFFFFF

@@ -164,7 +164,9 @@ class Site:
     name: str
     slots: tuple[Slot, ...]
     audiences: tuple[Audience, ...] = ()
-    saved_groups: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # a bare list of values (legacy), or a typed group as GrowthBook writes them:
+    # {"type": "list", "values": [...], "attributeKey": ...} / {"type": "condition", ...}
+    saved_groups: dict[str, tuple[Any, ...] | dict[str, Any]] = field(default_factory=dict)
     signals: Signals = Signals()
     cookie: CookieSpec = CookieSpec()
     epoch: int = 0

@@ -42,6 +42,7 @@ from core.conditions import (
     is_operator_object,
     path_getter,
 )
+from core.jsvalue import truthy
 
 _LOGICAL = ("$or", "$nor", "$and", "$not")
 _ORDERING = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
@@ -72,6 +73,8 @@ class _Emitter:
     def _entry(self, key: Any, value: Any) -> str:
         if key in _LOGICAL:
             return self._logical(key, value)
+        if key == "$savedGroup":
+            return f"{self.const(compile_condition({key: value}, self.groups))}(a)"
         if isinstance(key, str) and "." in key:
             test = compile_value(value, self.groups)
             return f"{self.const(test)}({self.const(path_getter(key))}(a))"
@@ -94,15 +97,17 @@ class _Emitter:
         if isinstance(expected, Mapping) and is_operator_object(expected):
             tests = [self._operator(get, op, operand) for op, operand in expected.items()]
             return _join(tests, "and", empty="True")
-        if type(expected) is str:
-            return f"({get} == {expected!r})"
-        return f"{self.const(compile_value(expected, self.groups))}({get})"
+        reference = self.const(compile_value(expected, self.groups))
+        if type(expected) is str:  # a string against a string; JS String(v) for the rest
+            v = self._fresh("_v")
+            return f"({v} == {expected!r} if type({v} := {get}) is str else {reference}({v}))"
+        return f"{reference}({get})"
 
     def _operator(self, get: str, op: str, operand: Any) -> str:
         if op in ("$eq", "$ne") and type(operand) is str:
             return f"({get} {'==' if op == '$eq' else '!='} {operand!r})"
         if op == "$exists":
-            return f"({get} {'is not' if operand else 'is'} None)"
+            return f"({get} {'is not' if truthy(operand) else 'is'} None)"
         reference = self.const(compile_value({op: operand}, self.groups))
         v = self._fresh("_v")
         if op in _ORDERING and type(operand) in (int, float):

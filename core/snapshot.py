@@ -186,7 +186,9 @@ def _site_tree(site: Site) -> dict[str, Any]:
             "session_timeout": sig.session_timeout,
             "max_categories": sig.max_categories,
         },
-        "saved_groups": {k: list(v) for k, v in site.saved_groups.items()},
+        "saved_groups": {
+            k: dict(v) if isinstance(v, dict) else list(v) for k, v in site.saved_groups.items()
+        },
         "audiences": [[a.name, a.condition, a.description] for a in site.audiences],
         "slots": [
             {
@@ -396,7 +398,8 @@ def _site_from(tree: Any, path: str) -> Site:
             max_categories=_get(sig, "max_categories", int, sp),
         ),
         saved_groups={
-            k: tuple(_need(v, list, f"{path}.saved_groups.{k}")) for k, v in groups.items()
+            k: v if isinstance(v, dict) else tuple(_need(v, list, f"{path}.saved_groups.{k}"))
+            for k, v in groups.items()
         },
         audiences=tuple(audiences),
         slots=tuple(_slot_from(s, p) for p, s in _items(tree, "slots", path)),

@@ -146,3 +146,41 @@ def test_a_regex_a_visitor_could_make_backtrack_is_refused_naming_the_audience(
     problem = found["audiences.mobile.condition.path.$regex"]
     assert "backtrack" in problem.message and problem.value == "(/[a-z]+)*/checkout$"
     assert "audiences.mobile" in str(ConfigError(list(found.values())))
+
+
+def test_typed_saved_groups_compile_and_target(config: dict[str, Any]) -> None:
+    from core.engine import Engine
+    from core.snapshot import decode_snapshot, encode_snapshot
+
+    config["saved_groups"] |= {
+        "nordics": {"type": "list", "values": ["SE", "DK", "FI"], "attributeKey": "country"},
+        "loyal": {"type": "condition", "condition": {"visits": {"$gte": 5}}},
+        "legacy": ["x"],
+    }
+    config["audiences"]["mobile"]["condition"] = {
+        "$savedGroup": {"id": "nordics"},
+        "$and": [{"$savedGroup": {"id": "loyal"}}],
+    }
+    site = decode_snapshot(encode_snapshot(compile_site(config, None))).site
+    nordics = site.saved_groups["nordics"]
+    assert isinstance(nordics, dict) and nordics["values"] == ["SE", "DK", "FI"]
+    Engine.from_site(site)  # prepares, typed groups included
+    from core.conditions import evaluate
+
+    condition = site.audiences[[a.name for a in site.audiences].index("mobile")].condition
+    assert evaluate(condition, {"country": "SE", "visits": 7}, site.saved_groups)
+    assert not evaluate(condition, {"country": "DE", "visits": 7}, site.saved_groups)
+
+
+def test_saved_group_mistakes_are_reported(config: dict[str, Any]) -> None:
+    config["saved_groups"] |= {
+        "bad": {"type": "list", "values": "SE"},
+        "weird": {"type": "later"},
+        "cond": {"type": "condition", "condition": {"x": {"$nope": 1}}},
+    }
+    config["audiences"]["mobile"]["condition"] = {"$savedGroup": {"id": "nowhere"}}
+    found = problems_of(config)
+    assert "saved_groups.bad.values" in found
+    assert "saved_groups.weird" in found
+    assert "saved_groups.cond.condition.x.$nope" in found
+    assert found["audiences.mobile.condition.$savedGroup.id"].message == "unknown saved group"

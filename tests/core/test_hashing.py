@@ -31,15 +31,32 @@ def test_fnv_known_value() -> None:
     assert fnv1a32("a") == 0xE40C292C
 
 
+def _utf16_units(text: str) -> list[int]:
+    """UTF-16 code units by the textbook split of a supplementary code point into a pair."""
+    units = []
+    for ch in text:
+        c = ord(ch)
+        if c >= 0x10000:
+            units += [0xD800 + ((c - 0x10000) >> 10), 0xDC00 + ((c - 0x10000) & 0x3FF)]
+        else:
+            units.append(c)
+    return units
+
+
 def _reference_fnv(text: str, h: int = 0x811C9DC5) -> int:
-    for ch in text:  # the textbook loop: mask after every step
-        h = ((h ^ ord(ch)) * 0x01000193) % 2**32
+    for unit in _utf16_units(text):
+        h = ((h ^ unit) * 0x01000193) % 2**32
     return h
 
 
 @given(st.text(max_size=200), st.integers(0, 2**32 - 1))
 def test_fnv_matches_the_textbook_loop(text: str, state: int) -> None:
-    assert fnv1a32(text, state) == _reference_fnv(text, state)  # short, long, non-ASCII
+    assert fnv1a32(text, state) == _reference_fnv(text, state)  # short, long, non-ASCII, emoji
+
+
+def test_an_emoji_hashes_as_its_surrogate_pair() -> None:
+    # what GrowthBook's JS SDK computes: "😀" is the two units 0xD83D 0xDE00
+    assert fnv1a32("😀") == _reference_fnv("\ud83d\ude00") != _reference_fnv("x")
 
 
 @given(st.text(), st.text(max_size=100))
