@@ -80,7 +80,10 @@ def test_each_page_reports_its_vitals_with_its_decisions(
 
     # the monitor's p75 per slot, arm and holdout covers what these pages showed
     every = {d for ids, _ in pages.values() for d in ids}
-    loop.wait_events(visitor, exposures=len(every))  # async slots: logged from their beacon
+    loop.wait_stored(  # every one of them (async slots: logged from their shown beacon)
+        lambda s: every <= {e["id"] for e in s.visitor_events(visitor).exposure_events},
+        f"the exposures of {sorted(every)}",
+    )
     store = SqliteStore(loop.db)
     try:
         exposures = {e["id"]: e for e in store.visitor_events(visitor).exposure_events}
