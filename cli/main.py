@@ -184,6 +184,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if rows and rows[-1]["errors"] == 0 else 1
 
 
+def _import(args: argparse.Namespace) -> int:
+    """``edgepick import growthbook FEATURES.json -o site.toml``."""
+    from compile.growthbook import import_payload, to_toml
+
+    try:
+        payload = json.loads(Path(args.payload).read_text())
+        if not isinstance(payload, dict):
+            raise ValueError('a GrowthBook payload is a JSON object with "features"')
+        config, skipped = import_payload(payload)
+    except (ValueError, OSError) as exc:
+        print(f"edgepick: {args.payload}: {exc}", file=sys.stderr)
+        return 1
+    Path(args.output).write_text(to_toml(config))
+    print(f"edgepick: imported {len(config['slots'])} features into {args.output}")
+    for key, why in skipped.items():
+        print(f"edgepick: skipped feature {key!r}: {why}", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgepick", description="Edge personalization engine.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -214,6 +233,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--key", help="preview secret (default: $PREVIEW_KEY)")
     t.add_argument("--url", default="http://127.0.0.1:8787", help="site URL for the printed link")
     t.set_defaults(run=_preview_token)
+    i = sub.add_parser("import", help="import another tool's targeting as a site config")
+    i.add_argument("source", choices=["growthbook"], help="growthbook: an SDK payload (JSON)")
+    i.add_argument("payload", help="the payload file, e.g. features.json")
+    i.add_argument("-o", "--output", required=True, help="the site config to write (TOML)")
+    i.set_defaults(run=_import)
     d = sub.add_parser("demo", help="explain the fixture site, then run the whole loop locally")
     d.add_argument("-o", "--output", default="out/site.snap")
     d.add_argument("--rounds", type=int, default=5)
