@@ -124,6 +124,8 @@ def _history(args: argparse.Namespace) -> int:
         return 0
     current = registry.current()
     headers = registry.headers()
+    for line in registry.overrides.holds():
+        print(f"hold: {line}")
     if not headers:
         print(f"no snapshots in {registry.root}")
     for h in headers[: args.limit]:
@@ -156,8 +158,54 @@ def _rollback(args: argparse.Namespace) -> int:
     from origin.publish import rollback
     from origin.registry import Registry
 
-    done = rollback(Registry(args.registry), args.id, _targets(args.target), args.author)
-    print(f"rolled back to {done.header.id} (was {done.previous or '-'})")
+    registry = Registry(args.registry)
+    done = rollback(registry, args.id, _targets(args.target), args.author)
+    reason = args.reason or f"rollback from {done.previous or '-'}"
+    registry.overrides.set_pin(done.header.id, args.author, reason)
+    registry.audit("pin", id=done.header.id, reason=reason, author=args.author)
+    print(f"rolled back to {done.header.id} (was {done.previous or '-'}); pinned: sync publishes")
+    print("nothing until `edgepick resume`")
+    return 0
+
+
+def _pin(args: argparse.Namespace) -> int:
+    from origin.publish import publish
+    from origin.registry import Registry
+
+    registry = Registry(args.registry)
+    sid = registry.resolve(args.id)
+    if registry.current() != sid:
+        publish(registry.get(sid), _targets(args.target), registry, author=args.author)
+    registry.overrides.set_pin(sid, args.author, args.reason)
+    registry.audit("pin", id=sid, reason=args.reason, author=args.author)
+    print(f"pinned to {sid}: sync publishes nothing until `edgepick resume`")
+    return 0
+
+
+def _pause(args: argparse.Namespace) -> int:
+    from origin.registry import Registry
+
+    registry = Registry(args.registry)
+    registry.overrides.pause(args.slot, args.author, args.reason)
+    registry.audit("pause", slot=args.slot, reason=args.reason, author=args.author)
+    print(f"paused {args.slot}: its learned numbers stay as published until `edgepick resume`")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from origin.registry import Registry
+
+    registry = Registry(args.registry)
+    slot, variant = args.slot, None
+    if slot and "/" in slot:
+        slot, variant = slot.split("/", 1)
+    lifted = registry.overrides.resume(pin=args.pin, slot=slot, variant=variant)
+    if not lifted:
+        print("edgepick: no such hold in force", file=sys.stderr)
+        return 1
+    registry.audit("resume", lifted=lifted, author=args.author)
+    for line in lifted:
+        print(f"lifted the {line}")
     return 0
 
 
@@ -168,8 +216,10 @@ def _unretire(args: argparse.Namespace) -> int:
     if not registry.overrides.unretire(args.slot, args.variant):
         print(f"{args.slot}/{args.variant} is not retired by the origin", file=sys.stderr)
         return 1
+    registry.overrides.keep(args.slot, args.variant, args.author, args.reason)
     registry.audit("unretire", slot=args.slot, variant=args.variant, author=args.author)
-    print(f"unretired {args.slot}/{args.variant}: the next sync compiles it back in")
+    print(f"unretired {args.slot}/{args.variant}: the next sync compiles it back in, and the")
+    print("learner leaves it until `edgepick resume`")
     return 0
 
 
@@ -412,14 +462,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = sub.add_parser("rollback", help="point the targets back at an earlier snapshot")
     r.add_argument("id", help="snapshot id (or a unique prefix)")
     r.add_argument("--author", default=os.environ.get("USER", ""))
+    r.add_argument("--reason", default="", help="why (kept with the pin, in the audit log)")
     registry_arg(r)
     target_arg(r)
     r.set_defaults(run=_guarded(_rollback))
+
+    pn = sub.add_parser("pin", help="publish a snapshot and hold it: sync publishes nothing")
+    pn.add_argument("id", help="snapshot id (or a unique prefix)")
+    pn.add_argument("--author", default=os.environ.get("USER", ""))
+    pn.add_argument("--reason", default="", help="why (kept with the pin, in the audit log)")
+    registry_arg(pn)
+    target_arg(pn)
+    pn.set_defaults(run=_guarded(_pin))
+
+    pa = sub.add_parser("pause", help="freeze a slot's learned numbers until resumed")
+    pa.add_argument("slot")
+    pa.add_argument("--author", default=os.environ.get("USER", ""))
+    pa.add_argument("--reason", default="")
+    registry_arg(pa)
+    pa.set_defaults(run=_guarded(_pause))
+
+    re_ = sub.add_parser("resume", help="lift operator holds (all, --pin, or --slot S[/VARIANT])")
+    re_.add_argument("--pin", action="store_true", help="only the pin")
+    re_.add_argument("--slot", help="only this slot's pause, or SLOT/VARIANT's keep")
+    re_.add_argument("--author", default=os.environ.get("USER", ""))
+    registry_arg(re_)
+    re_.set_defaults(run=_guarded(_resume))
 
     u = sub.add_parser("unretire", help="undo the origin's retirement of a variant")
     u.add_argument("slot")
     u.add_argument("variant")
     u.add_argument("--author", default=os.environ.get("USER", ""))
+    u.add_argument("--reason", default="")
     registry_arg(u)
     u.set_defaults(run=_guarded(_unretire))
 

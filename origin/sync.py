@@ -69,13 +69,17 @@ class RoundResult:
     rows: int = 0
     learnable: int = 0
     retired: list[Retirement] = field(default_factory=list)
+    held: str = ""  # why nothing was published although something was learned
     profiles: int = 0
     profile_errors: list[str] = field(default_factory=list)  # one line per profile not published
     alerts: list[Alert] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
+    error: str = ""  # the round failed after its retries (run_loop)
 
     def summary(self) -> str:
-        state = "published" if self.published else "unchanged"
+        state = (
+            "published" if self.published else (f"held: {self.held}" if self.held else "unchanged")
+        )
         return (
             f"snapshot {self.snapshot} ({state}); {self.rows} rows ({self.learnable} policy "
             f"draws); {len(self.retired)} retired; {self.profiles} profiles"
@@ -100,6 +104,26 @@ def _publish_profiles(job: SyncJob, profiles: Mapping[str, VisitorState]) -> tup
         else:
             published += 1
     return published, errors
+
+
+def _hold_paused(
+    job: SyncJob, model: dict[str, Any], base: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Paused slots keep the numbers of the model last published (else the base model's)."""
+    paused = job.registry.overrides.paused
+    if not paused:
+        return model
+    current = job.registry.current()
+    path = job.registry.root / "models" / f"{current}.json"
+    previous = json.loads(path.read_text()) if current and path.exists() else (base or {})
+    slots = dict(model.get("slots", {}))
+    for slot in paused:
+        kept = (previous.get("slots") or {}).get(slot)
+        if kept is None:
+            slots.pop(slot, None)
+        else:
+            slots[slot] = kept
+    return {**model, "slots": slots}
 
 
 def _compile(job: SyncJob, model: dict[str, Any] | None) -> Site:
@@ -133,7 +157,10 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
         learnable.add(row)
 
     step("retire")
+    overrides = job.registry.overrides
     for retirement in retirements(site, everything.result(), job.retire):
+        if overrides.is_kept(retirement.slot, retirement.variant):
+            continue  # an operator unretired it: it stays until they resume
         if job.registry.overrides.retire(retirement.slot, retirement.variant):
             job.registry.audit(
                 "retire",
@@ -151,7 +178,7 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
 
     step("learn")
     learned = learn(site, learnable.result(), job.learn)  # retiring leaves the widths as they were
-    model = overlay(base, learned)
+    model = _hold_paused(job, overlay(base, learned), base)
     result.model = model
 
     step("compile")
@@ -172,7 +199,10 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
         job.registry.root / "models" / f"{header.id}.json",
         (json.dumps(model, indent=2, sort_keys=True) + "\n").encode(),
     )
-    if header.id != parent:
+    pin = job.registry.overrides.pin
+    if pin is not None:  # an operator's rollback or pin holds until `edgepick resume`
+        result.held = f"pinned to {pin.get('snapshot')} by {pin.get('by') or 'someone'}"
+    elif header.id != parent:
         publish(blob, job.targets, job.registry, author=job.author)
         result.published = True
 
@@ -204,10 +234,17 @@ def run_loop(
     once: bool = False,
     sleep: Callable[[float], None] = time.sleep,
     show: bool = True,
+    retries: int = 3,
+    backoff: float = 5.0,
 ) -> list[RoundResult]:
-    """Rounds until ``rounds`` are done (0: until interrupted), with a rich progress display."""
+    """Rounds until ``rounds`` are done (0: until interrupted), with a rich progress display.
+
+    A round that fails (a target down, the store locked...) is reported and retried up to
+    ``retries`` times, waiting ``backoff``, then twice that, ... (capped at ``interval``); if it
+    still fails it is recorded as failed (``RoundResult.error``) and the loop goes on to the
+    next round. Only an interrupt stops it.
+    """
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True, quiet=not show)
     results: list[RoundResult] = []
@@ -215,23 +252,12 @@ def run_loop(
     n = 0
     while limit == 0 or n < limit:
         n += 1
-        with Progress(
-            TextColumn("[bold]round {task.fields[round]}[/] {task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("start", total=len(STEPS), round=n)
-
-            def step(name: str, task: TaskID = task) -> None:
-                progress.update(task, description=name, completed=STEPS.index(name))
-
-            result = run_round(job, step)
-            progress.update(task, completed=len(STEPS), description="done")
+        result = _attempt(job, n, console, sleep, retries, backoff, interval)
         results.append(result)
-        console.print(f"round {n}: {result.summary()}")
+        if result.error:
+            console.print(f"round {n}: [red]failed[/] {result.error}")
+        else:
+            console.print(f"round {n}: {result.summary()}")
         for retirement in result.retired:
             console.print(f"  retired {retirement.describe()}")
         for alert in result.alerts:
@@ -239,3 +265,46 @@ def run_loop(
         if limit == 0 or n < limit:
             sleep(interval)
     return results
+
+
+def _attempt(
+    job: SyncJob,
+    n: int,
+    console: Any,
+    sleep: Callable[[float], None],
+    retries: int,
+    backoff: float,
+    interval: float,
+) -> RoundResult:
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    wait = backoff
+    for attempt in range(retries + 1):
+        try:
+            with Progress(
+                TextColumn("[bold]round {task.fields[round]}[/] {task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("start", total=len(STEPS), round=n)
+
+                def step(name: str, task: TaskID = task) -> None:
+                    progress.update(task, description=name, completed=STEPS.index(name))
+
+                result = run_round(job, step)
+                progress.update(task, completed=len(STEPS), description="done")
+            return result
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # reported, retried, never the end of the loop
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            if attempt == retries:
+                job.registry.audit("sync-failed", round=n, error=error, author=job.author)
+                return RoundResult(error=error)
+            console.print(f"round {n}: {error}; retrying in {wait:.0f} s")
+            sleep(wait)
+            wait = min(wait * 2, interval)
+    raise AssertionError("unreachable")

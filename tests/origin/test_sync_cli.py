@@ -20,7 +20,7 @@ from core.profile import decode_profile, profile_key
 from core.snapshot import decode_snapshot
 from origin.publish import CURRENT_KEY
 from origin.registry import Registry
-from origin.store import SqliteStore
+from origin.store import EventStore, SqliteStore
 from origin.sync import SyncJob, run_loop, run_round
 from origin.targets import DirTarget
 from tests.conftest import FIXTURES
@@ -35,7 +35,7 @@ TRUTH = {
 }
 
 
-def simulate(store: SqliteStore, engine: Engine, visitors: int, seed: int = 0) -> None:
+def simulate(store: EventStore, engine: Engine, visitors: int, seed: int = 0) -> None:
     """Visitors decided by the real core on the fixture snapshot; clicks from TRUTH."""
     rng = np.random.default_rng(seed)
     now = NOW_MS // 1000
@@ -172,7 +172,7 @@ def test_cli_publish_history_diff_rollback(
     audit = [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
     ]
-    assert [e["action"] for e in audit] == ["publish", "publish", "rollback"]
+    assert [e["action"] for e in audit] == ["publish", "publish", "rollback", "pin"]
     assert main(["rollback", "zzzz", "--registry", reg, "--target", kv]) == 1
     assert "not in the registry" in capsys.readouterr().err
     assert main(["publish", str(a), "--registry", reg, "--target", "ftp:x"]) == 1
