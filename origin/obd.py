@@ -25,6 +25,24 @@ What is computed here (``edgepick evaluate --obd build/obd``):
 
 Positions are pooled: an action is the item, the context includes the position. DR's reward
 model is per-item click rates shrunk toward the pooled rate (cross-fitted, no context).
+
+3. **The check that can fail** (``bts_check``; the one practitioners use, Saito et al. 2021
+   section 5): the Bernoulli Thompson sampling policy that logged the ``bts`` data is evaluated
+   *off-policy* on the ``random`` logs and compared with its *on-policy* click-through rate in
+   the ``bts`` logs (the mean click, which is its true value up to sampling noise). Its action
+   probabilities are those ZOZOTOWN used: every impression draws ``theta_a ~ Beta(alpha_a,
+   beta_a)`` for the 80 items with the production prior shipped in the archive
+   (``obp/policy/conf/prior_bts.yaml``), ranks them, and shows the top three in positions 1-3,
+   so ``pi_BTS(a | position k) = P(item a has rank k)``, computed by Monte Carlo
+   (``bts_action_dist``, 100,000 draws as obp's ``compute_batch_action_dist``; standard error
+   at most ``sqrt(p(1-p)/n_sim)``). That prior is the policy at the *start* of the week: BTS was
+   updated while it logged (one item at one position carries up to hundreds of distinct logged
+   propensities), so a second target is its week-average behaviour, the item frequencies per
+   position in the ``bts`` logs (``bts_frequencies``). The policy ignores the user, so the
+   target for a random-log row at position ``k`` is the column ``pi(. | k)`` and
+   ``w_i = pi(a_i | k_i) / (1/80)``. The check: whether each off-policy 95% bootstrap interval
+   (IPS, SNIPS, DR) covers the on-policy CTR. Each campaign (``all``, ``men``, ``women``; 10,000
+   rows per policy) is checked separately.
 """
 
 from __future__ import annotations
@@ -231,6 +249,141 @@ def linear_target(
     )
 
 
+BTS_PRIOR = "obp/policy/conf/prior_bts.yaml"
+CAMPAIGNS = ("all", "men", "women")
+POSITIONS = 3
+
+
+def bts_prior(archive: Path, campaign: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """ZOZOTOWN's production Beta prior ``(alpha, beta)`` per item for a campaign.
+
+    The file is a two-level YAML mapping of number lists (``campaign: alpha: - 47.0``); it is
+    read line by line here, so no YAML library is needed."""
+    text = _read_member(archive, BTS_PRIOR)
+    values: dict[tuple[str, str], list[float]] = {}
+    top = key = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("- "):
+            values.setdefault((top, key), []).append(float(stripped[2:]))
+        elif line.startswith(" "):
+            key = stripped.rstrip(":")
+        else:
+            top = stripped.rstrip(":")
+    alpha, beta = values.get((campaign, "alpha")), values.get((campaign, "beta"))
+    if not alpha or not beta or len(alpha) != len(beta):
+        raise ObdMissing(f"{archive}: no prior for campaign {campaign!r} in {BTS_PRIOR}")
+    return np.asarray(alpha), np.asarray(beta)
+
+
+def bts_action_dist(
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    *,
+    positions: int = POSITIONS,
+    n_sim: int = 100_000,
+    seed: int = 0,
+    chunk: int = 10_000,
+) -> np.ndarray:
+    """``P(item a is ranked k-th)`` under Bernoulli Thompson sampling, shape (items, positions).
+
+    Each simulated impression draws ``theta ~ Beta(alpha, beta)`` per item and shows the
+    ``positions`` largest in decreasing order (obp's ``BernoulliTS.select_action``); the
+    frequencies over ``n_sim`` draws estimate the probabilities (each column sums to 1)."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((len(alpha), positions))
+    done = 0
+    while done < n_sim:
+        size = min(chunk, n_sim - done)
+        theta = rng.beta(alpha, beta, size=(size, len(alpha)))
+        top = np.argsort(-theta, axis=1)[:, :positions]
+        for k in range(positions):
+            counts[:, k] += np.bincount(top[:, k], minlength=len(alpha))
+        done += size
+    result: np.ndarray = counts / n_sim
+    return result
+
+
+def bts_frequencies(log: ObdLog, items: int, positions: int = POSITIONS) -> np.ndarray:
+    """How often the logging policy showed each item in each position, shape (items, positions)
+    (each column sums to 1): the week-average behaviour of a policy that changed during it."""
+    counts = np.zeros((items, positions))
+    np.add.at(counts, (log.items, log.positions - 1), 1.0)
+    result: np.ndarray = counts / np.maximum(counts.sum(axis=0), 1.0)
+    return result
+
+
+def bts_targets(
+    archive: Path, campaign: str, bts_log: ObdLog, *, n_sim: int = 100_000, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """The two readings of "the Bernoulli-TS policy", each shape (items, positions):
+
+    * ``prior``: the production prior's rank probabilities (``bts_action_dist``), what obp's
+      ``BernoulliTS(is_zozotown_prior=True)`` benchmark evaluates;
+    * ``logged``: the BTS logs' own item frequencies per position (``bts_frequencies``). The
+      BTS policy was updated during the week (its logged propensity for one item and position
+      takes up to hundreds of distinct values), so the prior is its state at the start only.
+    """
+    alpha, beta = bts_prior(archive, campaign)
+    return {
+        "prior": bts_action_dist(alpha, beta, n_sim=n_sim, seed=seed),
+        "logged": bts_frequencies(bts_log, len(alpha)),
+    }
+
+
+def bts_check(
+    archive: Path,
+    campaign: str = "all",
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    n_sim: int = 100_000,
+) -> dict[str, Any]:
+    """The Bernoulli-TS policy's value estimated from the random logs against its on-policy
+    CTR in the BTS logs (module docstring, item 3), for both targets of ``bts_targets``."""
+    random_log = load(archive, "random", campaign)
+    bts_log = load(archive, "bts", campaign)
+    targets = bts_targets(archive, campaign, bts_log, n_sim=n_sim, seed=seed)
+    items = targets["prior"].shape[0]
+    logs = Logged(
+        random_log.items,
+        random_log.clicks,
+        random_log.propensities,
+        np.zeros((random_log.n, 0)),  # the policy ignores the user: no context needed
+        items,
+    )
+    q = ridge_reward_model(logs, seed=seed)  # per-item click rates, cross-fitted
+    truth = on_policy(bts_log.clicks, resamples=resamples, seed=seed)
+    distinct: dict[tuple[int, int], set[float]] = {}
+    for a, k, p in zip(bts_log.items, bts_log.positions, bts_log.propensities, strict=True):
+        distinct.setdefault((int(a), int(k)), set()).add(float(p))
+    out: dict[str, Any] = {}
+    for name, dist in targets.items():
+        target = dist[:, random_log.positions - 1].T  # row i: pi(. | the row's position)
+        estimates = evaluate(logs, target, q, resamples=resamples, seed=seed)
+        out[name] = {
+            est: {
+                **e.as_dict(),
+                "covers_on_policy": e.covers(truth.value),
+                "relative_error": abs(e.value - truth.value) / truth.value,
+            }
+            for est, e in estimates.items()
+        }
+    gap = 0.5 * np.abs(targets["prior"] - targets["logged"]).sum(axis=0)
+    return {
+        "campaign": campaign,
+        "items": items,
+        "random": {"rows": random_log.n, "clicks": int(random_log.clicks.sum())},
+        "bts": {"rows": bts_log.n, "clicks": int(bts_log.clicks.sum())},
+        "on_policy": truth.as_dict(),
+        "prior_vs_logged_tv": [round(float(g), 4) for g in gap],
+        "max_distinct_propensities": max(len(v) for v in distinct.values()),
+        "targets": out,
+    }
+
+
 def _rows(estimates: dict[str, Estimate]) -> dict[str, Any]:
     return {k: e.as_dict() for k, e in estimates.items()}
 
@@ -287,6 +440,9 @@ def run(where: Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
         },
         "features": len(names),
         "policies": results,
+        "bts_check": [
+            bts_check(archive, campaign, resamples=resamples, seed=seed) for campaign in CAMPAIGNS
+        ],
     }
 
 
@@ -308,6 +464,23 @@ def describe(result: dict[str, Any]) -> str:
                 f"{name:18} {est:9} {e['value']:8.4%} [{e['low']:7.4%}, {e['high']:7.4%}] "
                 f"{e['width']:8.4%} {e['ess']:8.1f}"
             )
+    lines.append(
+        "Bernoulli TS evaluated on the random logs against its on-policy CTR in the BTS logs:"
+    )
+    for check in result.get("bts_check", []):
+        truth, tv = check["on_policy"], check["prior_vs_logged_tv"]
+        lines.append(
+            f"  {check['campaign']}: on-policy CTR {truth['value']:.4%} [{truth['low']:.4%}, "
+            f"{truth['high']:.4%}] ({check['bts']['clicks']} clicks in {check['bts']['rows']}); "
+            f"prior vs logged behaviour, total variation per position {tv}"
+        )
+        for target, estimates in check["targets"].items():
+            for est, e in estimates.items():
+                verdict = "covers it" if e["covers_on_policy"] else "MISSES it"
+                lines.append(
+                    f"    {target:6} {est:6} {e['value']:8.4%} [{e['low']:7.4%}, "
+                    f"{e['high']:7.4%}] ESS {e['ess']:7.1f}: {verdict}"
+                )
     return "\n".join(lines)
 
 

@@ -11,16 +11,18 @@ import numpy as np
 import pytest
 
 from origin import obd
+from origin.ope import Logged, ips
 from tests.conftest import ROOT
 
 OBD_DIR = ROOT / "build" / "obd"
 
 
 def _archive() -> Path:
+    """The archive ``make setup`` fetches: its absence is a failure (with the fetch command)."""
     try:
         return obd.find_archive(OBD_DIR)
     except obd.ObdMissing as exc:
-        pytest.skip(f"Open Bandit Dataset not fetched ({exc})")
+        pytest.fail(f"Open Bandit Dataset not fetched: run `make setup` ({exc})")
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,77 @@ def test_project_policies_get_estimates_with_wide_intervals(result: dict[str, An
             assert e["width"] > 0.5 * result["random"]["ctr"], (name, est)
     # the linear policy concentrates on a few items: far fewer effective rows than Thompson's
     assert policies["linear"]["ips"]["ess"] < policies["thompson"]["ips"]["ess"] < 5000
+
+
+def test_bernoulli_ts_estimated_off_policy_is_checked_against_its_on_policy_ctr(
+    result: dict[str, Any],
+) -> None:
+    checks = {c["campaign"]: c for c in result["bts_check"]}
+    assert set(checks) == {"all", "men", "women"}
+    assert checks["all"]["items"] == 80 and checks["all"]["bts"]["clicks"] == 42
+    for campaign, check in checks.items():
+        truth = check["on_policy"]["value"]
+        assert truth == check["bts"]["clicks"] / check["bts"]["rows"]
+        # the BTS policy changed during the week: the start-of-week prior is far from what it did
+        assert min(check["prior_vs_logged_tv"]) > 0.2 and check["max_distinct_propensities"] > 50
+        for target in ("prior", "logged"):
+            for est, e in check["targets"][target].items():
+                assert e["low"] <= e["value"] <= e["high"], (campaign, target, est)
+                assert e["covers_on_policy"] == (e["low"] <= truth <= e["high"])
+        # measured (seed 0): the week-average policy's intervals cover the on-policy CTR for
+        # every estimator and campaign; the prior's IPS and DR intervals cover it too
+        assert all(e["covers_on_policy"] for e in check["targets"]["logged"].values()), campaign
+        prior = check["targets"]["prior"]
+        assert prior["ips"]["covers_on_policy"] and prior["dr"]["covers_on_policy"], campaign
+
+
+def test_the_check_can_fail_with_wrong_propensities() -> None:
+    """A negative control: the random logs' propensity claimed as 1/20 instead of 1/80 makes
+    every campaign's IPS interval miss the BTS on-policy CTR (the estimate is a quarter)."""
+    archive = _archive()
+    for campaign in obd.CAMPAIGNS:
+        random_log, bts_log = (
+            obd.load(archive, "random", campaign),
+            obd.load(archive, "bts", campaign),
+        )
+        dist = obd.bts_targets(archive, campaign, bts_log, n_sim=2000)["logged"]
+        target = dist[:, random_log.positions - 1].T
+        truth = float(bts_log.clicks.mean())
+        wrong = Logged(
+            random_log.items,
+            random_log.clicks,
+            np.full(random_log.n, 1 / 20),
+            np.zeros((random_log.n, 0)),
+            dist.shape[0],
+        )
+        right = Logged(
+            random_log.items,
+            random_log.clicks,
+            random_log.propensities,
+            np.zeros((random_log.n, 0)),
+            dist.shape[0],
+        )
+        assert not ips(wrong, target, resamples=300).covers(truth), campaign
+        assert ips(right, target, resamples=300).covers(truth), campaign
+
+
+def test_bts_rank_probabilities() -> None:
+    # identical priors: every item equally likely in every position
+    same = obd.bts_action_dist(np.full(3, 5.0), np.full(3, 50.0), n_sim=30_000)
+    assert np.allclose(same.sum(axis=0), 1.0) and np.allclose(same, 1 / 3, atol=0.02)
+    # one item far better: always first; the two others split positions 2 and 3
+    far = obd.bts_action_dist(
+        np.asarray([500.0, 5.0, 5.0, 1.0]), np.asarray([500.0, 500.0, 500.0, 1e6]), n_sim=20_000
+    )
+    assert far[0, 0] == 1.0 and far[3].sum() == 0.0
+    assert far[1, 1] == pytest.approx(0.5, abs=0.03) and far[1, 1] + far[2, 1] == 1.0
+
+
+def test_the_production_prior_is_read_from_the_archive() -> None:
+    archive = _archive()
+    alpha, beta = obd.bts_prior(archive, "all")
+    assert len(alpha) == len(beta) == 80 and alpha[0] == 47.0 and beta[0] == 12198.0
+    assert [len(obd.bts_prior(archive, c)[0]) for c in ("men", "women")] == [34, 46]
 
 
 def test_the_reader_reads_a_csv_inside_a_tarball(tmp_path: Path) -> None:
