@@ -136,7 +136,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from origin.diff import diff_sites, render
+    from origin.diff import diff_sites, for_visitors, render, words
     from origin.registry import Registry
 
     registry = Registry(args.registry)
@@ -149,8 +149,16 @@ def _diff(args: argparse.Namespace) -> int:
         return sid, registry.get(sid)
 
     (na, a), (nb, b) = load(args.a), load(args.b)
-    lines = diff_sites(decode_snapshot(a).site, decode_snapshot(b).site, args.tol)
-    print(render(lines, na, nb))
+    site_a, site_b = decode_snapshot(a).site, decode_snapshot(b).site
+    changes = for_visitors(site_a, site_b)
+    if args.json:
+        print(json.dumps({"from": na, "to": nb, **changes}, indent=2, sort_keys=True))
+        return 0
+    said = words(changes)
+    print(f"{na} -> {nb}: what changes for visitors")
+    print("\n".join(f"  {line}" for line in said) if said else "  nothing visitors would notice")
+    if args.detail:
+        print(render(diff_sites(site_a, site_b, args.tol), na, nb))
     return 0
 
 
@@ -455,7 +463,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = sub.add_parser("diff", help="what changed between two snapshots (ids or files)")
     d.add_argument("a")
     d.add_argument("b")
-    d.add_argument("--tol", type=float, default=1e-6, help="ignore number changes below this")
+    d.add_argument("--tol", type=float, default=1e-6, help="--detail: ignore smaller changes")
+    d.add_argument("--json", action="store_true", help="the changes as JSON, for machines")
+    d.add_argument("--detail", action="store_true", help="also every number that changed")
     registry_arg(d)
     d.set_defaults(run=_guarded(_diff))
 

@@ -7,7 +7,8 @@ fixed weights, linear arm bias and feature weights, cold-start allocation) beyon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from core.model import FixedPolicy, LinearPolicy, Site, Slot, ThompsonPolicy
 
@@ -108,3 +109,147 @@ def render(lines: Sequence[str], a: str, b: str) -> str:
     if not lines:
         return f"{a} -> {b}: no changes"
     return "\n".join([f"{a} -> {b}", *lines])
+
+
+# ---------------------------------------------------------------- in words, for visitors
+
+SHIFT_PP = 1.0  # allocation changes below this many percentage points are not worth a line
+
+
+def allocations(site: Site) -> dict[str, dict[str, dict[str, float]]]:
+    """Per slot, who sees what: ``{"everyone": {variant: share}, "<segment> visitors": ...}``.
+
+    Context-free policies give their exact serving probabilities (for visitors no rule
+    forces); a contextual (linear) policy's depend on each visitor, so its cold-start
+    allocation (what new visitors get) stands for it.
+    """
+    from core.engine import Engine
+
+    engine = Engine.from_site(site)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, prepared in engine.slots.items():
+        ids = prepared.ids
+        groups: dict[str, dict[str, float]] = {}
+        base = prepared.untargeted
+        if base.scored is not None:
+            groups["everyone"] = _shares(ids, base.scored.probabilities)
+            for segment in getattr(prepared.policy, "segments", ()):
+                scored = prepared.policy.for_segment(segment).score(base.eligible, (), False)
+                groups[f"{segment} visitors"] = _shares(ids, scored.probabilities)
+        elif isinstance(prepared.slot.policy, LinearPolicy) and prepared.slot.policy.cold_start:
+            weights = prepared.slot.policy.cold_start
+            total = sum(weights[i] for i in base.eligible) or 1.0
+            groups["new visitors"] = {
+                ids[i]: weights[i] / total for i in base.eligible if weights[i] > 0
+            }
+        out[name] = groups
+    return out
+
+
+def _shares(ids: Sequence[str], probs: Sequence[float]) -> dict[str, float]:
+    return {vid: p for vid, p in zip(ids, probs, strict=True) if p > 0}
+
+
+def for_visitors(a: Site, b: Site) -> dict[str, Any]:
+    """What changes for visitors from ``a`` to ``b``, as data (``edgepick diff --json``)."""
+    changes: dict[str, Any] = {"site": {}, "slots": {}}
+    if a.holdout != b.holdout:
+        changes["site"]["holdout"] = [a.holdout, b.holdout]
+    alloc_a, alloc_b = allocations(a), allocations(b)
+    sa, sb = {s.name: s for s in a.slots}, {s.name: s for s in b.slots}
+    changes["slots_added"] = sorted(sb.keys() - sa.keys())
+    changes["slots_removed"] = sorted(sa.keys() - sb.keys())
+    for name in [s.name for s in b.slots if s.name in sa]:
+        x, y = sa[name], sb[name]
+        entry: dict[str, Any] = {}
+        va, vb = {v.id: v for v in x.variants}, {v.id: v for v in y.variants}
+        added = [v for v in vb if v not in va]
+        removed = [v for v in va if v not in vb]
+        lifecycle = {
+            v: [va[v].lifecycle.value, vb[v].lifecycle.value]
+            for v in va.keys() & vb.keys()
+            if va[v].lifecycle != vb[v].lifecycle
+        }
+        content = sorted(v for v in va.keys() & vb.keys() if va[v].content != vb[v].content)
+        if added or removed or lifecycle or content:
+            entry["variants"] = {
+                "added": added,
+                "removed": removed,
+                "lifecycle": lifecycle,
+                "content_changed": content,
+            }
+        ra = [(r.audience, r.action.value, list(r.variants)) for r in x.rules]
+        rb = [(r.audience, r.action.value, list(r.variants)) for r in y.rules]
+        if ra != rb:
+            entry["rules"] = {
+                "added": [r for r in rb if r not in ra],
+                "removed": [r for r in ra if r not in rb],
+            }
+        if x.default != y.default:
+            entry["default"] = [x.default, y.default]
+        shifts = {}
+        before, after = alloc_a.get(name, {}), alloc_b.get(name, {})
+        for group in after.keys() | before.keys():
+            old, new = before.get(group, {}), after.get(group, {})
+            moved = {
+                v: [round(old.get(v, 0.0), 4), round(new.get(v, 0.0), 4)]
+                for v in old.keys() | new.keys()
+                if abs(new.get(v, 0.0) - old.get(v, 0.0)) * 100 >= SHIFT_PP
+            }
+            if moved:
+                shifts[group] = moved
+        if shifts:
+            entry["allocation"] = shifts
+        if entry:
+            changes["slots"][name] = entry
+    return changes
+
+
+def words(changes: Mapping[str, Any]) -> list[str]:
+    """The changes as sentences a marketer reads: what visitors will see differently."""
+    lines: list[str] = []
+    if "holdout" in changes["site"]:
+        old, new = changes["site"]["holdout"]
+        lines.append(f"Holdout: {old:.0%} -> {new:.0%} of visitors see only the defaults.")
+    for name in changes.get("slots_added", []):
+        lines.append(f"New slot {name}.")
+    for name in changes.get("slots_removed", []):
+        lines.append(f"Slot {name} is gone: its elements keep the page's own content.")
+    for name, entry in changes["slots"].items():
+        variants = entry.get("variants", {})
+        for vid in variants.get("added", []):
+            lines.append(f"{name}: new variant {vid}.")
+        for vid in variants.get("removed", []):
+            lines.append(f"{name}: variant {vid} removed; nobody sees it any more.")
+        for vid, (old, new) in sorted(variants.get("lifecycle", {}).items()):
+            seen = "nobody sees it any more" if new != "active" else "visitors can see it again"
+            lines.append(f"{name}: variant {vid} {old} -> {new}; {seen}.")
+        for vid in variants.get("content_changed", []):
+            lines.append(f"{name}: variant {vid} has new content.")
+        if "default" in entry:
+            old, new = entry["default"]
+            lines.append(f"{name}: the default (holdout, fallbacks) is now {new} (was {old}).")
+        for audience, action, vids in entry.get("rules", {}).get("added", []):
+            lines.append(f"{name}: new rule, visitors in {audience} {_rule(action, vids)}.")
+        for audience, action, vids in entry.get("rules", {}).get("removed", []):
+            lines.append(
+                f"{name}: rule removed, visitors in {audience} no longer {_rule(action, vids)}."
+            )
+        for group, moved in sorted(entry.get("allocation", {}).items()):
+            parts = [
+                f"{vid} {new:.0%} (was {old:.0%}, {(new - old) * 100:+.0f} pp)"
+                for vid, (old, new) in sorted(
+                    moved.items(), key=lambda kv: -abs(kv[1][1] - kv[1][0])
+                )
+            ]
+            lines.append(f"{name}, {group}: " + ", ".join(parts) + ".")
+    return lines
+
+
+def _rule(action: str, variants: Sequence[str]) -> str:
+    listed = ", ".join(variants)
+    if action == "force":
+        return f"always see {listed}"
+    if action == "restrict":
+        return f"see only {listed}"
+    return f"never see {listed}"

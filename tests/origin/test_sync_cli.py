@@ -164,8 +164,10 @@ def test_cli_publish_history_diff_rollback(
     assert main(["history", "--registry", reg]) == 0
     history = capsys.readouterr().out
     assert ida in history and idb in history
-    assert main(["diff", ida[:8], idb[:8], "--registry", reg]) == 0
-    assert "~ weight[promo-none] 0.1000 -> 0.4000" in capsys.readouterr().out
+    assert main(["diff", ida[:8], idb[:8], "--registry", reg, "--detail"]) == 0
+    said = capsys.readouterr().out
+    assert "promo, everyone: promo-none 30% (was 11%, +19 pp)" in said
+    assert "~ weight[promo-none] 0.1000 -> 0.4000" in said
     assert main(["rollback", ida[:8], "--registry", reg, "--target", kv]) == 0
     assert (tmp_path / "kv" / "snap" / "current").read_bytes() == ida.encode()
     assert main(["history", "--registry", reg, "--audit"]) == 0
