@@ -237,7 +237,7 @@ def words(changes: Mapping[str, Any]) -> list[str]:
             )
         for group, moved in sorted(entry.get("allocation", {}).items()):
             parts = [
-                f"{vid} {new:.0%} (was {old:.0%}, {(new - old) * 100:+.0f} pp)"
+                f"{vid} {new:.0%} (was {old:.0%}, {round(new * 100) - round(old * 100):+d} pp)"
                 for vid, (old, new) in sorted(
                     moved.items(), key=lambda kv: -abs(kv[1][1] - kv[1][0])
                 )
