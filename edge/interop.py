@@ -226,9 +226,33 @@ async def _incoming(request: Any) -> Incoming:
     if method == "POST" and urlsplit(url).path == BEACON_PATH:
         length = headers.get("content-length", "")
         if not length.isdigit() or int(length) <= MAX_BEACON_BYTES:
-            # a clone: the body stays unread in the original (nothing else reads it, though)
-            body = (await request.clone().text()).encode()[: MAX_BEACON_BYTES + 1]
+            body = await _read_at_most(request, MAX_BEACON_BYTES + 1)
     return Incoming(method, url, headers, country, body)
+
+
+async def _read_at_most(request: Any, limit: int) -> bytes:
+    """The body's first ``limit`` bytes, read chunk by chunk from its stream, which is then
+    cancelled: a body without Content-Length (chunked) costs at most ``limit`` bytes of memory
+    and the time to read them, however much a visitor sends."""
+    stream = request.body
+    if _null(stream):
+        return b""
+    reader = stream.getReader()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < limit:
+            part = await reader.read()
+            if part.done:
+                break
+            chunk = bytes(part.value.to_py())
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        if size >= limit:
+            await reader.cancel()
+        reader.releaseLock()
+    return b"".join(chunks)[:limit]
 
 
 def _response(out: Outgoing) -> Any:

@@ -5,7 +5,7 @@
 //            "kv": {KEY: {"text": "..."} | {"file": PATH}}}
 // Then one JSON command per line on stdin; one JSON reply per line on stdout, prefixed "@@ "
 // (anything else on stdout or stderr is log):
-//   {"op": "fetch", "url", "method"?, "headers"?, "body"?, "cf"?}
+//   {"op": "fetch", "url", "method"?, "headers"?, "body"?, "stream"?: {chunk, count}, "cf"?}
 //       -> {"status", "headers": [[name, value]], "set_cookie": [...], "body_b64", "ms",
 //           "wait_until": promises handed to ctx.waitUntil}
 //   {"op": "settle"}            -> await every waitUntil promise: {"count", "rejected": [...]}
@@ -56,11 +56,29 @@ let env = { SNAPSHOTS: await fillKv(config.kv), ...config.env };
 workersModule.env = env;
 const ctx = makeCtx(); // one ctx for the run: `settle` awaits everything handed to waitUntil
 
+// a request body streamed in chunks, like a chunked upload without Content-Length;
+// `count` null: endless. `pulled` counts the bytes the worker made the stream produce.
+function streamedBody(spec, counter) {
+  const chunk = new Uint8Array(spec.chunk).fill(0x7b);
+  let sent = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (spec.count !== null && sent >= spec.count) return controller.close();
+      sent += 1;
+      counter.pulled += chunk.length;
+      controller.enqueue(chunk);
+    },
+  });
+}
+
 async function fetchOp(cmd) {
+  const counter = { pulled: 0 };
+  const payload = cmd.stream ? streamedBody(cmd.stream, counter) : (cmd.body ?? undefined);
   const request = new Request(cmd.url, {
     method: cmd.method || "GET",
     headers: cmd.headers || {},
-    body: cmd.body ?? undefined,
+    body: payload,
+    ...(cmd.stream ? { duplex: "half" } : {}),
   });
   const before = ctx.pending.length;
   const start = performance.now();
@@ -74,6 +92,7 @@ async function fetchOp(cmd) {
     body_b64: body.toString("base64"),
     ms,
     wait_until: ctx.pending.length - before,
+    pulled: counter.pulled,
   };
 }
 

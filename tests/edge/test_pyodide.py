@@ -322,3 +322,22 @@ def test_a_preview_fills_async_slots_in_place_with_a_banner(stack: Stack) -> Non
         assert reply.html.count("data-edgepick-decision=") == 5 and reply["set_cookie"] == []
     finally:
         stack.harness.call(op="isolate", kv=stack.kv)
+
+
+@pytest.mark.parametrize("count", [128, None], ids=["8MiB", "endless"])
+def test_a_chunked_beacon_body_is_read_only_up_to_the_limit(
+    stack: Stack, count: int | None
+) -> None:
+    """No Content-Length (a chunked upload), 8 MiB or never ending: the worker reads at most
+    the 16 KiB limit from the stream, cancels it, answers 413, and its memory stays flat."""
+    cookie_value = stack.harness.get("/").cookie_value()
+    reply = stack.harness.call(
+        op="fetch",
+        url=EDGE + "/_edgepick/events",
+        method="POST",
+        headers={"user-agent": UA_DESKTOP, "cookie": f"ep={cookie_value}"},
+        stream={"chunk": 64 * 1024, "count": count},
+        cf={"country": "US"},
+    )
+    assert reply["status"] == 413 and b"over 16 KB" in reply.body
+    assert reply["pulled"] <= 3 * 64 * 1024  # the stream was cancelled after the first chunk
