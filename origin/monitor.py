@@ -1,10 +1,36 @@
-"""Monitors: signal quality (event volume) and edge decision latency.
+"""Monitors: signal quality (event volume), edge decision latency, real-user vitals.
 
-**Volume.** For each event type, the count in the last complete window ``c_0`` is compared
-with its expected level, the trailing mean of the ``history`` windows before it,
-``E = (1/H) sum_{h=1..H} c_h``. An alert fires when ``E >= min_expected`` and
-``c_0 < drop * E`` (tracking broke, a beacon was removed) or ``c_0 > spike * E`` (a loop,
-bots, a double-firing tag).
+**Volume.** Traffic has a daily cycle (nights are a fraction of the afternoon), so a window is
+compared with the *same window on earlier days*, not with the hours just before it. For an
+event type and the window starting at ``t``, the expected count is the median
+
+    E(t) = median{ c(t - d * 24 h) : d = 1..days, t - d * 24 h after traffic began, c > 0 }
+
+(a seasonal-naive baseline, Hyndman & Athanasopoulos, "Forecasting: Principles and Practice",
+3rd ed., 2021, section 5.2; the median so that one bad day does not move it). A window with no
+event of that type at all is left out of the baseline: an outage is not a season, and an outage
+that already ran a day must not become tomorrow's expectation (the old trailing-mean monitor
+went silent after ~9 hours of an ongoing outage that way). No earlier day: no judgement (the
+monitor learns the first day).
+
+*Drop (sustained-outage rule).* Going back from the last complete window, the run is the
+windows in a row with ``c(t) < drop * E(t)`` (at most ``sustain`` of them). With
+``O = sum c`` and ``E = sum E(t)`` over the run, an alert fires when ``E >= min_expected`` and
+the Poisson lower tail ``P(X <= O | X ~ Poisson(E)) < alpha``. One window of a busy hour is
+enough; at night, where an hour expects a handful of clicks, the run accumulates until the
+missing events are significant, so an outage is caught at any hour and stays caught for as
+long as it lasts, and a quiet night is not an outage.
+
+*Spike.* The last window alone: ``c > spike * E``, ``E >= min_expected`` and the upper tail
+``P(X >= c | Poisson(E)) < alpha`` (a loop, bots, a double-firing tag).
+
+The Poisson tails are exact sums of ``exp(k log mu - mu - lgamma(k + 1))``.
+
+**Open alerts** (``AlertBook``): the monitor runs every sync round, more often than conditions
+change. An alert is keyed by (kind, subject, direction); it is reported when it opens, kept
+open (not reported again) while checks keep raising it, and closed once a check at least
+``resolve_ms`` after it was last raised no longer does. The book can be saved as JSON (the
+sync job keeps one per registry) so rounds in different processes share it.
 
 **Latency.** Percentiles p50/p95/p99 of the exposures' ``decision_us`` in the last window
 (linear interpolation between order statistics, numpy's default); an alert fires when
@@ -25,8 +51,13 @@ to it as JSON ``{"alerts": [...]}``; a failing webhook is logged, never raised.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,15 +67,19 @@ from core.events import EVENT_TYPES
 from origin.store import EventStore
 
 log = logging.getLogger("edgepick.monitor")
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
 
 
 @dataclass(frozen=True, slots=True)
 class MonitorConfig:
-    window_ms: int = 3600 * 1000
-    history: int = 24
+    window_ms: int = HOUR_MS
+    days: int = 7  # the seasonal baseline: the same window on up to this many earlier days
     drop: float = 0.5
     spike: float = 3.0
     min_expected: float = 20.0
+    alpha: float = 1e-3  # Poisson tail probability below which a deviation is not noise
+    sustain: int = 48  # the longest run of low windows summed by the outage rule
     budget_us: int = 5000
     warn: float = 0.8
     vitals_window_ms: int = 24 * 3600 * 1000
@@ -61,32 +96,115 @@ class Alert:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _log_poisson(k: int, mu: float) -> float:
+    return k * math.log(mu) - mu - math.lgamma(k + 1)
+
+
+def poisson_cdf(k: int, mu: float) -> float:
+    """``P(X <= k)`` for ``X ~ Poisson(mu)`` (an exact sum of the terms)."""
+    if k < 0:
+        return 0.0
+    if mu <= 0:
+        return 1.0
+    return min(1.0, math.fsum(math.exp(_log_poisson(i, mu)) for i in range(k + 1)))
+
+
+def poisson_sf(k: int, mu: float) -> float:
+    """``P(X >= k)`` for ``X ~ Poisson(mu)``, summed upward from ``k`` (no cancellation)."""
+    if k <= 0:
+        return 1.0
+    if mu <= 0:
+        return 0.0
+    terms, i = [], k
+    while True:
+        term = math.exp(_log_poisson(i, mu))
+        terms.append(term)
+        i += 1
+        if i > mu and term < 1e-17 * math.fsum(terms):
+            return min(1.0, math.fsum(terms))
+
+
+def seasonal_expected(
+    counts: dict[tuple[str, int], int], kind: str, start: int, began: int, days: int
+) -> float | None:
+    """The median count of ``kind`` in the window at ``start`` on up to ``days`` earlier days
+    (after ``began``, windows with no such event left out); ``None`` without any."""
+    past = [
+        counts.get((kind, start - d * DAY_MS), 0)
+        for d in range(1, days + 1)
+        if start - d * DAY_MS >= began
+    ]
+    seen = [c for c in past if c > 0]
+    return float(np.median(seen)) if seen else None
+
+
 def volume_alerts(store: EventStore, now_ms: int, config: MonitorConfig) -> list[Alert]:
+    """Seasonal volume alerts (module docstring): sustained drops and spikes per event type."""
     w = config.window_ms
     current = (now_ms // w) * w - w  # start of the last complete window
-    since = current - config.history * w
+    since = current - config.sustain * w - config.days * DAY_MS
     counts = store.volume(since, w)
+    if not counts:
+        return []
+    began = min(start for _, start in counts)  # traffic began (or the look-back did)
     alerts: list[Alert] = []
     for kind in EVENT_TYPES:
-        observed = counts.get((kind, current), 0)
-        past = [counts.get((kind, current - h * w), 0) for h in range(1, config.history + 1)]
-        expected = sum(past) / len(past) if past else 0.0
-        if expected < config.min_expected:
+        expected_now = seasonal_expected(counts, kind, current, began, config.days)
+        if expected_now is None:
             continue
-        details = {"observed": observed, "expected": round(expected, 2), "window_start": current}
-        if observed < config.drop * expected:
-            message = (
-                f"{kind} volume dropped: {observed} in the last window, expected "
-                f"{expected:.1f} (below {config.drop:.0%})"
-            )
-            alerts.append(Alert("volume", kind, message, details))
-        elif observed > config.spike * expected:
-            message = (
-                f"{kind} volume spiked: {observed} in the last window, expected "
-                f"{expected:.1f} (above {config.spike:.1f}x)"
-            )
-            alerts.append(Alert("volume", kind, message, details))
+        observed = counts.get((kind, current), 0)
+        run_o, run_e, onset, run = 0, 0.0, current, 0
+        for j in range(config.sustain):
+            t = current - j * w
+            e = expected_now if j == 0 else seasonal_expected(counts, kind, t, began, config.days)
+            c = counts.get((kind, t), 0)
+            if e is None or c >= config.drop * e:
+                break
+            run_o, run_e, onset, run = run_o + c, run_e + e, t, run + 1
+        if run and run_e >= config.min_expected:
+            p = poisson_cdf(run_o, run_e)
+            if p < config.alpha:
+                hours = run * w / HOUR_MS
+                ongoing = f"for {hours:g} h" + (" or more" if run == config.sustain else "")
+                message = (
+                    f"{kind} volume dropped {ongoing}: {run_o} events since "
+                    f"{_utc(onset)} UTC, expected {run_e:.0f} from the same hours on earlier "
+                    f"days (below {config.drop:.0%}; P = {p:.1e})"
+                )
+                details = {
+                    "direction": "drop",
+                    "observed": run_o,
+                    "expected": round(run_e, 2),
+                    "since": onset,
+                    "windows": run,
+                    "window_start": current,
+                    "p": p,
+                }
+                alerts.append(Alert("volume", kind, message, details))
+                continue
+        if expected_now >= config.min_expected and observed > config.spike * expected_now:
+            p = poisson_sf(observed, expected_now)
+            if p < config.alpha:
+                message = (
+                    f"{kind} volume spiked: {observed} in the window from {_utc(current)} UTC, "
+                    f"expected {expected_now:.0f} from the same hour on earlier days (above "
+                    f"{config.spike:g}x; P = {p:.1e})"
+                )
+                details = {
+                    "direction": "spike",
+                    "observed": observed,
+                    "expected": round(expected_now, 2),
+                    "since": current,
+                    "windows": 1,
+                    "window_start": current,
+                    "p": p,
+                }
+                alerts.append(Alert("volume", kind, message, details))
     return alerts
+
+
+def _utc(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%a %H:%M")
 
 
 def latency_percentiles(store: EventStore, since_ms: int, until_ms: int) -> dict[str, float]:
@@ -194,12 +312,117 @@ def vitals_alerts(store: EventStore, now_ms: int, config: MonitorConfig) -> list
     return alerts
 
 
-def check(store: EventStore, now_ms: int, config: MonitorConfig = MonitorConfig()) -> list[Alert]:
-    return (
+# ---- open alerts: report an alert when it opens, not every round while it stays open ----
+
+
+@dataclass(slots=True)
+class Episode:
+    """One alert from when it opened until it closed (``closed_ms`` 0 while open)."""
+
+    key: str
+    kind: str
+    subject: str
+    message: str  # as first raised
+    opened_ms: int
+    last_ms: int  # the last check that raised it
+    checks: int = 1  # how many checks raised it
+    closed_ms: int = 0
+    details: dict[str, Any] = field(default_factory=dict)  # as last raised
+
+    @property
+    def open(self) -> bool:
+        return self.closed_ms == 0
+
+
+def alert_key(alert: Alert) -> str:
+    return f"{alert.kind}|{alert.subject}|{alert.details.get('direction', '')}"
+
+
+class AlertBook:
+    """Open and closed alert episodes (module docstring, "Open alerts"), optionally on disk."""
+
+    def __init__(
+        self, path: Path | None = None, resolve_ms: int = 2 * HOUR_MS, keep: int = 500
+    ) -> None:
+        self.path, self.resolve_ms, self.keep = path, resolve_ms, keep
+        self.episodes: dict[str, Episode] = {}  # open, by key
+        self.closed: list[Episode] = []
+        if path is not None and path.exists():
+            data = json.loads(path.read_text())
+            self.episodes = {e["key"]: Episode(**e) for e in data.get("open", [])}
+            self.closed = [Episode(**e) for e in data.get("closed", [])]
+
+    def update(self, alerts: Sequence[Alert], now_ms: int) -> tuple[list[Alert], list[Episode]]:
+        """Record one check's alerts: returns those that opened now, and the episodes closed."""
+        opened: list[Alert] = []
+        raised: set[str] = set()
+        for alert in alerts:
+            key = alert_key(alert)
+            raised.add(key)
+            episode = self.episodes.get(key)
+            if episode is None:
+                self.episodes[key] = Episode(
+                    key,
+                    alert.kind,
+                    alert.subject,
+                    alert.message,
+                    now_ms,
+                    now_ms,
+                    1,
+                    0,
+                    dict(alert.details),
+                )
+                opened.append(alert)
+            else:
+                episode.last_ms, episode.checks = now_ms, episode.checks + 1
+                episode.details = dict(alert.details)
+        closed: list[Episode] = []
+        for key, episode in list(self.episodes.items()):
+            if key not in raised and now_ms - episode.last_ms >= self.resolve_ms:
+                episode.closed_ms = now_ms
+                closed.append(self.episodes.pop(key))
+                log.info(
+                    "RESOLVED %s %s (open since %s)",
+                    episode.kind,
+                    episode.subject,
+                    _utc(episode.opened_ms),
+                )
+        self.closed = (self.closed + closed)[-self.keep :]
+        if self.path is not None:
+            self.save()
+        return opened, closed
+
+    def all(self) -> list[Episode]:
+        """Every episode, closed and open, by opening time."""
+        return sorted([*self.closed, *self.episodes.values()], key=lambda e: (e.opened_ms, e.key))
+
+    def save(self) -> None:
+        assert self.path is not None
+        data = {
+            "open": [asdict(e) for e in self.episodes.values()],
+            "closed": [asdict(e) for e in self.closed],
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def check(
+    store: EventStore,
+    now_ms: int,
+    config: MonitorConfig = MonitorConfig(),
+    book: AlertBook | None = None,
+) -> list[Alert]:
+    """Every monitor's alerts at ``now_ms``; with a ``book``, only those that opened now."""
+    alerts = (
         volume_alerts(store, now_ms, config)
         + latency_alerts(store, now_ms, config)
         + vitals_alerts(store, now_ms, config)
     )
+    if book is None:
+        return alerts
+    return book.update(alerts, now_ms)[0]
 
 
 def report(alerts: list[Alert], webhook: str | None = None, timeout: float = 5.0) -> None:

@@ -1,21 +1,33 @@
-"""``edgepick report``: one static HTML page with the numbers people look at, as plots.
+"""``edgepick report``: one static HTML page with the numbers a marketer decides with.
 
 Sections (every plot is a PNG embedded as a ``data:`` URI, so the file stands alone):
 
-1. **Variant performance**: per slot, each variant's click-through rate with a 95% Wilson score
-   interval (Wilson 1927), over every exposure of the variant (any reason):
+1. **Personalization lift**: visitors in the site's holdout (every decision the default) against
+   personalized visitors, per visitor: clicks, conversion (converted at least once), revenue;
+   the relative lift with a 95% delta-method interval (``relative_lift``).
+2. **Variant performance**: per slot and variant, click-through and conversion rate per
+   exposure with 95% Wilson score intervals (Wilson 1927, "Probable inference, the law of
+   succession, and statistical inference", JASA 22):
 
        (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n),   z = 1.96
 
-2. **Allocation over time**: the Thompson weights (and linear slots' cold-start allocation) of
+   and revenue per exposure with a normal interval for a mean (``mean_interval``).
+3. **Audiences and channels**: the same per-visitor numbers and the holdout lift within each
+   audience the store can tell (the site's audiences whose conditions read only ``device`` and
+   ``country``, which every exposure logs) and each arrival channel (newsletter, search,
+   social, direct/other: read from the request features the edge logged for linear slots).
+4. **Core Web Vitals**: p75 of LCP, INP, CLS and TTFB per (slot, arm, holdout) and for
+   personalized against holdout pages (``origin.monitor.vitals_p75``).
+5. **Allocation over time**: the Thompson weights (and linear slots' cold-start allocation) of
    every snapshot in the registry, by creation time (one point per publish).
-3. **Posterior curves**: the Beta posteriors ``Beta(1 + s, 1 + n - s)`` the learner samples for
+6. **Posterior curves**: the Beta posteriors ``Beta(1 + s, 1 + n - s)`` the learner samples for
    each variant of the Thompson slots (policy draws only, as the learner uses).
-4. **Edge decision latency**: histogram of the exposures' ``decision_us``, with p50/p99 and
+7. **Edge decision latency**: histogram of the exposures' ``decision_us``, with p50/p99 and
    the budget.
-5. **Event volume**: events per hour and type; the monitor (``origin.monitor.check``) is run at
-   the end of every hour and its alerts are marked where they fire.
-6. **Off-policy evaluation**: ``origin.evaluate`` per slot (IPS, SNIPS, DR with bootstrap
+8. **Event volume and alerts**: events per hour and type; the monitor (``origin.monitor.check``)
+   is run at the end of every hour with an ``AlertBook``, so each alert is listed once, from
+   when it opened to when it closed.
+9. **Off-policy evaluation**: ``origin.evaluate`` per slot (IPS, SNIPS, DR with bootstrap
    intervals) as a table and an interval plot.
 """
 
@@ -31,10 +43,20 @@ from typing import Any
 
 import numpy as np
 
-from core.model import LinearPolicy, ThompsonPolicy
+from core.conditions import attribute_names, evaluate
+from core.model import LinearPolicy, Site, ThompsonPolicy
 from core.snapshot import decode_snapshot
 from origin.evaluate import SlotResult, evaluate_store
-from origin.monitor import Alert, MonitorConfig, check, latency_percentiles
+from origin.monitor import (
+    COMPARED,
+    GOOD,
+    AlertBook,
+    Episode,
+    MonitorConfig,
+    check,
+    latency_percentiles,
+    vitals_p75,
+)
 from origin.plots import COLORS, data_uri, figure, png
 from origin.registry import Registry
 from origin.store import EventStore
@@ -52,6 +74,62 @@ def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = p + z * z / (2 * n)
     spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return max(0.0, (centre - spread) / denom), min(1.0, (centre + spread) / denom)
+
+
+def mean_interval(
+    values: np.ndarray, z: float = 1.96, floor: float | None = 0.0
+) -> tuple[float, float, float]:
+    """A mean with its normal (central limit) interval ``mean +- z s / sqrt(n)``, ``s`` the
+    sample standard deviation (Kohavi, Tang & Xu 2020, "Trustworthy Online Controlled
+    Experiments", ch. 17); the low end is raised to ``floor`` (revenue is never negative).
+    Revenue per exposure or visitor is mostly zeros with a long tail: at a few hundred
+    conversions the mean is close to normal, below that read it as rough."""
+    n = len(values)
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    mean = float(np.mean(values))
+    if n < 2:
+        return mean, mean, mean
+    half = z * float(np.std(values, ddof=1)) / math.sqrt(n)
+    low = mean - half if floor is None else max(floor, mean - half)
+    return mean, low, mean + half
+
+
+@dataclass(frozen=True, slots=True)
+class Lift:
+    """Personalized against holdout: the means, and the relative lift with its interval."""
+
+    treated: float
+    control: float
+    n_treated: int
+    n_control: int
+    lift: float | None  # treated / control - 1; None when the control mean is 0 or n < 2
+    low: float | None
+    high: float | None
+
+
+def relative_lift(treated: np.ndarray, control: np.ndarray, z: float = 1.96) -> Lift:
+    """``lift = m_t / m_c - 1`` for two independent groups' per-unit means, with the delta
+    method's interval on the log of the ratio (Deng, Knoblich & Lu 2018, "Applying the delta
+    method in metric analytics", KDD; the log form as Katz et al. 1978, Biometrics 34, for risk
+    ratios), which stays above -100% and is asymmetric as a ratio's uncertainty is:
+
+        Var(log m_t - log m_c) ~= s_t^2 / (n_t m_t^2) + s_c^2 / (n_c m_c^2)
+        lift in [exp(log(m_t / m_c) -+ z sqrt(Var)) - 1]
+
+    Units are visitors (the holdout is drawn per visitor), so the rows are independent. No
+    interval when either mean is 0 or a group has fewer than 2 visitors."""
+    nt, nc = len(treated), len(control)
+    mt = float(np.mean(treated)) if nt else 0.0
+    mc = float(np.mean(control)) if nc else 0.0
+    if nt < 2 or nc < 2 or mc <= 0 or mt <= 0:
+        return Lift(mt, mc, nt, nc, None, None, None)
+    vt, vc = float(np.var(treated, ddof=1)), float(np.var(control, ddof=1))
+    half = z * math.sqrt(vt / (nt * mt * mt) + vc / (nc * mc * mc))
+    ratio = math.log(mt / mc)
+    return Lift(
+        mt, mc, nt, nc, mt / mc - 1.0, math.exp(ratio - half) - 1.0, math.exp(ratio + half) - 1.0
+    )
 
 
 def beta_pdf(x: np.ndarray, a: float, b: float) -> np.ndarray:
@@ -117,18 +195,322 @@ def _when(ms: float) -> str:
 # ------------------------------------------------------------------ sections
 
 
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1%}"
+
+
+def _lift_text(lift: Lift) -> str:
+    if lift.lift is None or lift.low is None or lift.high is None:
+        return "n/a"
+    return f"{lift.lift:+.1%} [{lift.low:+.1%}, {lift.high:+.1%}]"
+
+
+@dataclass(slots=True)
+class VisitorSummary:
+    """One visitor's exposures and outcomes, and what the store tells about them."""
+
+    visitor: str
+    holdout: bool = False
+    device: str = ""
+    country: str = ""
+    channel: str = "unknown"
+    exposures: int = 0
+    clicks: int = 0
+    conversions: int = 0
+    revenue: float = 0.0
+
+
+CHANNELS: tuple[tuple[str, str], ...] = (
+    ("utm:newsletter", "newsletter"),
+    ("referrer:search", "search"),
+    ("referrer:social", "social"),
+)
+
+
+def _feature_names(registry: Registry, snapshot: str, cache: dict[str, Site | None]) -> Site | None:
+    if snapshot not in cache:
+        try:
+            cache[snapshot] = decode_snapshot(registry.get(snapshot)).site
+        except (KeyError, FileNotFoundError, ValueError):
+            cache[snapshot] = None
+    return cache[snapshot]
+
+
+def visitors(store: EventStore, registry: Registry) -> dict[str, VisitorSummary]:
+    """Every exposed visitor with its outcome counts (distinct events: clicks, conversions and
+    their value), holdout membership (the holdout is per visitor: every decision ``holdout``),
+    device and country (first exposure) and arrival channel: the first linear-slot exposure
+    whose features include ``utm:newsletter`` / ``referrer:search`` / ``referrer:social`` gives
+    newsletter, search, social, else direct/other; no such exposure: unknown."""
+    out: dict[str, VisitorSummary] = {}
+    sites: dict[str, Site | None] = {}
+    for e in store.exposures():
+        v = out.get(e["visitor"])
+        if v is None:
+            v = out[e["visitor"]] = VisitorSummary(e["visitor"], device=e["device"])
+            v.country = e["country"]
+        v.exposures += 1
+        v.holdout = v.holdout or e["reason"] == "holdout"
+        if v.channel != "unknown" or not e["features"]:
+            continue
+        site = _feature_names(registry, e["snapshot"], sites)
+        slot = next((s for s in site.slots if s.name == e["slot"]), None) if site else None
+        if slot is None or not isinstance(slot.policy, LinearPolicy):
+            continue
+        names = slot.policy.features
+        if not any(f in names for f, _ in CHANNELS) or len(names) != len(e["features"]):
+            continue
+        values = dict(zip(names, e["features"], strict=True))
+        v.channel = next((c for f, c in CHANNELS if values.get(f, 0.0) > 0), "direct/other")
+    for o in store.outcomes():
+        v = out.get(o["visitor"])
+        if v is None:
+            continue
+        if o["type"] == "click":
+            v.clicks += 1
+        elif o["type"] == "conversion":
+            v.conversions += 1
+            v.revenue += float(o.get("value") or 0.0)
+    return out
+
+
+METRICS = (
+    ("clicks per visitor", lambda v: float(v.clicks)),
+    ("conversion rate", lambda v: 1.0 if v.conversions else 0.0),
+    ("revenue per visitor", lambda v: v.revenue),
+)
+
+
+def _metric(name: str, value: float) -> str:
+    if name.startswith("revenue"):
+        return f"{value:.2f}"
+    return f"{value:.2%}" if "rate" in name else f"{value:.3f}"
+
+
+def _lifts(group: Sequence[VisitorSummary]) -> list[tuple[str, Lift]]:
+    treated = [v for v in group if not v.holdout]
+    control = [v for v in group if v.holdout]
+    return [
+        (
+            name,
+            relative_lift(
+                np.asarray([f(v) for v in treated], dtype=float),
+                np.asarray([f(v) for v in control], dtype=float),
+            ),
+        )
+        for name, f in METRICS
+    ]
+
+
+def holdout_lift(report: Report, people: dict[str, VisitorSummary]) -> None:
+    group = list(people.values())
+    held = sum(v.holdout for v in group)
+    if not group or not held or held == len(group):
+        report.section(
+            "Personalization lift",
+            "<p>No holdout visitors to compare with (set <code>holdout</code> in the site).</p>",
+        )
+        return
+    lifts = _lifts(group)
+    rows: list[list[Any]] = []
+    for name, lift in lifts:
+        rows.append(
+            [
+                name,
+                _metric(name, lift.treated),
+                _metric(name, lift.control),
+                _lift_text(lift),
+                lift.n_treated,
+                lift.n_control,
+            ]
+        )
+    fig, ax = figure(7.0, 2.6)
+    y = np.arange(len(lifts))[::-1]
+    for yi, (_name, lift) in zip(y, lifts, strict=True):
+        if lift.lift is None or lift.low is None or lift.high is None:
+            continue
+        ax.errorbar(
+            lift.lift * 100,
+            yi,
+            xerr=[[(lift.lift - lift.low) * 100], [(lift.high - lift.lift) * 100]],
+            fmt="o",
+            capsize=4,
+            color=COLORS[0],
+        )
+    ax.axvline(0, color="grey", linestyle="--")
+    ax.set_yticks(y, [n for n, _ in lifts])
+    ax.set_xlabel("lift of personalized over holdout visitors (%, 95% interval)")
+    body = (
+        f'<p class="note">{len(group) - held} personalized and {held} holdout visitors (the '
+        "holdout always gets the defaults). Lift = personalized / holdout - 1 per visitor, "
+        "with a 95% delta-method interval; an interval across 0 means the data cannot tell "
+        "personalization from the defaults yet.</p>"
+    )
+    body += report.image(png(fig), "personalization lift over the holdout")
+    body += _table(
+        ["metric", "personalized", "holdout", "lift [95%]", "visitors", "holdout visitors"], rows
+    )
+    report.section("Personalization lift", body)
+
+
+def _audiences(site: Site | None) -> list[tuple[str, dict[str, Any]]]:
+    """The site's audiences that the logged ``device`` and ``country`` decide."""
+    if site is None:
+        return []
+    return [
+        (a.name, a.condition)
+        for a in site.audiences
+        if attribute_names(a.condition) and attribute_names(a.condition) <= {"device", "country"}
+    ]
+
+
+def segments(report: Report, people: dict[str, VisitorSummary], site: Site | None) -> None:
+    group = list(people.values())
+    if not group:
+        report.section("Audiences and channels", "<p>No visitors.</p>")
+        return
+    views: list[tuple[str, str, list[VisitorSummary]]] = []
+    for name, condition in _audiences(site):
+        inside = [
+            v for v in group if evaluate(condition, {"device": v.device, "country": v.country})
+        ]
+        views.append(("audience", name, inside))
+        views.append(("audience", f"not {name}", [v for v in group if v not in inside]))
+    for channel in sorted({v.channel for v in group}):
+        views.append(("channel", channel, [v for v in group if v.channel == channel]))
+    rows: list[list[Any]] = []
+    labels: list[str] = []
+    bars: list[tuple[float, float, float]] = []
+    for kind, name, members in views:
+        if not members:
+            continue
+        clicks = mean_interval(np.asarray([v.clicks for v in members], dtype=float))
+        revenue = mean_interval(np.asarray([v.revenue for v in members], dtype=float))
+        converted = sum(1 for v in members if v.conversions)
+        lo, hi = wilson(converted, len(members))
+        lifts = dict(_lifts(members))
+        rows.append(
+            [
+                kind,
+                name,
+                len(members),
+                sum(v.holdout for v in members),
+                f"{clicks[0]:.3f}",
+                f"{converted / len(members):.2%} [{lo:.2%}, {hi:.2%}]",
+                f"{revenue[0]:.2f} [{revenue[1]:.2f}, {revenue[2]:.2f}]",
+                _lift_text(lifts["clicks per visitor"]),
+                _lift_text(lifts["revenue per visitor"]),
+            ]
+        )
+        labels.append(f"{kind}: {name} (n={len(members)})")
+        bars.append(revenue)
+    fig, ax = figure(7.0, 0.35 * len(labels) + 1.2)
+    y = np.arange(len(labels))[::-1]
+    for yi, (m, lo, hi) in zip(y, bars, strict=True):
+        ax.errorbar(m, yi, xerr=[[m - lo], [hi - m]], fmt="o", capsize=3, color=COLORS[1])
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel("revenue per visitor (95% interval)")
+    unread = (
+        [a.name for a in site.audiences if (a.name, a.condition) not in _audiences(site)]
+        if site
+        else []
+    )
+    body = (
+        '<p class="note">Per visitor, within each audience and arrival channel: conversion rate '
+        "(95% Wilson), revenue (95% normal interval) and the lift of personalized over holdout "
+        "visitors in the group (95% delta method; n/a without holdout visitors or outcomes in "
+        "the group: the holdout is small, so these intervals are wide). Audiences are those "
+        "the logged device and country decide"
+        + (f"; not readable from the store: {html.escape(', '.join(unread))}" if unread else "")
+        + ". Channel: from the request features the edge logged with a linear slot's decision "
+        "(newsletter, search, social, else direct/other); holdout decisions log no features, "
+        "so holdout visitors' channel is unknown and per-channel lift is n/a until exposures "
+        "carry the channel.</p>"
+    )
+    body += report.image(png(fig), "revenue per visitor by audience and channel")
+    body += _table(
+        [
+            "view",
+            "group",
+            "visitors",
+            "holdout",
+            "clicks / visitor",
+            "conversion [95%]",
+            "revenue / visitor [95%]",
+            "click lift [95%]",
+            "revenue lift [95%]",
+        ],
+        rows,
+    )
+    report.section("Audiences and channels", body)
+
+
+def web_vitals(report: Report, store: EventStore) -> None:
+    rows = vitals_p75(store, 0, 2**62)
+    if not rows:
+        report.section("Core Web Vitals", "<p>No real-user vitals in the store.</p>")
+        return
+    table: dict[tuple[str, str, bool], dict[str, Any]] = {}
+    for r in rows:
+        entry = table.setdefault((r.slot, r.variant, r.holdout), {"pages": 0})
+        entry[r.metric] = r.p75
+        entry["pages"] = max(entry["pages"], r.pages)
+
+    def shown(metric: str, value: float | None) -> str:
+        if value is None:
+            return ""
+        text = f"{value:.3f}" if metric == "cls" else f"{value:.0f}"
+        good = GOOD.get(metric)
+        return f"{text} !" if good is not None and value >= good else text
+
+    keys = sorted(table, key=lambda k: (k[0] == "", k))
+    out_rows = [
+        [
+            f"{slot}/{variant}" if slot else f"{variant} pages",
+            "yes" if held else "",
+            table[(slot, variant, held)]["pages"],
+        ]
+        + [shown(m, table[(slot, variant, held)].get(m)) for m in COMPARED]
+        for slot, variant, held in keys
+    ]
+    arms = [k for k in keys if k[0] and "lcp" in table[k]]
+    fig, ax = figure(7.0, 0.3 * len(arms) + 1.3)
+    y = np.arange(len(arms))[::-1]
+    colors = [COLORS[2] if held else COLORS[0] for _, _, held in arms]
+    ax.barh(y, [table[k]["lcp"] for k in arms], color=colors)
+    ax.axvline(GOOD["lcp"], color="red", linestyle="--", label="'good' LCP 2.5 s")
+    ax.set_yticks(y, [f"{s}/{v}{' (holdout)' if h else ''}" for s, v, h in arms], fontsize=7)
+    ax.set_xlabel("LCP p75 (ms) per arm")
+    ax.legend(fontsize=8)
+    body = (
+        '<p class="note">p75 of what visitors\' browsers measured, per arm (a page counts once '
+        "for each decision it showed) and for personalized against holdout pages; ! marks a "
+        "p75 over web.dev's 'good' threshold (LCP 2.5 s, INP 200 ms, CLS 0.1). Holdout arms "
+        "are green.</p>"
+    )
+    body += report.image(png(fig), "LCP p75 per arm")
+    body += _table(["arm", "holdout", "pages", "LCP ms", "INP ms", "CLS", "TTFB ms"], out_rows)
+    report.section("Core Web Vitals", body)
+
+
 def performance(report: Report, rows: Sequence[TrainingRow]) -> None:
     by_slot: dict[str, dict[str, list[float]]] = {}
+    values: dict[tuple[str, str], list[float]] = {}
     for r in rows:
-        stats = by_slot.setdefault(r.slot, {}).setdefault(r.variant, [0.0, 0.0])
+        stats = by_slot.setdefault(r.slot, {}).setdefault(r.variant, [0.0, 0.0, 0.0])
         stats[0] += 1
         stats[1] += 1.0 if r.clicks > 0 else 0.0
+        stats[2] += 1.0 if r.conversions > 0 else 0.0
+        values.setdefault((r.slot, r.variant), []).append(r.value)
     if not by_slot:
         report.section("Variant performance", "<p>No exposures in the store.</p>")
         return
     parts = [
-        '<p class="note">Click-through rate per variant over all its exposures, with 95% Wilson '
-        "score intervals.</p>"
+        '<p class="note">Per variant over all its exposures: click-through and conversion rate '
+        "(an exposure converts when a conversion is attributed to it: within the conversion "
+        "window, naming it or naming no decision) with 95% Wilson score intervals, and revenue "
+        "per exposure with a 95% normal interval. A visitor-level conversion credits every "
+        "decision the visitor was shown, so revenue is not additive across slots.</p>"
     ]
     table_rows: list[list[Any]] = []
     for slot, variants in sorted(by_slot.items()):
@@ -152,9 +534,37 @@ def performance(report: Report, rows: Sequence[TrainingRow]) -> None:
         ax.set_title(f"slot {slot}")
         parts.append(report.image(png(fig), f"variant performance: {slot}"))
         for v, ni, si, c, (lo, hi) in zip(names, n, s, ctr, bounds, strict=True):
-            table_rows.append([slot, v, int(ni), int(si), f"{c:.2%}", f"[{lo:.2%}, {hi:.2%}]"])
+            conv = variants[v][2]
+            clo, chi = wilson(conv, int(ni))
+            rev = mean_interval(np.asarray(values[(slot, v)], dtype=float))
+            table_rows.append(
+                [
+                    slot,
+                    v,
+                    int(ni),
+                    int(si),
+                    f"{c:.2%} [{lo:.2%}, {hi:.2%}]",
+                    int(conv),
+                    f"{conv / ni:.2%} [{clo:.2%}, {chi:.2%}]",
+                    f"{sum(values[(slot, v)]):.2f}",
+                    f"{rev[0]:.3f} [{rev[1]:.3f}, {rev[2]:.3f}]",
+                ]
+            )
     parts.append(
-        _table(["slot", "variant", "exposures", "clicks", "CTR", "95% Wilson"], table_rows)
+        _table(
+            [
+                "slot",
+                "variant",
+                "exposures",
+                "clicks",
+                "CTR [95% Wilson]",
+                "conversions",
+                "conversion rate [95% Wilson]",
+                "revenue",
+                "revenue / exposure [95%]",
+            ],
+            table_rows,
+        )
     )
     report.section("Variant performance", "".join(parts))
 
@@ -269,7 +679,9 @@ def latency(report: Report, store: EventStore, budget_us: int) -> None:
     report.section("Edge decision latency", body)
 
 
-def volume(report: Report, store: EventStore, config: MonitorConfig) -> list[tuple[int, Alert]]:
+def volume(report: Report, store: EventStore, config: MonitorConfig) -> list[Episode]:
+    """Events per hour, and the monitor run at the end of every hour with one ``AlertBook``:
+    each alert is listed once, from the hour it opened to the check that closed it."""
     exposures = list(store.exposures())
     if not exposures:
         report.section("Event volume and alerts", "<p>No events.</p>")
@@ -278,10 +690,10 @@ def volume(report: Report, store: EventStore, config: MonitorConfig) -> list[tup
     last = (int(exposures[-1]["ts"]) // HOUR_MS) * HOUR_MS
     counts = store.volume(first, HOUR_MS)
     hours = np.arange(first, last + HOUR_MS, HOUR_MS)
-    alerts: list[tuple[int, Alert]] = []
+    book = AlertBook()
     for end in hours + HOUR_MS:
-        for alert in check(store, int(end), config):
-            alerts.append((int(end - HOUR_MS), alert))
+        check(store, int(end), config, book)
+    episodes = book.all()
     fig, ax = figure(7.5, 3.6)
     x = (hours - first) / HOUR_MS
     kinds = sorted({k for k, _ in counts})
@@ -293,24 +705,25 @@ def volume(report: Report, store: EventStore, config: MonitorConfig) -> list[tup
             color=COLORS[n],
             marker=".",
         )
-    warmup = config.history
     ax.axvspan(
         -0.5,
-        min(warmup, x[-1] + 0.5),
+        min(24.0, x[-1] + 0.5),
         color="grey",
         alpha=0.12,
-        label=f"monitor warm-up (< {warmup} h of history)",
+        label="first day: no seasonal baseline yet",
     )
     peak = max(counts.values(), default=1)
     ax.set_yscale("symlog", linthresh=1.0)
     ax.set_ylim(0, peak * 6)
-    for n, (start, _alert) in enumerate(alerts):
-        ax.axvline(
+    for k, episode in enumerate(episodes):
+        start = int(episode.details.get("since", episode.opened_ms - HOUR_MS))
+        stop = episode.closed_ms or int(hours[-1] + 2 * HOUR_MS)
+        ax.axvspan(
             (start - first) / HOUR_MS,
+            (stop - HOUR_MS - first) / HOUR_MS,
             color="red",
-            alpha=0.6,
-            linestyle=":",
-            label="alert" if n == 0 else None,
+            alpha=0.12,
+            label="alert open" if k == 0 else None,
         )
         ax.annotate(
             "!",
@@ -324,18 +737,36 @@ def volume(report: Report, store: EventStore, config: MonitorConfig) -> list[tup
     ax.set_ylabel("events per hour")
     ax.legend(fontsize=8, loc="lower left")
     body = report.image(png(fig), "event volume over time with monitor alerts")
-    rows = [[_when(start), a.kind, a.subject, a.message] for start, a in alerts]
+    by_key: dict[str, list[Episode]] = {}
+    for e in episodes:
+        by_key.setdefault(e.key, []).append(e)
+    rows = [
+        [
+            _when(group[0].opened_ms),
+            _when(group[-1].closed_ms) if group[-1].closed_ms else "open",
+            len(group),
+            sum(e.checks for e in group),
+            group[0].kind,
+            group[0].subject,
+            group[-1].message,
+        ]
+        for group in sorted(by_key.values(), key=lambda g: (g[0].opened_ms, g[0].key))
+    ]
     body += (
-        f'<p class="note">Hourly events from {_when(first)} UTC; the monitor was run at the end '
-        f"of every hour ({len(alerts)} alerts; during the first {warmup} hours its expected "
-        "level still counts empty hours, so traffic starting looks like a spike).</p>"
+        f'<p class="note">Hourly events from {_when(first)} UTC. The monitor was run at the end '
+        f"of every hour; one row per alert ({len(by_key)}), however long it stayed open: when it "
+        "first opened, when it last closed, how many times it opened (it closes after two hours "
+        "without being raised) and how many hourly checks raised it. Volume is judged against "
+        "the same hour on earlier days, so the first day is learned, not judged.</p>"
     )
-    body += _table(["window (UTC)", "kind", "subject", "message"], rows) if rows else ""
+    head = ["first opened (UTC)", "last closed (UTC)", "times opened", "checks", "kind"]
+    head += ["subject", "last message"]
+    body += _table(head, rows) if rows else "<p>No alerts.</p>"
     stats = latency_percentiles(store, first, last + HOUR_MS)
     if stats:
         body += f'<p class="note">decision_us over the whole period: p99 {stats["p99"]:.0f} µs.</p>'
     report.section("Event volume and alerts", body)
-    return alerts
+    return episodes
 
 
 def off_policy(report: Report, results: Sequence[SlotResult]) -> None:
@@ -410,7 +841,13 @@ def build(
     """Every section, rendered; ``Report.render`` gives the page."""
     report = Report(title)
     rows = list(training_rows(store))
+    people = visitors(store, registry)
+    current = registry.current_blob()
+    site = decode_snapshot(current).site if current else None
+    holdout_lift(report, people)
     performance(report, rows)
+    segments(report, people, site)
+    web_vitals(report, store)
     allocation(report, registry)
     posteriors(report, registry, rows)
     config = MonitorConfig(budget_us=budget_us)
