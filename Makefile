@@ -83,9 +83,9 @@ system-deps:
 	fi
 
 dev-vars:
-	test -f .dev.vars || printf 'COOKIE_KEYS=dev:%s\nEVENTS_SECRET=%s\nPREVIEW_KEY=%s\nIDENTITY_KEY=%s\n' \
+	test -f .dev.vars || printf 'COOKIE_KEYS=dev:%s\nEVENTS_SECRET=%s\nPREVIEW_KEY=%s\nIDENTITY_KEY=%s\nHEALTH_KEY=%s\n' \
 		$$(openssl rand -hex 16) $$(openssl rand -hex 16) $$(openssl rand -hex 16) \
-		$$(openssl rand -hex 16) > .dev.vars
+		$$(openssl rand -hex 16) $$(openssl rand -hex 16) > .dev.vars
 
 # the whole local loop in one command: the sample store (:8788), the collector (`edgepick serve`
 # on :8790, store out/events.db, signing with .dev.vars' EVENTS_SECRET: wrangler.toml's

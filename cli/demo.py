@@ -159,8 +159,14 @@ def drive(base: str, visitors: list[SimVisitor], site: Site, seed: int, workers:
     return tally
 
 
+HEALTH_KEY = secrets.token_hex(16)  # the demo worker's: its health details are for the demo
+
+
 def _health(base: str) -> dict[str, Any]:
-    with urllib.request.urlopen(base + "/_edgepick/health", timeout=10) as response:
+    request = urllib.request.Request(
+        base + "/_edgepick/health", headers={"x-edgepick-health-key": HEALTH_KEY}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         data: dict[str, Any] = json.loads(response.read())
         return data
 
@@ -308,6 +314,7 @@ def run(
                     "COLLECTOR_URL": f"http://127.0.0.1:{serve_port}/v1/events",
                     "EVENTS_SECRET": secret,
                     "COOKIE_KEYS": f"demo:{secrets.token_hex(16)}",
+                    "HEALTH_KEY": HEALTH_KEY,
                     "SNAPSHOT_TTL_SECONDS": "0",
                 },
                 work / "logs",

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
 WORKER_PORT = 8787  # wrangler dev's default (wrangler.toml sets no [dev] port)
 COLLECTOR_PATH = "/v1/events"  # origin.collector's event route
-SECRETS = ("COOKIE_KEYS", "EVENTS_SECRET", "PREVIEW_KEY", "IDENTITY_KEY")  # .dev.vars
+SECRETS = ("COOKIE_KEYS", "EVENTS_SECRET", "PREVIEW_KEY", "IDENTITY_KEY", "HEALTH_KEY")  # .dev.vars
+OPTIONAL = ("HEALTH_KEY",)  # a .dev.vars written before it existed still works
 
 
 def free_port() -> int:
@@ -252,7 +253,7 @@ def dev_plan(root: Path = ROOT) -> DevPlan:
     worker_vars: dict[str, str] = {}
     if dev_vars.exists():
         given = read_dev_vars(dev_vars)
-        missing = [name for name in SECRETS if not given.get(name)]
+        missing = [name for name in SECRETS if not given.get(name) and name not in OPTIONAL]
         if missing:
             raise ValueError(f"{dev_vars} lacks {', '.join(missing)}: delete it, run make dev-vars")
         secret = given["EVENTS_SECRET"]
@@ -263,6 +264,7 @@ def dev_plan(root: Path = ROOT) -> DevPlan:
             "EVENTS_SECRET": secret,
             "PREVIEW_KEY": secrets.token_hex(16),
             "IDENTITY_KEY": secrets.token_hex(16),
+            "HEALTH_KEY": secrets.token_hex(16),
         }
     return DevPlan(
         worker_port=WORKER_PORT,

@@ -8,9 +8,13 @@
 | COOKIE_KEYS | required for cookies | ``kid:secret[,kid:secret...]``; the first signs |
 | PREVIEW_KEY | "" (previews off) | HMAC key of preview tokens |
 | IDENTITY_KEY | "" (identify off) | HMAC key of the site's identity tokens (``core.identity``) |
+| HEALTH_KEY | "" (no details) | ``/_edgepick/health`` details for ``x-edgepick-health-key`` |
 | SNAPSHOT_TTL_SECONDS | 10 | how often the isolate re-reads ``snap/current`` |
 | CONSENT_COOKIE / CONSENT_MODE | ep_consent / opt-out | see ``edge.context.has_consent`` |
 | COOKIE_SECURE | true | ``Secure`` attribute on the visitor cookie (false for plain-http dev) |
+
+``/_edgepick/health`` answers everyone ``ok``, the snapshot id and its age; its details (errors,
+event counts, config problems) only to a request carrying ``x-edgepick-health-key: HEALTH_KEY``.
 
 Bindings: ``SNAPSHOTS`` (Workers KV, required); ``EVENTS`` (a Queues producer, optional: event
 batches go to the queue instead of straight to ``COLLECTOR_URL``, and the queue's consumer,
@@ -38,6 +42,7 @@ class EdgeConfig:
     consent: ConsentPolicy
     secure_cookie: bool
     problems: tuple[str, ...] = ()
+    health_key: bytes = b""
 
 
 def parse_keyring(text: str) -> Keyring | None:
@@ -77,4 +82,5 @@ def load(get: Callable[[str], str]) -> EdgeConfig:
         consent=ConsentPolicy(get("CONSENT_COOKIE") or "ep_consent", mode),
         secure_cookie=(get("COOKIE_SECURE") or "true").lower() != "false",
         problems=tuple(problems),
+        health_key=get("HEALTH_KEY").encode(),
     )

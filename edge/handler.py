@@ -6,6 +6,7 @@ origin sent it, and the error is counted (``/_edgepick/health`` shows it).
 
 from __future__ import annotations
 
+import hmac
 import json
 import traceback
 from collections.abc import Mapping
@@ -106,7 +107,7 @@ async def _api(
     stats: Stats,
 ) -> Outgoing:
     if route == "health":
-        return _health(io, engine, cache, config, stats)
+        return _health(req, io, engine, cache, config, stats)
     if route == "client.js":
         return Outgoing(
             200,
@@ -125,16 +126,32 @@ async def _api(
     return _json({"error": f"no such endpoint: {req.method} {PREFIX}{route}"}, 404)
 
 
+HEALTH_KEY_HEADER = "x-edgepick-health-key"
+
+
 def _health(
-    io: EdgeIO, engine: Engine | None, cache: SnapshotCache, config: EdgeConfig, stats: Stats
+    req: Incoming,
+    io: EdgeIO,
+    engine: Engine | None,
+    cache: SnapshotCache,
+    config: EdgeConfig,
+    stats: Stats,
 ) -> Outgoing:
-    """Snapshot, errors, and what became of the events this isolate sent (``edge.delivery``)."""
+    """Public: ok, the snapshot and its age. With ``x-edgepick-health-key: HEALTH_KEY``: also
+    errors, and what became of the events this isolate sent (``edge.delivery``); error texts
+    and configuration problems are for operators, not for anyone who asks."""
     now_ms = io.now_ms()
+    public = {
+        "ok": engine is not None,
+        "snapshot": cache.current or None,
+        "age_seconds": round((now_ms - cache.loaded_at_ms) / 1000, 1) if engine else None,
+    }
+    given = req.headers.get(HEALTH_KEY_HEADER, "").encode()
+    if not (config.health_key and hmac.compare_digest(given, config.health_key)):
+        return _json(public)
     return _json(
         {
-            "ok": engine is not None,
-            "snapshot": cache.current or None,
-            "age_seconds": round((now_ms - cache.loaded_at_ms) / 1000, 1) if engine else None,
+            **public,
             "snapshot_errors": cache.errors,
             "last_snapshot_error": cache.last_error,
             "errors": stats.errors,

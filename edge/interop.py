@@ -27,6 +27,7 @@ from edge.queue_consumer import consume
 from edge.snapshots import SnapshotCache
 
 READ_HEADERS = (
+    "x-edgepick-health-key",
     "accept",
     "accept-language",
     "cookie",

@@ -207,7 +207,9 @@ class Loop:
 
     def health(self) -> dict[str, Any]:
         """The worker's ``/_edgepick/health`` (``events``: what became of what it sent)."""
-        status, _headers, body = self.http("/_edgepick/health")
+        status, _headers, body = self.http(
+            "/_edgepick/health", headers={"x-edgepick-health-key": "e2e-health"}
+        )
         assert status == 200, body
         found: dict[str, Any] = json.loads(body)
         return found
@@ -225,6 +227,7 @@ class Loop:
             "COLLECTOR_URL": self.gate.url if self.gate else self.collector_url,
             "EVENTS_SECRET": self.events_secret,
             "COOKIE_KEYS": f"{KID}:{self.cookie_secret}",
+            "HEALTH_KEY": "e2e-health",
             "PREVIEW_KEY": self.preview_key,
             "IDENTITY_KEY": self.identity_key,
             "SNAPSHOT_TTL_SECONDS": "0",

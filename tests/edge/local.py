@@ -25,6 +25,7 @@ ENV = {
     "COOKIE_KEYS": "k2:new-cookie-secret,k1:old-cookie-secret",
     "PREVIEW_KEY": "preview-secret",
     "IDENTITY_KEY": "identity-secret",
+    "HEALTH_KEY": "health-secret",
     "SNAPSHOT_TTL_SECONDS": "0",
 }
 UA_MOBILE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
@@ -116,3 +117,10 @@ class Edge:
         reply = self.request("/_edgepick/events", method="POST", body=body)
         answer: dict[str, Any] = json.loads(reply.body)  # type: ignore[arg-type]
         return answer
+
+
+def health(edge: Edge) -> dict[str, Any]:
+    """The edge's ``/_edgepick/health`` with its details (the operator's ``HEALTH_KEY``)."""
+    out = edge.request("/_edgepick/health", x_edgepick_health_key=ENV["HEALTH_KEY"])
+    found: dict[str, Any] = json.loads(out.body or b"{}")
+    return found

@@ -36,7 +36,7 @@ def test_no_snapshot_serves_the_origin_page_untouched() -> None:
     assert out.untouched and out.page is not None
     assert out.page.handle == pages()["/"][2]
     assert edge.io.shipped == [] and header(out, "set-cookie") is None
-    health = json.loads(edge.request("/_edgepick/health").body)  # type: ignore[arg-type]
+    health = local.health(edge)
     assert health["ok"] is False and health["snapshot_errors"] >= 1
 
 
@@ -220,7 +220,7 @@ def test_corrupt_new_snapshot_keeps_the_last_good_one(fixture_blob: bytes) -> No
     edge.io.kv["snap/" + "0" * 20] = b"\x93garbage"
     out = edge.request("/")
     assert not out.untouched and out.page.handle.count("data-edgepick-decision=") == 4  # type: ignore[union-attr]
-    health = json.loads(edge.request("/_edgepick/health").body)  # type: ignore[arg-type]
+    health = local.health(edge)
     assert health["snapshot"] == good and "not valid msgpack" in health["last_snapshot_error"]
 
 
@@ -235,9 +235,9 @@ def test_rollback_switches_the_snapshot(fixture_blob: bytes) -> None:
     first = edge.io.kv["snap/current"]
     sid2 = decode_header(blob2)[0].id
     edge.io.kv.update({"snap/current": sid2, f"snap/{sid2}": blob2})
-    assert json.loads(edge.request("/_edgepick/health").body)["snapshot"] == sid2  # type: ignore[arg-type]
+    assert local.health(edge)["snapshot"] == sid2
     edge.io.kv["snap/current"] = first
-    assert json.loads(edge.request("/_edgepick/health").body)["snapshot"] == first  # type: ignore[arg-type]
+    assert local.health(edge)["snapshot"] == first
 
 
 def test_exceptions_fail_open(fixture_blob: bytes) -> None:
@@ -421,3 +421,19 @@ def test_decide_api_sees_the_asking_page_context(fixture_blob: bytes) -> None:
         if decision["reason"] != "holdout":
             seen.add(decision["variant"])
     assert seen and seen <= {"promo-member-code", "promo-free-shipping"}
+
+
+def test_health_details_are_for_the_health_key_only(fixture_blob: bytes) -> None:
+    """Anyone gets ok, the snapshot and its age; error texts, counters and configuration
+    problems need ``x-edgepick-health-key``."""
+    edge = Edge(fixture_blob)
+    public = json.loads(edge.request("/_edgepick/health").body)  # type: ignore[arg-type]
+    assert set(public) == {"ok", "snapshot", "age_seconds"}
+    wrong = edge.request("/_edgepick/health", x_edgepick_health_key="guess")
+    assert set(json.loads(wrong.body)) == set(public)  # type: ignore[arg-type]
+    right = edge.request("/_edgepick/health", x_edgepick_health_key="health-secret")
+    details = json.loads(right.body)  # type: ignore[arg-type]
+    assert {"errors", "last_error", "events", "config_problems"} <= set(details)
+    unset = Edge(fixture_blob, {k: v for k, v in ENV.items() if k != "HEALTH_KEY"})
+    empty = unset.request("/_edgepick/health", x_edgepick_health_key="")
+    assert set(json.loads(empty.body)) == set(public)  # type: ignore[arg-type]

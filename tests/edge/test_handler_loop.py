@@ -15,6 +15,7 @@ import pytest
 from core import cookie, events, preview
 from core.engine import Engine
 from edge.delivery import DeliveryStats, deliver, ship
+from tests.edge import local
 from tests.edge.local import Edge
 
 UA_CURL = "curl/8.5.0"
@@ -287,6 +288,6 @@ def test_delivery_retries_with_exponential_backoff() -> None:
 def test_health_shows_the_delivery_counters(fixture_blob: bytes) -> None:
     edge = Edge(fixture_blob)
     edge.stats.delivery.dropped = 3
-    health = json.loads(edge.request("/_edgepick/health").body)  # type: ignore[arg-type]
+    health = local.health(edge)
     assert health["events"]["dropped"] == 3
     assert set(health["events"]) >= {"shipped", "retried", "dropped", "invalid", "queued"}

@@ -165,6 +165,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fixture_blob: bytes) -> Iter
                 "COLLECTOR_URL": f"http://127.0.0.1:{collector.port}/v1/events",
                 "EVENTS_SECRET": EVENTS_SECRET,
                 "COOKIE_KEYS": "k1:pyodide-cookie-secret",
+                "HEALTH_KEY": "pyodide-health",
                 "SNAPSHOT_TTL_SECONDS": "0",
             },
             "kv": kv,
@@ -220,12 +221,14 @@ def test_bad_cookie_is_ignored_without_error(stack: Stack, kind: str) -> None:
     assert reply["status"] == 200 and reply.html.count("data-edgepick-decision=") == 4
     fresh = state_of(reply.cookie_value())
     assert fresh.visitor_id != state_of(good).visitor_id and fresh.page_views == 1
-    health = json.loads(stack.harness.get("/_edgepick/health").body)
+    health = json.loads(
+        stack.harness.get("/_edgepick/health", x_edgepick_health_key="pyodide-health").body
+    )
     assert health["errors"] == 0 and health["last_error"] == ""
 
 
 def test_health_and_decide_api(stack: Stack) -> None:
-    health = stack.harness.get("/_edgepick/health")
+    health = stack.harness.get("/_edgepick/health", x_edgepick_health_key="pyodide-health")
     assert health["status"] == 200
     body = json.loads(health.body)
     assert body["ok"] is True and body["snapshot"] == stack.snapshot_id
@@ -268,11 +271,18 @@ def test_empty_kv_serves_the_origin_page_byte_for_byte(stack: Stack) -> None:
         assert reply["status"] == 200 and reply.body == INDEX.read_bytes()
         assert reply["set_cookie"] == [] and reply["wait_until"] == 0
         assert reply.header("x-origin") == "sample-store"
-        health = json.loads(stack.harness.get("/_edgepick/health").body)
+        health = json.loads(
+            stack.harness.get("/_edgepick/health", x_edgepick_health_key="pyodide-health").body
+        )
         assert health["ok"] is False and health["snapshot"] is None
     finally:
         stack.harness.call(op="isolate", kv=stack.kv)
-    assert json.loads(stack.harness.get("/_edgepick/health").body)["ok"] is True
+    assert (
+        json.loads(
+            stack.harness.get("/_edgepick/health", x_edgepick_health_key="pyodide-health").body
+        )["ok"]
+        is True
+    )
 
 
 def test_a_queue_producer_binding_takes_the_events(stack: Stack) -> None:

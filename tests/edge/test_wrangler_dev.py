@@ -33,6 +33,7 @@ from tests.edge.helpers import Collector, cookie_state, decision_marks
 pytestmark = pytest.mark.skipif(not WRANGLER.exists(), reason="run `make setup` (npm ci) first")
 
 KEYS = "k1:e2e-cookie-secret"
+HEALTH = {"x-edgepick-health-key": "wrangler-health"}
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
 EDGEPICK = [sys.executable, "-m", "cli.main"]
 
@@ -76,6 +77,7 @@ class Stack:
             "COLLECTOR_URL": f"http://127.0.0.1:{self.collector.port}/v1/events",
             "EVENTS_SECRET": "e2e-events",
             "COOKIE_KEYS": KEYS,
+            "HEALTH_KEY": "wrangler-health",
             "SNAPSHOT_TTL_SECONDS": "0",
         }
 
@@ -184,7 +186,7 @@ def test_exposures_reach_the_collector(stack: Stack) -> None:
 def test_decide_api_and_health(stack: Stack) -> None:
     status, _, body = stack.get("/_edgepick/decide?slots=recs&path=/")
     assert status == 200 and json.loads(body)["decisions"][0]["slot"] == "recs"
-    health = json.loads(stack.get("/_edgepick/health")[2])
+    health = json.loads(stack.get("/_edgepick/health", headers=HEALTH)[2])
     assert health["ok"] and health["snapshot"] == stack.snapshot_id
     assert stack.get("/_edgepick/client.js")[1]["content-type"].startswith("application/javascript")
 
@@ -199,7 +201,9 @@ def test_rollback_serves_the_earlier_snapshot(stack: Stack, fixture_blob: bytes)
     v2 = stack.tmp / "v2.snap"
     v2.write_bytes(encode_snapshot(compile_site(config), parent=stack.snapshot_id))
     second = publish(v2, stack.persist, stack.registry)
-    assert _eventually(lambda: json.loads(stack.get("/_edgepick/health")[2])["snapshot"] == second)
+    assert _eventually(
+        lambda: json.loads(stack.get("/_edgepick/health", headers=HEALTH)[2])["snapshot"] == second
+    )
     done = subprocess.run(
         [
             *EDGEPICK,
@@ -217,7 +221,10 @@ def test_rollback_serves_the_earlier_snapshot(stack: Stack, fixture_blob: bytes)
     )
     assert done.returncode == 0, done.stderr
     assert _eventually(
-        lambda: json.loads(stack.get("/_edgepick/health")[2])["snapshot"] == stack.snapshot_id
+        lambda: (
+            json.loads(stack.get("/_edgepick/health", headers=HEALTH)[2])["snapshot"]
+            == stack.snapshot_id
+        )
     )
 
 
@@ -243,6 +250,6 @@ def test_empty_kv_serves_the_origin_page_byte_for_byte(stack: Stack, tmp_path: P
         expected = (ROOT / "fixtures" / "pages" / "index.html").read_bytes()
         assert status == 200 and body == expected
         assert "set-cookie" not in headers
-        assert json.loads(empty.get("/_edgepick/health")[2])["ok"] is False
+        assert json.loads(empty.get("/_edgepick/health", headers=HEALTH)[2])["ok"] is False
     finally:
         process.stop()

@@ -152,6 +152,7 @@ class Loop:
             "COLLECTOR_URL": f"http://127.0.0.1:{self.gate.port}/v1/events",
             "EVENTS_SECRET": SECRET,
             "COOKIE_KEYS": "k1:loop-cookie-secret",
+            "HEALTH_KEY": "loop-health",
             "PREVIEW_KEY": PREVIEW_KEY.decode(),
             "IDENTITY_KEY": IDENTITY_KEY.decode(),
             "SNAPSHOT_TTL_SECONDS": "0",
@@ -188,7 +189,9 @@ class Loop:
         return status, answer, data
 
     def health(self) -> dict[str, Any]:
-        found: dict[str, Any] = json.loads(self.call("/_edgepick/health")[2])
+        found: dict[str, Any] = json.loads(
+            self.call("/_edgepick/health", x_edgepick_health_key="loop-health")[2]
+        )
         return found
 
     def wait_for(self, check: Callable[[], bool], timeout: float = 20.0) -> bool:
