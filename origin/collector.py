@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -80,10 +80,13 @@ async def read_signed(
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Refused(413, f"body is {declared} bytes, over the {limit}-byte limit")
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise Refused(413, f"body is over the {limit}-byte limit")
+    try:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise Refused(413, f"body is over the {limit}-byte limit")
+    except ClientDisconnect:  # gone before the body was in (a slow client cut off): nothing
+        raise Refused(400, "the client went away before its body arrived") from None
     signature = request.headers.get(SIGNATURE_HEADER, "")
     if not signature:
         raise Refused(401, f"missing {SIGNATURE_HEADER} header (HMAC-SHA256 of the body)")
