@@ -715,16 +715,19 @@ def volume(report: Report, store: EventStore, config: MonitorConfig) -> list[Epi
     peak = max(counts.values(), default=1)
     ax.set_yscale("symlog", linthresh=1.0)
     ax.set_ylim(0, peak * 6)
-    for k, episode in enumerate(episodes):
+    shaded = False
+    for episode in episodes:
         start = int(episode.details.get("since", episode.opened_ms - HOUR_MS))
-        stop = episode.closed_ms or int(hours[-1] + 2 * HOUR_MS)
-        ax.axvspan(
-            (start - first) / HOUR_MS,
-            (stop - HOUR_MS - first) / HOUR_MS,
-            color="red",
-            alpha=0.12,
-            label="alert open" if k == 0 else None,
-        )
+        if episode.kind == "volume":  # the windows the alert is about
+            stop = episode.closed_ms or int(hours[-1] + 2 * HOUR_MS)
+            ax.axvspan(
+                (start - first) / HOUR_MS,
+                (stop - HOUR_MS - first) / HOUR_MS,
+                color="red",
+                alpha=0.15,
+                label=None if shaded else "volume alert open",
+            )
+            shaded = True
         ax.annotate(
             "!",
             ((start - first) / HOUR_MS, peak * 2.5),

@@ -155,7 +155,7 @@ def test_report_renders_in_headless_chromium(
     loop: tuple[SqliteStore, Registry, list[Any]], tmp_path: Path
 ) -> None:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip(f"Debian's chromium is not installed ({CHROMIUM}): apt-get install chromium")
+        pytest.fail(f"Debian's chromium is not installed ({CHROMIUM}): run `make setup`")
     store, registry, _ = loop
     out = tmp_path / "report.html"
     report = write(store, registry, out, resamples=200)
