@@ -46,8 +46,11 @@ def test_project_policies_get_estimates_with_wide_intervals(result: dict[str, An
             assert e["low"] <= e["value"] <= e["high"], (name, est)
             # with ~19 clicks in 5,000 rows, every interval spans a large share of the CTR itself
             assert e["width"] > 0.5 * result["random"]["ctr"], (name, est)
-    # the linear policy concentrates on a few items: far fewer effective rows than Thompson's
-    assert policies["linear"]["ips"]["ess"] < policies["thompson"]["ips"]["ess"] < 5000
+    # neither target is the logging policy: fewer effective rows than the 5,000 logged (how
+    # far the linear one concentrates depends on how hard the learner shrinks its arms)
+    assert policies["thompson"]["ips"]["ess"] < 5000
+    assert policies["linear"]["ips"]["ess"] < 5000
+    assert policies["uniform (logging)"]["ips"]["ess"] == pytest.approx(5000)
 
 
 def test_bernoulli_ts_estimated_off_policy_is_checked_against_its_on_policy_ctr(
