@@ -227,7 +227,7 @@ CHANNELS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _feature_names(registry: Registry, snapshot: str, cache: dict[str, Site | None]) -> Site | None:
+def _site_of(registry: Registry, snapshot: str, cache: dict[str, Site | None]) -> Site | None:
     if snapshot not in cache:
         try:
             cache[snapshot] = decode_snapshot(registry.get(snapshot)).site
@@ -253,7 +253,7 @@ def visitors(store: EventStore, registry: Registry) -> dict[str, VisitorSummary]
         v.holdout = v.holdout or e["reason"] == "holdout"
         if v.channel != "unknown" or not e["features"]:
             continue
-        site = _feature_names(registry, e["snapshot"], sites)
+        site = _site_of(registry, e["snapshot"], sites)
         slot = next((s for s in site.slots if s.name == e["slot"]), None) if site else None
         if slot is None or not isinstance(slot.policy, LinearPolicy):
             continue
@@ -343,7 +343,8 @@ def holdout_lift(report: Report, people: dict[str, VisitorSummary]) -> None:
     body = (
         f'<p class="note">{len(group) - held} personalized and {held} holdout visitors (the '
         "holdout always gets the defaults). Lift = personalized / holdout - 1 per visitor, "
-        "with a 95% delta-method interval; an interval across 0 means the data cannot tell "
+        "with a 95% delta-method interval on the log of the ratio; an interval across 0 means "
+        "the data cannot tell "
         "personalization from the defaults yet.</p>"
     )
     body += report.image(png(fig), "personalization lift over the holdout")
@@ -371,11 +372,10 @@ def segments(report: Report, people: dict[str, VisitorSummary], site: Site | Non
         return
     views: list[tuple[str, str, list[VisitorSummary]]] = []
     for name, condition in _audiences(site):
-        inside = [
-            v for v in group if evaluate(condition, {"device": v.device, "country": v.country})
-        ]
-        views.append(("audience", name, inside))
-        views.append(("audience", f"not {name}", [v for v in group if v not in inside]))
+        member = [evaluate(condition, {"device": v.device, "country": v.country}) for v in group]
+        views.append(("audience", name, [v for v, m in zip(group, member, strict=True) if m]))
+        outside = [v for v, m in zip(group, member, strict=True) if not m]
+        views.append(("audience", f"not {name}", outside))
     for channel in sorted({v.channel for v in group}):
         views.append(("channel", channel, [v for v in group if v.channel == channel]))
     rows: list[list[Any]] = []
