@@ -48,6 +48,28 @@ MAX_ID = 64  # characters of an event id
 MAX_PATH = 512  # characters of a logged page path
 MAX_USER_ID = identity.MAX_USER_ID  # one limit: identity tokens, identify events, the collector
 MAX_ARMS = 256  # entries of a logged distribution
+MIN_TS = 1_577_836_800_000  # 2020-01-01: nothing older is an edgepick event
+MAX_TS = 2**53  # exact in JSON numbers and SQLite integers
+MAX_NAME = 128  # characters of visitor, user, slot, variant, decision, snapshot... fields
+_NAMES = (
+    "visitor",
+    "user",
+    "slot",
+    "variant",
+    "decision",
+    "snapshot",
+    "policy",
+    "reason",
+    "segment",
+    "category",
+    "device",
+    "country",
+    "channel",
+)
+MIN_PROPENSITY = 1e-9  # no policy serves an arm this rarely; below it an IPS weight explodes
+MAX_FEATURES = 1024
+MAX_FEATURE = 1e12
+MAX_DECISION_US = 60_000_000
 PROB_DIGITS = 6  # significant digits of the logged distribution (the propensity is exact)
 _DRAWN = (Reason.POLICY, Reason.FALLBACK)
 
@@ -225,13 +247,16 @@ def _finite(value: Any) -> bool:
 
 
 def _exposure_problem(event: Mapping[str, Any]) -> str | None:
-    if not 0.0 < event["propensity"] <= 1.0:
-        return "propensity: must be in (0, 1]"
-    if not all(_finite(x) for x in event["features"]):
-        return "features: must be finite numbers"
+    if not MIN_PROPENSITY <= event["propensity"] <= 1.0:
+        return f"propensity: must be in [{MIN_PROPENSITY:g}, 1]"
+    features = event["features"]
+    if len(features) > MAX_FEATURES:
+        return f"features: at most {MAX_FEATURES}"
+    if not all(_finite(x) and abs(x) <= MAX_FEATURE for x in features):
+        return f"features: finite numbers within +-{MAX_FEATURE:g}"
     us = event.get("decision_us")
-    if us is not None and (type(us) is not int or us < 0):
-        return "decision_us: an int >= 0, or absent when not measured"
+    if us is not None and (type(us) is not int or not 0 <= us <= MAX_DECISION_US):
+        return f"decision_us: an int in [0, {MAX_DECISION_US}], or absent when not measured"
     arms, probs = event.get("eligible"), event.get("probs")
     if arms is None and probs is None:
         return None
@@ -263,11 +288,18 @@ def problem(event: Any) -> str | None:
             return f"{key}: required for {kind}"
     if len(event["id"]) > MAX_ID:
         return f"id: at most {MAX_ID} characters"
+    if not MIN_TS <= event["ts"] < MAX_TS:
+        return "ts: milliseconds since 1970, from 2020 on"
+
     path = event.get("path")
     if path is not None and (not isinstance(path, str) or len(path) > MAX_PATH):
         return f"path: a string of at most {MAX_PATH} characters"
     if kind == IDENTIFY and not 0 < len(event["user"]) <= MAX_USER_ID:
         return f"user: 1 to {MAX_USER_ID} characters"
+    for key in _NAMES:  # (an identify's user is checked above, with its own bound)
+        value = event.get(key)
+        if isinstance(value, str) and len(value) > MAX_NAME:
+            return f"{key}: at most {MAX_NAME} characters"
     if kind == "conversion" and not _finite(event["value"]):
         return "value: must be a finite number"
     if kind == EXPOSURE:

@@ -17,6 +17,8 @@ reply, so every acknowledged event is durable.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +65,7 @@ class Service:
     decider: Any = None  # origin.channels.Decider, when /v1/decide is enabled
     counters: dict[str, int] = field(default_factory=dict)
     previous: tuple[bytes, ...] = ()
+    clock: Callable[[], float] = time.time
 
     @property
     def secrets(self) -> tuple[bytes, ...]:
@@ -95,8 +98,12 @@ async def read_signed(
     return bytes(body)
 
 
-def parse_batch(body: bytes) -> list[dict[str, Any]]:
-    """The events of a batch body; raises ``Refused`` naming the first problem."""
+MAX_FUTURE_MS = 86_400_000  # an event stamped more than a day ahead of the origin's clock
+
+
+def parse_batch(body: bytes, now_ms: int | None = None) -> list[dict[str, Any]]:
+    """The events of a batch body; raises ``Refused`` naming the first problem (with
+    ``now_ms``, also an event stamped more than ``MAX_FUTURE_MS`` in the future)."""
     try:
         payload = loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -108,6 +115,8 @@ def parse_batch(body: bytes) -> list[dict[str, Any]]:
         raise Refused(413, f"events: {len(events)} in one batch, over the {MAX_BATCH_EVENTS} limit")
     for index, event in enumerate(events):
         why = problem(event)
+        if why is None and now_ms is not None and event["ts"] > now_ms + MAX_FUTURE_MS:
+            why = f"ts: {event['ts']} is over a day ahead of the origin's clock"
         if why is not None:
             field_name = why.split(":", 1)[0] if ":" in why else ""
             raise Refused(
@@ -124,7 +133,7 @@ async def events_endpoint(request: Request) -> JSONResponse:
     service: Service = request.app.state.service
     try:
         body = await read_signed(request, service.secrets)
-        events = parse_batch(body)
+        events = parse_batch(body, int(service.clock() * 1000))
     except Refused as refused:
         service.count(f"refused_{refused.status}")
         return refused.response()

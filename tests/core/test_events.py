@@ -20,11 +20,13 @@ def test_exposures_are_valid_events(engine: Any) -> None:
 
 
 def test_problems_name_the_field() -> None:
-    good = {"type": "click", "id": "e1", "visitor": "v", "ts": 1, "decision": "d1"}
+    good = {"type": "click", "id": "e1", "visitor": "v", "ts": 1_790_000_000_000, "decision": "d1"}
     assert events.problem(good) is None
     assert events.problem([]) == "an event must be an object"
     assert events.problem({**good, "type": "hover"}).startswith("type:")  # type: ignore[union-attr]
     assert events.problem({**good, "ts": "now"}) == "ts: required, int"
+    assert events.problem({**good, "ts": 1}) == "ts: milliseconds since 1970, from 2020 on"
+    assert events.problem({**good, "visitor": "v" * 129}) == "visitor: at most 128 characters"
     assert events.problem({**good, "decision": 5}) == "decision: required for click"
     conversion = {**good, "type": "conversion"}
     assert events.problem(conversion) == "value: required for conversion"
@@ -52,7 +54,7 @@ def test_beacon_keeps_valid_outcomes_for_issued_decisions_only() -> None:
             ]
         }
     ).encode()
-    kept, errors = events.parse_beacon(body, "v-1", 123, frozenset({"d1"}))
+    kept, errors = events.parse_beacon(body, "v-1", 1_790_000_000_123, frozenset({"d1"}))
     assert [(e["type"], e["value"]) for e in kept] == [("click", 0.0), ("conversion", 59.5)]
     assert kept[0]["id"] == "d1:click:c1" and kept[0]["visitor"] == "v-1"
     assert all(events.problem(e) is None for e in kept)
@@ -121,7 +123,13 @@ def test_problem_refuses_non_finite_and_malformed_distributions(engine: Any) -> 
     }
     for field, event in bad.items():
         assert (events.problem(event) or "").startswith(field), field
-    conversion = {"type": "conversion", "id": "c", "visitor": "v", "ts": 1, "decision": "d"}
+    conversion = {
+        "type": "conversion",
+        "id": "c",
+        "visitor": "v",
+        "ts": 1_790_000_000_000,
+        "decision": "d",
+    }
     assert events.problem({**conversion, "value": float("inf")}) == (
         "value: must be a finite number"
     )
@@ -132,7 +140,7 @@ def test_page_views_and_identifies_within_the_shared_limits() -> None:
     assert events.problem(view) is None
     assert events.problem({**view, "path": "/" + "x" * events.MAX_PATH}) is not None
     assert events.problem({k: v for k, v in view.items() if k != "category"}) is not None
-    longest = events.identify_event("0123456789abcdef", "u" * events.MAX_USER_ID, 1)
+    longest = events.identify_event("0123456789abcdef", "u" * events.MAX_USER_ID, 1_790_000_000_000)
     assert events.problem(longest) is None and len(longest["id"]) <= events.MAX_ID
     too_long = {**longest, "user": "u" * (events.MAX_USER_ID + 1)}
     assert events.problem(too_long) == f"user: 1 to {events.MAX_USER_ID} characters"
@@ -159,8 +167,14 @@ def test_shown_needs_this_decisions_receipt(engine: Any) -> None:
             ]
         }
     ).encode()
-    kept, errors = events.parse_beacon(body, "v-1", 5, frozenset({d.decision_id}), b"", [key])
-    assert [(e["type"], e["id"], e["ts"]) for e in kept] == [("exposure", d.decision_id, 5)]
+    kept, errors = events.parse_beacon(
+        body, "v-1", 1_790_000_000_005, frozenset({d.decision_id}), b"", [key]
+    )
+    assert [(e["type"], e["id"], e["ts"]) for e in kept] == [
+        ("exposure", d.decision_id, 1_790_000_000_005)
+    ]
     assert len(errors) == 2 and "receipt" in errors[0] and "not a decision" in errors[1]
-    other, _ = events.parse_beacon(body, "v-2", 5, frozenset({d.decision_id}), b"", [key])
+    other, _ = events.parse_beacon(
+        body, "v-2", 1_790_000_000_005, frozenset({d.decision_id}), b"", [key]
+    )
     assert other == []  # another visitor's receipt

@@ -94,7 +94,7 @@ def test_one_invalid_event_is_left_out_not_the_batch() -> None:
     from tests.edge.local import ENV
 
     io, stats = FakeIO(), DeliveryStats()
-    good = events.identify_event("v-1", "u-1", 1_000)
+    good = events.identify_event("v-1", "u-1", 1_790_000_000_000)
     bad = {**good, "id": "x" * 80}
     ship(io, load(lambda k: ENV.get(k, "")), stats, [good, bad, {**good, "id": "v-1:2"}])
     (sent,) = io.shipped

@@ -147,7 +147,13 @@ def test_beacon_outcomes_and_vitals_from_the_edge_are_stored(
 
 
 def test_non_finite_numbers_refuse_the_batch(client: TestClient, store: SqliteStore) -> None:
-    vitals = {"type": "vitals", "id": "v-1:vitals:p", "ts": 1, "visitor": "v-1", "path": "/"}
+    vitals = {
+        "type": "vitals",
+        "id": "v-1:vitals:p",
+        "ts": 1_790_000_000_000,
+        "visitor": "v-1",
+        "path": "/",
+    }
     body = json.dumps({"events": [exposure(1), {**vitals, "decisions": [], "lcp": float("inf")}]})
     headers = {SIGNATURE_HEADER: sign(body.encode(), SECRET)}
     response = client.post("/v1/events", content=body.encode(), headers=headers)
