@@ -4,7 +4,9 @@ For each requested slot, in order:
 
 1. preview override -> that variant (reason ``preview``, propensity 1);
 2. holdout: visitors whose draw ``unit_draw(visitor, "edgepick-holdout", 0) < holdout`` get the
-   default on every slot (reason ``holdout``), so personalization's lift can be measured;
+   default on every slot (reason ``holdout``), so personalization's lift can be measured; bots
+   and tools (``context.device == "bot"``) get the defaults too (reason ``default``): crawlers
+   index the site's own content and never steer or pollute learning;
 3. audience rules, in order: a matching ``force`` rule serves its variant (reason ``rule``);
    matching ``restrict``/``exclude`` rules narrow the active variants;
 4. nothing eligible -> the default (reason ``default``);
@@ -104,6 +106,7 @@ def decide(
     affinity: dict[str, float] | None = None
     attrs: dict[str, Any] | None = None
     held_out = site.holdout > 0.0 and in_holdout(visitor_id, site.holdout)
+    bot = context.device == "bot"  # bots and tools: the defaults, like the holdout
     vectors: dict[Featurizer, tuple[float, ...]] = {}
     # a caller's random request id (the edge's) names the decisions as it is; without one they
     # are named by a hash of their inputs, so replaying a decision gives the same id
@@ -123,6 +126,10 @@ def decide(
         if held_out:
             step = ("visitor in the {:.0%} holdout: default", (site.holdout,))
             out.append(fixed_decision(prepared, prepared.default, _HOLDOUT, decision_id, (step,)))
+            continue
+        if bot:
+            step = ("a bot or tool: default (crawlers see the site's own content)", ())
+            out.append(fixed_decision(prepared, prepared.default, _DEFAULT, decision_id, (step,)))
             continue
         if prepared.targeted:
             if attrs is None:

@@ -51,6 +51,8 @@ def identify(
             state, ctx = preview.persona_state(found.persona, f"preview-{token[:8]}", now, context)
             return Visitor(state, ctx, "preview", False, found)
         refused = reason
+    if context.device == "bot":  # a bot or tool keeps no state: no cookie, never logged
+        return Visitor(fresh, context, "bot", False, preview_error=refused)
     if not context.consent or config.keyring is None:
         status = "no-consent" if not context.consent else "no-keys"
         return Visitor(fresh, context, status, False, preview_error=refused)

@@ -248,3 +248,11 @@ def test_a_slot_with_no_active_variant_serves_its_default() -> None:
         (d,) = decide(engine, visitor(i), DESKTOP_US, NOW)
         assert (d.variant, d.reason, d.propensity) == ("a", Reason.DEFAULT, 1.0)
         assert d.trail == ("no eligible variant: default",)
+
+
+def test_bots_get_the_defaults_everywhere(engine: Any) -> None:
+    context = RequestContext(path="/", device="bot", country="US")
+    for n in range(50):
+        for d in decide(engine, VisitorState(f"crawler-{n}"), context, 1_790_000_000):
+            assert d.variant == engine.slots[d.slot].slot.default and d.propensity == 1.0
+            assert d.reason is Reason.DEFAULT

@@ -437,3 +437,18 @@ def test_health_details_are_for_the_health_key_only(fixture_blob: bytes) -> None
     unset = Edge(fixture_blob, {k: v for k, v in ENV.items() if k != "HEALTH_KEY"})
     empty = unset.request("/_edgepick/health", x_edgepick_health_key="")
     assert set(json.loads(empty.body)) == set(public)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("agent", ["curl/8.5.0", "Googlebot/2.1 (+http://www.google.com/bot.html)"])
+def test_bots_and_tools_get_the_defaults_no_cookie_and_no_log(
+    fixture_blob: bytes, engine: Any, agent: str
+) -> None:
+    edge = Edge(fixture_blob)
+    out = edge.request("/", user_agent=agent)
+    assert header(out, "set-cookie") is None and edge.io.shipped == []
+    html = out.page.handle  # type: ignore[union-attr]
+    assert len(decision_marks(html)) == 4  # filled, with each slot's default content:
+    for name in ("headline", "hero", "cta"):
+        slot = engine.slots[name].slot
+        default = next(v for v in slot.variants if v.id == slot.default)
+        assert default.content in html, name
