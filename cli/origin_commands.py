@@ -285,16 +285,25 @@ def _simulate(args: argparse.Namespace) -> int:
         )
         return 0
     policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
-    result = simulate.run(
-        simulate.SimConfig(
-            rounds=args.rounds,
-            batch=args.batch,
-            seed=args.seed,
-            slot=args.slot,
-            policies=policies,
-            config=Path(args.config),
-        )
+    sim = simulate.SimConfig(
+        rounds=args.rounds,
+        batch=args.batch,
+        seed=args.seed,
+        slot=args.slot,
+        policies=policies,
+        config=Path(args.config),
+        truth=args.truth,
+        exploration="" if args.exploration == "authored" else args.exploration,
+        empirical_bayes=args.arm_prior == "evidence",
     )
+    if args.seeds > 1:  # mean and spread over seeds seed .. seed + seeds - 1
+        result = simulate.run_seeds(sim, args.seeds)
+        print(simulate.describe_seeds(result))
+        if args.output:
+            simulate.save(result, Path(args.output))
+            print(f"wrote {args.output}")
+        return 0
+    result = simulate.run(sim)
     print(simulate.describe(result))
     if args.output:
         simulate.save(result, Path(args.output))
@@ -536,6 +545,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m.add_argument("--policies", default="fixed,thompson,linear")
     m.add_argument("--rounds", type=int, default=40, help="regret experiment: learning rounds")
     m.add_argument("--batch", type=int, default=250, help="regret experiment: visitors per round")
+    m.add_argument(
+        "--seeds", type=int, default=1, help="regret experiment: seeds (mean and spread when > 1)"
+    )
+    m.add_argument(
+        "--truth",
+        default="contextual",
+        choices=("contextual", "context-free"),
+        help="regret experiment: who clicks what (context-free: one best variant for all)",
+    )
+    m.add_argument(
+        "--exploration",
+        default="squarecb",
+        choices=("squarecb", "softmax", "igw", "authored"),
+        help="regret experiment: the linear policy's exploration (authored: as the config says)",
+    )
+    m.add_argument(
+        "--arm-prior",
+        default="evidence",
+        choices=("evidence", "fixed"),
+        help="regret experiment: the learner's shrinkage of arms toward the population model "
+        "(evidence: empirical Bayes; fixed: the ridge alone, as before)",
+    )
     m.add_argument("-o", "--output", help="write the regret result as JSON")
     m.add_argument("--plot", help="write the regret curves as PNG")
     m.add_argument("--store", help="site loop: fill this SQLite event store")

@@ -455,14 +455,22 @@ def _policy(
     cold_weights = _by_name(
         r, learned.get("cold_start"), variants, f"model.{path}.cold_start", list(allocation)
     )
+    exploration = r.choice(table, "exploration", ppath, Exploration, Exploration.SOFTMAX)
+    learned_gammas = learned.get("gammas")  # squarecb: the learner's gamma per arm
+    gammas = (
+        _by_name(r, learned_gammas, variants, f"model.{path}.gammas", [])
+        if exploration is Exploration.SQUARECB and learned_gammas is not None
+        else ()
+    )
     return LinearPolicy(
         features=tuple(features),
         arms=arms,
-        exploration=r.choice(table, "exploration", ppath, Exploration, Exploration.SOFTMAX),
+        exploration=exploration,
         temperature=r.number(table, "temperature", ppath, 0.1, 1e-6, None),
         gamma=r.number(table, "gamma", ppath, 50.0, 0.0, None),
         floor=floor,
         cold_start=cold_weights if cold else (),
+        gammas=gammas,
     )
 
 

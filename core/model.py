@@ -40,7 +40,10 @@ class RuleAction(StrEnum):
 
 class Exploration(StrEnum):
     SOFTMAX = "softmax"
-    IGW = "igw"  # inverse-gap weighting (SquareCB)
+    IGW = "igw"  # inverse-gap weighting (SquareCB) with the authored gamma
+    # inverse-gap weighting with a learned gamma per arm that grows with the arm's data and is
+    # in units of the reward's spread: the exploration decays as evidence grows (core.policies)
+    SQUARECB = "squarecb"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,8 @@ class LinearPolicy:
     gamma: float = 50.0
     floor: float = 0.02
     cold_start: tuple[float, ...] = ()  # population allocation for visitors with no history
+    # squarecb: learned gamma per arm, gamma_a = c sqrt(n_a) / sigma (empty: ``gamma`` for all)
+    gammas: tuple[float, ...] = ()
 
 
 Policy = FixedPolicy | ThompsonPolicy | LinearPolicy

@@ -11,8 +11,13 @@ probability the policy gave.
 * Contextual linear: scores ``s_i = b_i + theta_i . x`` (ridge / Bayesian linear regression per
   arm, as in LinUCB, Li et al. 2010), explored by
   softmax ``p_i ∝ exp((s_i - max s) / tau)`` or inverse-gap weighting (SquareCB, Foster &
-  Rakhlin 2020) ``p_i = 1 / (|E| + gamma (s_best - s_i))`` for i != best, the rest to the best;
-  then the same floor mix.
+  Rakhlin 2020) ``p_i = 1 / (|E| + gamma_i (s_best - s_i))`` for i != best, the rest to the best;
+  then the same floor mix. With ``igw`` every ``gamma_i`` is the authored ``gamma``; with
+  ``squarecb`` the origin learns one per arm, ``gamma_i = c sqrt(n_i) / sigma`` (``n_i`` the arm's
+  training rows, ``sigma`` the rewards' residual standard deviation; ``origin.learn``), so
+  ``gamma_i (s_best - s_i) = c z_i`` with ``z_i`` the gap in standard errors of arm i's mean:
+  the exploration does not depend on the reward's scale and shrinks like ``1 / sqrt(n_i)``
+  as evidence grows. Probabilities are closed-form, so the logged propensity is exact.
 """
 
 from __future__ import annotations
@@ -88,12 +93,23 @@ def softmax(
 def inverse_gap(
     scores: Sequence[float], eligible: Sequence[int], count: int, gamma: float
 ) -> Probabilities:
-    best = max(eligible, key=lambda i: scores[i])
+    """Inverse-gap weighting with one ``gamma`` for every arm."""
+    return inverse_gap_arms(scores, eligible, count, (gamma,) * count)
+
+
+def inverse_gap_arms(
+    scores: Sequence[float], eligible: Sequence[int], count: int, gammas: Sequence[float]
+) -> Probabilities:
+    """``p_i = 1 / (|E| + gamma_i (s_best - s_i))`` for eligible i != best, the rest to the best
+    (the first of tied best scores). Every ``p_i <= 1 / |E|``, so the best keeps at least
+    ``1 / |E|``; with every ``gamma_i = 0`` it is uniform over ``E``."""
+    best = max(eligible, key=scores.__getitem__)
     k = len(eligible)
+    top = scores[best]
     probs = [0.0] * count
     for i in eligible:
         if i != best:
-            probs[i] = 1.0 / (k + gamma * (scores[best] - scores[i]))
+            probs[i] = 1.0 / (k + gammas[i] * (top - scores[i]))
     probs[best] = 1.0 - fsum(probs)
     if not all(0.0 <= p <= 1.0 for p in probs):  # a NaN or infinite score: no information
         return uniform(eligible, count)
@@ -213,6 +229,10 @@ class PreparedLinear(PreparedPolicy):
         self.softmax = policy.exploration is Exploration.SOFTMAX
         self.temperature = policy.temperature
         self.gamma = policy.gamma
+        count = len(policy.arms)
+        # one gamma per arm: learned ones (squarecb, once the origin has data), else the authored
+        learned = policy.exploration is Exploration.SQUARECB and len(policy.gammas) == count
+        self.gammas = policy.gammas if learned else (policy.gamma,) * count
         self.floor = policy.floor
         self.cold_start = policy.cold_start
         self.reads_history = bool(policy.cold_start)
@@ -236,7 +256,7 @@ class PreparedLinear(PreparedPolicy):
         if self.softmax:
             probs = softmax(scores, eligible, count, self.temperature)
         else:
-            probs = inverse_gap(scores, eligible, count, self.gamma)
+            probs = inverse_gap_arms(scores, eligible, count, self.gammas)
         return scored(with_floor(probs, eligible, self.floor), tuple(scores))
 
 

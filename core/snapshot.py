@@ -158,7 +158,7 @@ def _policy_tree(policy: Policy) -> dict[str, Any]:
                 for name, w in zip(policy.segments, policy.segment_weights, strict=True)
             ],
         }
-    return {
+    tree: dict[str, Any] = {
         "kind": "linear",
         "features": list(policy.features),
         "arms": [[a.bias, list(a.weights)] for a in policy.arms],
@@ -168,6 +168,9 @@ def _policy_tree(policy: Policy) -> dict[str, Any]:
         "floor": policy.floor,
         "cold_start": list(policy.cold_start),
     }
+    if policy.gammas:  # optional: absent when empty, so older snapshots keep their bytes and id
+        tree["gammas"] = list(policy.gammas)
+    return tree
 
 
 def _site_tree(site: Site) -> dict[str, Any]:
@@ -291,6 +294,7 @@ def _policy_from(tree: Any, path: str) -> Policy:
             gamma=_num(tree.get("gamma"), f"{path}.gamma"),
             floor=_num(tree.get("floor"), f"{path}.floor"),
             cold_start=_floats(tree.get("cold_start"), f"{path}.cold_start"),
+            gammas=_floats(tree.get("gammas", []), f"{path}.gammas"),
         )
     raise SnapshotError(f"{path}.kind: unknown policy kind {kind!r}")
 
@@ -353,6 +357,10 @@ def _check_slot(slot: Slot, path: str) -> None:
                 )
         if policy.cold_start and len(policy.cold_start) != count:
             raise SnapshotError(f"{path}.policy.cold_start: not sized for {count} variants")
+        if policy.gammas and len(policy.gammas) != count:
+            raise SnapshotError(f"{path}.policy.gammas: not sized for {count} variants")
+        if any(g < 0.0 for g in policy.gammas):
+            raise SnapshotError(f"{path}.policy.gammas: must be >= 0")
     for rule in slot.rules:
         unknown = [v for v in rule.variants if v not in ids]
         if unknown:

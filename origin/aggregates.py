@@ -4,7 +4,11 @@ For each (slot, variant) over its training rows (x_i, r_i), with the augmented v
 ``z_i = [1, x_i]``:
 
     n = #rows,  s = sum clip(r_i, 0, 1),  R = sum r_i,
-    A = upper triangle of sum z_i z_i^T,  b = sum z_i r_i
+    A = upper triangle of sum z_i z_i^T,  b = sum z_i r_i,  yty = sum r_i^2
+
+(``yty`` gives the learner the residual sum of squares of a fitted model,
+``yty - 2 theta . b + theta^T A theta``: the rewards' spread that ``squarecb`` exploration is
+measured in.)
 
 All of it is a sum, so partial aggregates (per window, per partition, per machine) merge by
 addition, exactly and in any order; the ridge term is added only when solving (see
@@ -41,6 +45,7 @@ class ArmStats:
     m: int = 0
     xtx: np.ndarray = field(default_factory=lambda: np.zeros(0))
     xty: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    yty: float = 0.0  # sum of squared rewards over the m rows in the linear statistics
 
     def __post_init__(self) -> None:
         if self.xtx.size == 0:
@@ -66,6 +71,7 @@ class ArmStats:
         self.m += len(keep)
         self.xtx += (z.T @ z)[rows, cols]
         self.xty += z.T @ r[keep]
+        self.yty += float(r[keep] @ r[keep])
 
     def merged(self, other: ArmStats) -> ArmStats:
         if other.width != self.width:
@@ -78,6 +84,7 @@ class ArmStats:
             self.m + other.m,
             self.xtx + other.xtx,
             self.xty + other.xty,
+            self.yty + other.yty,
         )
 
     def gram(self) -> np.ndarray:
@@ -100,6 +107,7 @@ class ArmStats:
             and self.m == other.m
             and abs(self.successes - other.successes) <= tol * max(1.0, abs(self.successes))
             and abs(self.reward - other.reward) <= tol * max(1.0, abs(self.reward))
+            and abs(self.yty - other.yty) <= tol * max(1.0, abs(self.yty))
             and bool(np.allclose(self.xtx, other.xtx, rtol=tol, atol=tol))
             and bool(np.allclose(self.xty, other.xty, rtol=tol, atol=tol))
         )

@@ -21,9 +21,27 @@ per arm, over ``z = [1, x]``,
     theta = (lambda I + Z^T Z)^-1 (lambda theta_0 + Z^T r)
 
 with ``theta_0`` the population model (all arms' statistics summed, solved with
-``theta_0 = 0``), so arms with little data shrink toward the population. ``z_0`` is the arm's
+``theta_0 = 0``), so arms with little data shrink toward the population. ``lambda`` is one
+prior precision per coefficient chosen by the evidence (``arm_shrinkage``: empirical Bayes
+with automatic relevance determination), at least ``LearnConfig.ridge``; with
+``empirical_bayes=False`` it is ``ridge`` for every coefficient. ``z_0`` is the arm's
 bias; when the policy has a ``bias`` feature it plays that role and the intercept is dropped.
 New variants take the mean of their siblings' models, else the population model.
+
+**Exploration that decays** (``exploration = "squarecb"``): inverse-gap weighting (SquareCB,
+Foster & Rakhlin 2020) at the edge, ``p_a = 1 / (|E| + gamma_a (s_best - s_a))``, with a gamma
+per arm learned here:
+
+    gamma_a = c sqrt(m_a) / sigma,    sigma^2 = sum_a RSS_a / sum_a m_a,
+    RSS_a = sum r^2 - 2 theta_a . b_a + theta_a^T G_a theta_a
+
+``m_a`` the arm's training rows, ``sigma`` the residual standard deviation of the fitted ridge
+models (pooled over arms), ``c`` = ``LearnConfig.igw_scale``. Then ``gamma_a (s_best - s_a) =
+c (s_best - s_a) / (sigma / sqrt(m_a))``: the gap in standard errors of the arm's mean. The
+rule is invariant to the reward's scale (rewards times k: gaps and sigma times k) and an arm's
+exploration shrinks like ``1 / sqrt(m_a)`` as its evidence grows; an arm with no data has
+``gamma = 0`` (a ``1 / |E|`` share). When the rewards have not varied yet (``sigma = 0``) every
+gamma is 0: uniform exploration. See docs/evaluation.md for the choice and its measurements.
 """
 
 from __future__ import annotations
@@ -34,8 +52,11 @@ from typing import Any
 
 import numpy as np
 
-from core.model import Lifecycle, LinearPolicy, Site, Slot, ThompsonPolicy, Variant
+from core.model import Exploration, Lifecycle, LinearPolicy, Site, Slot, ThompsonPolicy, Variant
 from origin.aggregates import Aggregates, ArmStats, segment_key
+
+IGW_SCALE = 50.0
+POOLED = 1e9  # the prior precision of a coefficient on which the arms show no deviation
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +66,9 @@ class LearnConfig:
     prior_strength: float = 10.0  # pseudo-observations behind a new variant's prior
     ridge: float = 1.0  # lambda
     seed: int = 0
+    igw_scale: float = IGW_SCALE  # c in squarecb's gamma_a = c sqrt(m_a) / sigma
+    # the arms' prior strength toward the population model chosen by the evidence (else: ridge)
+    empirical_bayes: bool = True
 
 
 def siblings(variant: Variant, variants: Sequence[Variant]) -> list[Variant]:
@@ -111,19 +135,88 @@ def thompson_weights(
 
 
 def ridge_solve(
-    gram: np.ndarray, xty: np.ndarray, ridge: float, prior: np.ndarray | None = None
+    gram: np.ndarray, xty: np.ndarray, ridge: float | np.ndarray, prior: np.ndarray | None = None
 ) -> np.ndarray:
-    """``(lambda I + G)^-1 (lambda theta_0 + b)``; see the module docstring."""
+    """``(Lambda + G)^-1 (Lambda theta_0 + b)`` with ``Lambda = diag(ridge)`` (a number or one
+    per coordinate); see the module docstring."""
     size = gram.shape[0]
+    lam = np.broadcast_to(np.asarray(ridge, dtype=float), (size,))
     theta0 = np.zeros(size) if prior is None else prior
-    result: np.ndarray = np.linalg.solve(ridge * np.eye(size) + gram, ridge * theta0 + xty)
+    result: np.ndarray = np.linalg.solve(np.diag(lam) + gram, lam * theta0 + xty)
     return result
+
+
+def arm_shrinkage(
+    grams: Sequence[np.ndarray],
+    xtys: Sequence[np.ndarray],
+    yty: float,
+    rows: int,
+    population: np.ndarray,
+    ridge: float,
+    iterations: int = 25,
+) -> np.ndarray:
+    """The prior precision (in pseudo-observations) of the arms' deviations from the population
+    model, one per coefficient j, chosen by the evidence (empirical Bayes with automatic
+    relevance determination: MacKay 1992; Tipping 2001; Bishop PRML sections 3.5.2, 7.2.1):
+
+        gamma_j = sum_a (1 - lambda_j [(Lambda + G_a)^-1]_jj)      (well-determined parameters)
+        tau_j^2 = sum_a (theta_aj - theta_0j)^2 / gamma_j,  lambda_j = sigma^2 / tau_j^2,
+        sigma^2 = RSS / rows
+
+    iterated to a fixed point, each ``lambda_j`` at least ``ridge``. A feature on which the arms
+    really differ (who wants what) keeps a weak prior; one on which they do not (every feature
+    when context does not matter) is pooled into the population model, so the arms' scores do
+    not carry its noise. Ratios of variances: the choice does not depend on the reward's scale.
+    A coefficient with no deviation at all gets ``POOLED`` (1e9 pseudo-observations)."""
+    lam = np.full(population.shape[0], ridge)
+    for _ in range(iterations):
+        thetas = [ridge_solve(g, b, lam, population) for g, b in zip(grams, xtys, strict=True)]
+        rss = yty - sum(
+            2.0 * float(t @ b) - float(t @ g @ t)
+            for t, g, b in zip(thetas, grams, xtys, strict=True)
+        )
+        sigma2 = max(rss, 0.0) / rows if rows else 0.0
+        if not sigma2 > 0.0:
+            return lam
+        determined = sum(1.0 - lam * np.diag(np.linalg.inv(np.diag(lam) + g)) for g in grams)
+        spread = sum((t - population) ** 2 for t in thetas)
+        new = np.full_like(lam, POOLED)  # no deviation at all: pooled into the population model
+        ok = (determined > 1e-12) & (spread > 0.0)
+        new[ok] = np.clip(sigma2 * determined[ok] / spread[ok], ridge, POOLED)
+        if np.allclose(new, lam, rtol=1e-4):
+            return new
+        lam = new
+    return lam
 
 
 @dataclass(frozen=True, slots=True)
 class ArmModel:
     bias: float
     weights: dict[str, float]
+    gamma: float = 0.0  # squarecb's gamma_a (0 for an arm with no data of its own)
+
+
+def residual_sigma(
+    fitted: Mapping[str, ArmStats], thetas: Mapping[str, np.ndarray], keep: np.ndarray
+) -> float:
+    """The pooled residual standard deviation of the fitted arm models (0 without variation)."""
+    sub = np.ix_(keep, keep)
+    rss = 0.0
+    rows = 0
+    for vid, s in fitted.items():
+        theta = thetas[vid]
+        gram, b = s.gram()[sub], s.xty[keep]
+        rss += max(s.yty - 2.0 * float(theta @ b) + float(theta @ gram @ theta), 0.0)
+        rows += s.m
+    sigma = float(np.sqrt(rss / rows)) if rows else 0.0
+    return sigma if np.isfinite(sigma) else 0.0
+
+
+def squarecb_gammas(fitted: Mapping[str, ArmStats], sigma: float, scale: float) -> dict[str, float]:
+    """``gamma_a = c sqrt(m_a) / sigma`` by variant id (all 0 when ``sigma`` is 0)."""
+    if not sigma > 0.0:
+        return {vid: 0.0 for vid in fitted}
+    return {vid: scale * float(np.sqrt(s.m)) / sigma for vid, s in fitted.items()}
 
 
 def linear_models(
@@ -143,10 +236,20 @@ def linear_models(
     pooled_b = sum((s.xty for s in fitted.values()), np.zeros(width + 1))
     sub = np.ix_(keep, keep)
     population = ridge_solve(pooled_gram[sub], pooled_b[keep], config.ridge)
+    lam: float | np.ndarray = config.ridge
+    if config.empirical_bayes:
+        lam = arm_shrinkage(
+            [s.gram()[sub] for s in fitted.values()],
+            [s.xty[keep] for s in fitted.values()],
+            sum(s.yty for s in fitted.values()),
+            sum(s.m for s in fitted.values()),
+            population,
+            config.ridge,
+        )
     thetas: dict[str, np.ndarray] = {
-        vid: ridge_solve(s.gram()[sub], s.xty[keep], config.ridge, population)
-        for vid, s in fitted.items()
+        vid: ridge_solve(s.gram()[sub], s.xty[keep], lam, population) for vid, s in fitted.items()
     }
+    gammas = squarecb_gammas(fitted, residual_sigma(fitted, thetas, keep), config.igw_scale)
     for v in slot.variants:
         if v.id not in thetas:
             kin = [thetas[s.id] for s in siblings(v, slot.variants) if s.id in fitted]
@@ -161,6 +264,7 @@ def linear_models(
         out[v.id] = ArmModel(
             round(float(bias), 6),
             {f: round(float(c), 6) for f, c in zip(features, coefs, strict=True)},
+            float(f"{gammas.get(v.id, 0.0):.6g}"),
         )
     return out
 
@@ -192,6 +296,8 @@ def learn(
                 entry["arms"] = {
                     vid: {"bias": m.bias, "weights": m.weights} for vid, m in models.items()
                 }
+                if slot.policy.exploration is Exploration.SQUARECB:
+                    entry["gammas"] = {vid: m.gamma for vid, m in models.items()}
             slots[slot.name] = entry
     return {"slots": slots}
 

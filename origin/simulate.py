@@ -13,8 +13,16 @@ run under each policy kind for ``rounds`` batches of ``batch`` visitors:
 * ``fixed``: a uniform split (never learns);
 * ``thompson``: after every batch the origin learner (``origin.learn``: Beta posteriors ->
   P(best) weights) is re-fitted on all rows so far and the site is re-compiled;
-* ``linear``: the same, with per-arm ridge models over the slot's features, explored by the
-  slot's softmax.
+* ``linear``: the same, with per-arm ridge models over the slot's features, explored by
+  ``squarecb`` (inverse-gap weighting with a learned per-arm gamma that grows with the arm's
+  data; ``SimConfig.exploration``, ``--exploration softmax`` for the slot's authored softmax)
+  and the slot's floor.
+
+``truth`` picks the world: ``contextual`` (:func:`truth`, who wants what depends on the
+visitor) or ``context-free`` (:func:`flat_truth`, one best variant for everyone, where a
+contextual policy's features are noise). :func:`run_seeds` repeats the experiment over seeds
+and reports each figure's mean and spread; every round also records the served policy's exact
+expected CTR (``sum_a pi(a | x) mu(x, a)``, no draw noise) against the oracle's.
 
 Every decision is ``core.decide.decide`` on an ``Engine`` decoded from the re-compiled snapshot
 bytes, i.e. exactly what the edge runs; exposures are ``core.events.exposure`` events and become
@@ -38,9 +46,11 @@ import copy
 import json
 import math
 import random
+import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from math import fsum
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +101,26 @@ def truth(visitor: SimVisitor, variant: Variant) -> float:
     return min(click_probability(visitor, variant) + APPEAL.get(variant.id, 0.0), 1.0)
 
 
+# The context-free world (``--truth context-free``): every visitor clicks a hero variant with the
+# same probability, so the best policy is one fixed variant and a contextual model's features
+# are noise. Rates span the contextual world's range (best 8%, next 7%: a small top gap).
+FLAT: dict[str, float] = {
+    "hero-brand": 0.02,
+    "hero-running": 0.08,
+    "hero-hiking": 0.07,
+    "hero-yoga": 0.05,
+    "hero-price-drop": 0.04,
+    "hero-comeback": 0.03,
+    "hero-mobile-app": 0.025,
+}
+TRUTHS = ("contextual", "context-free")
+
+
+def flat_truth(visitor: SimVisitor, variant: Variant) -> float:
+    """The context-free ground truth: ``FLAT`` by variant (0.03 for others), whoever visits."""
+    return FLAT.get(variant.id, 0.03)
+
+
 def visit(
     visitor: SimVisitor, signals: Signals, now: int, seed: int, countries: Sequence[str] = ("US",)
 ) -> tuple[VisitorState, RequestContext]:
@@ -131,6 +161,13 @@ class SimConfig:
     policies: tuple[str, ...] = POLICIES
     config: Path = FIXTURE_SITE
     draws: int = 2000  # Monte Carlo samples for P(best) in the learner
+    truth: str = "contextual"  # or "context-free" (``flat_truth``)
+    # the linear slot's exploration in the regret experiment ("" = as the config authors it):
+    # squarecb, whose exploration decays with the evidence (core.policies, origin.learn)
+    exploration: str = "squarecb"
+    # the learner's prior strength toward the population model: chosen by the evidence (the
+    # default) or the fixed ridge (False: the learner as it was before squarecb)
+    empirical_bayes: bool = True
 
 
 @dataclass
@@ -141,6 +178,11 @@ class PolicyRun:
     clicks: list[int] = field(default_factory=list)  # cumulative, per round
     expected: list[float] = field(default_factory=list)  # cumulative expected clicks
     snapshots: list[str] = field(default_factory=list)
+    # per round: the served policy's exact expected CTR (sum_a pi(a|x) mu(x, a) over the round's
+    # visitors, no draw noise), the oracle's over the same visitors, and the greedy model's
+    served: list[float] = field(default_factory=list)
+    oracle: list[float] = field(default_factory=list)
+    greedy: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         n = self.decisions[-1] if self.decisions else 0
@@ -158,14 +200,24 @@ class PolicyRun:
             )
             if n
             else 0.0,
+            # the last round's served policy against the oracle on the same visitors
+            "served_ctr_last_round": round(self.served[-1], 5) if self.served else 0.0,
+            "oracle_ctr_last_round": round(self.oracle[-1], 5) if self.oracle else 0.0,
+            "greedy_ctr_last_round": round(self.greedy[-1], 5) if self.greedy else 0.0,
+            "served_share_of_oracle": round(self.served[-1] / self.oracle[-1], 4)
+            if self.oracle and self.oracle[-1] > 0
+            else 0.0,
         }
 
 
-def slot_config(base: Mapping[str, Any], slot: str, kind: str) -> dict[str, Any]:
+def slot_config(
+    base: Mapping[str, Any], slot: str, kind: str, exploration: str = ""
+) -> dict[str, Any]:
     """The site config reduced to one slot run under ``kind``, with no prior knowledge.
 
     Rules, holdout, authored scores and authored weights are removed, so every policy starts
-    from the uniform split; a linear slot keeps its features and exploration settings.
+    from the uniform split; a linear slot keeps its features and exploration settings (its
+    exploration replaced by ``exploration`` when given).
     """
     config = copy.deepcopy(dict(base))
     config["site"] = {**config["site"], "holdout": 0.0}
@@ -185,6 +237,8 @@ def slot_config(base: Mapping[str, Any], slot: str, kind: str) -> dict[str, Any]
     elif kind == "linear":
         if authored.get("kind") != "linear":
             raise ValueError(f"slot {slot!r} has no linear policy (its features are needed)")
+        if exploration:
+            authored = {**authored, "exploration": exploration}
         table["policy"] = authored
     else:
         raise ValueError(f"unknown policy kind {kind!r} (known: {', '.join(POLICIES)})")
@@ -213,12 +267,16 @@ def outcome_event(decision_id: str, visitor: str, ts: int, kind: str = "click") 
 
 def run(config: SimConfig = SimConfig()) -> dict[str, Any]:
     """The regret experiment; returns a JSON-able result (see the module docstring)."""
+    if config.truth not in TRUTHS:
+        raise ValueError(f"unknown truth {config.truth!r} (known: {', '.join(TRUTHS)})")
+    mu_of = truth if config.truth == "contextual" else flat_truth
     base = load_toml(config.config)
-    sites = {
-        kind: compile_site(slot_config(base, config.slot, kind), None, str(config.config))
-        for kind in config.policies
+    configs = {
+        kind: slot_config(base, config.slot, kind, config.exploration) for kind in config.policies
     }
-    configs = {kind: slot_config(base, config.slot, kind) for kind in config.policies}
+    sites = {
+        kind: compile_site(configs[kind], None, str(config.config)) for kind in config.policies
+    }
     runs = {kind: PolicyRun(kind) for kind in config.policies}
     totals: dict[str, Aggregates] = {kind: Aggregates(widths(site)) for kind, site in sites.items()}
     engines = {kind: _engine(site, "round 0") for kind, site in sites.items()}
@@ -233,14 +291,24 @@ def run(config: SimConfig = SimConfig()) -> dict[str, Any]:
             engine, run_ = engines[kind], runs[kind]
             prepared = engine.slots[config.slot]
             joined: list[Joined] = []
-            regret = clicks = expected = 0.0
+            regret = clicks = expected = served = greedy = oracle = 0.0
+            variants = prepared.slot.variants
             for n, (visitor, (state, context)) in enumerate(zip(visitors, states, strict=True)):
                 (d,) = decide(engine, state, context, now, [config.slot])
-                eligible = [prepared.slot.variants[i] for i in prepared.active]
-                best = max(truth(visitor, v) for v in eligible)
-                mu = truth(visitor, prepared.slot.variants[d.arm])
+                mus = [mu_of(visitor, v) for v in variants]
+                best = max(mus[i] for i in prepared.active)
+                mu = mus[d.arm]
                 regret += best - mu
                 expected += mu
+                oracle += best
+                served += fsum(p * m for p, m in zip(d.probabilities, mus, strict=True))
+                top = max(range(len(mus)), key=d.probabilities.__getitem__)
+                if d.scores:  # the model's own choice: the highest score among those served
+                    top = max(
+                        (i for i, p in enumerate(d.probabilities) if p > 0.0),
+                        key=d.scores.__getitem__,
+                    )
+                greedy += mus[top]
                 if kind == config.policies[0]:
                     oracle_total += best
                 click = int(uniforms[n] < mu)
@@ -255,12 +323,18 @@ def run(config: SimConfig = SimConfig()) -> dict[str, Any]:
             run_.clicks.append((run_.clicks[-1] if run_.clicks else 0) + int(clicks))
             run_.expected.append((run_.expected[-1] if run_.expected else 0.0) + expected)
             run_.snapshots.append(engine.snapshot_id)
+            run_.served.append(served / len(visitors))
+            run_.oracle.append(oracle / len(visitors))
+            run_.greedy.append(greedy / len(visitors))
             if kind == "fixed":
                 continue
             rows = list(rows_from(joined, Reward()))
             site = sites[kind]
             totals[kind] = totals[kind].merged(aggregate(rows, widths(site)))
-            model = learn(site, totals[kind], LearnConfig(seed=config.seed + r, draws=config.draws))
+            learn_config = LearnConfig(
+                seed=config.seed + r, draws=config.draws, empirical_bayes=config.empirical_bayes
+            )
+            model = learn(site, totals[kind], learn_config)
             site = compile_site(configs[kind], model, str(config.config))
             engines[kind] = _engine(site, f"round {r + 1}")
     decisions = config.rounds * config.batch
@@ -278,11 +352,95 @@ def run(config: SimConfig = SimConfig()) -> dict[str, Any]:
                     "decisions": run_.decisions,
                     "regret": [round(x, 4) for x in run_.regret],
                     "clicks": run_.clicks,
+                    "served_ctr": [round(x, 5) for x in run_.served],
+                    "oracle_ctr": [round(x, 5) for x in run_.oracle],
                 },
             }
             for kind, run_ in runs.items()
         },
     }
+
+
+SPREAD_KEYS = (
+    "cumulative_regret",
+    "ctr_expected",
+    "served_ctr_last_round",
+    "greedy_ctr_last_round",
+    "served_share_of_oracle",
+)
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation, min and max (rounded for JSON)."""
+    return {
+        "mean": round(statistics.fmean(values), 5),
+        "sd": round(statistics.stdev(values), 5) if len(values) > 1 else 0.0,
+        "min": round(min(values), 5),
+        "max": round(max(values), 5),
+    }
+
+
+def run_seeds(config: SimConfig, seeds: int) -> dict[str, Any]:
+    """``run`` for seeds ``config.seed .. config.seed + seeds - 1``: each policy's summary
+    figures as mean, spread (sd), min and max over the seeds, plus the regret ratio of
+    ``linear`` to ``thompson`` per seed, and every seed's own summary."""
+    results = [run(replace(config, seed=config.seed + k)) for k in range(seeds)]
+    policies: dict[str, Any] = {}
+    for kind in config.policies:
+        runs_ = [r["policies"][kind] for r in results]
+        policies[kind] = {key: spread([r[key] for r in runs_]) for key in SPREAD_KEYS}
+    out: dict[str, Any] = {
+        "config": {**results[0]["config"], "seed": config.seed, "seeds": seeds},
+        "oracle_ctr": spread([r["oracle_ctr"] for r in results]),
+        "policies": policies,
+        "per_seed": [
+            {
+                "seed": r["config"]["seed"],
+                "oracle_ctr": r["oracle_ctr"],
+                "policies": {
+                    k: {key: v[key] for key in ("cumulative_regret", *SPREAD_KEYS[1:])}
+                    for k, v in r["policies"].items()
+                },
+            }
+            for r in results
+        ],
+    }
+    if "linear" in config.policies and "thompson" in config.policies:
+        out["linear_over_thompson_regret"] = spread(
+            [
+                r["policies"]["linear"]["cumulative_regret"]
+                / max(r["policies"]["thompson"]["cumulative_regret"], 1e-9)
+                for r in results
+            ]
+        )
+    return out
+
+
+def describe_seeds(result: Mapping[str, Any]) -> str:
+    """The multi-seed summary as text: mean +- sd [min, max] per policy."""
+    cfg = result["config"]
+    o = result["oracle_ctr"]
+    lines = [
+        f"{cfg['seeds']} seeds ({cfg['seed']}..{cfg['seed'] + cfg['seeds'] - 1}), truth "
+        f"{cfg['truth']}, {cfg['rounds']} rounds x {cfg['batch']} visitors; oracle CTR "
+        f"{o['mean']:.4f} +- {o['sd']:.4f}; mean +- sd [min, max]",
+    ]
+
+    def cell(d: Mapping[str, float], digits: int = 4) -> str:
+        mean, sd, lo, hi = (f"{d[k]:.{digits}f}" for k in ("mean", "sd", "min", "max"))
+        return f"{mean} +- {sd} [{lo}, {hi}]"
+
+    for kind, d in result["policies"].items():
+        lines.append(f"{kind:10} regret {cell(d['cumulative_regret'], 1)}")
+        lines.append(f"{'':10} CTR    {cell(d['ctr_expected'])}")
+        lines.append(
+            f"{'':10} last round: served/oracle {cell(d['served_share_of_oracle'], 3)}, "
+            f"greedy CTR {d['greedy_ctr_last_round']['mean']:.4f}"
+        )
+    ratio = result.get("linear_over_thompson_regret")
+    if ratio:
+        lines.append(f"linear regret / thompson regret: {cell(ratio, 2)}")
+    return "\n".join(lines)
 
 
 def plot_regret(result: Mapping[str, Any], path: Path | None = None) -> bytes:
@@ -309,12 +467,14 @@ def describe(result: Mapping[str, Any]) -> str:
     lines = [
         f"oracle CTR {result['oracle_ctr']:.4f} over "
         f"{result['config']['rounds']} rounds x {result['config']['batch']} visitors",
-        f"{'policy':10} {'regret':>10} {'per decision':>13} {'last round':>11} {'CTR':>8}",
+        f"{'policy':10} {'regret':>10} {'per decision':>13} {'last round':>11} {'CTR':>8} "
+        f"{'served/oracle, last round':>26}",
     ]
     for kind, d in result["policies"].items():
         lines.append(
             f"{kind:10} {d['cumulative_regret']:10.1f} {d['regret_per_decision']:13.4f} "
-            f"{d['last_round_regret_per_decision']:11.4f} {d['ctr_expected']:8.4f}"
+            f"{d['last_round_regret_per_decision']:11.4f} {d['ctr_expected']:8.4f} "
+            f"{d['served_share_of_oracle']:26.3f}"
         )
     return "\n".join(lines)
 

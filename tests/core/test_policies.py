@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from itertools import accumulate
+import math
+from itertools import accumulate, pairwise
+from math import fsum
 
 import pytest
 from hypothesis import assume, given
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 
 from core.model import Exploration, LinearArm, LinearPolicy, ThompsonPolicy
 from core.policies import (
+    PreparedPolicy,
     inverse_gap,
     pick,
     prepare,
@@ -139,3 +142,126 @@ def test_pick_returns_an_arm_with_positive_width_whenever_one_exists(
     assert 0 <= i < len(probs)
     if any(p > 0.0 for p in probs if p == p) and all(p == p for p in probs):
         assert probs[i] > 0.0
+
+
+# ------------------------------------------------------------ squarecb: exploration that decays
+
+_SCORE = st.floats(-1.0, 1.0, allow_nan=False)
+
+
+@st.composite
+def squarecb_case(
+    draw: st.DrawFn,
+) -> tuple[list[float], list[float], list[int], float]:
+    count = draw(st.integers(1, 8))
+    scores = draw(st.lists(_SCORE, min_size=count, max_size=count))
+    gammas = draw(st.lists(st.floats(0.0, 1e5), min_size=count, max_size=count))
+    eligible = sorted(draw(st.sets(st.integers(0, count - 1), min_size=1)))
+    floor = draw(st.floats(0.0, 1.0))
+    return scores, gammas, eligible, floor
+
+
+def _squarecb(scores: list[float], gammas: list[float], floor: float) -> PreparedPolicy:
+    """A squarecb policy whose arms score exactly ``scores`` (bias only) with learned gammas."""
+    return prepare(
+        LinearPolicy(
+            features=("bias",),
+            arms=tuple(LinearArm(s, (0.0,)) for s in scores),
+            exploration=Exploration.SQUARECB,
+            floor=floor,
+            gammas=tuple(gammas),
+        )
+    )
+
+
+@given(squarecb_case(), st.floats(0.0, 1.0, exclude_max=True))
+def test_squarecb_is_a_distribution_with_the_floor_and_an_exact_propensity(
+    case: tuple[list[float], list[float], list[int], float], u: float
+) -> None:
+    scores, gammas, eligible, floor = case
+    scored = _squarecb(scores, gammas, floor).score(eligible, (0.0,), False)
+    probs = scored.probabilities
+    k = len(eligible)
+    assert abs(fsum(probs) - 1.0) < 1e-12
+    assert all(probs[i] == 0.0 for i in range(len(scores)) if i not in eligible)
+    best = max(eligible, key=scores.__getitem__)
+    for i in eligible:
+        assert probs[i] >= floor / k - 1e-15  # the author's floor
+        if i != best:  # the closed form, recomputed here
+            want = (1.0 - floor) / (k + gammas[i] * (scores[best] - scores[i])) + floor / k
+            assert probs[i] == pytest.approx(want, rel=1e-12, abs=1e-15)
+            assert probs[i] <= 1.0 / k + 1e-15
+    assert probs[best] == max(probs)
+    # the served arm's logged propensity is the width of the interval of u that serves it
+    arm = pick(scored.cumulative, u)
+    assert arm in eligible
+    width = scored.cumulative[arm] - (scored.cumulative[arm - 1] if arm else 0.0)
+    assert width == pytest.approx(probs[arm], rel=1e-9, abs=1e-15)
+
+
+@given(squarecb_case(), st.integers(0, 7), st.floats(1.0, 100.0))
+def test_squarecb_exploration_shrinks_as_an_arms_gamma_grows(
+    case: tuple[list[float], list[float], list[int], float], which: int, growth: float
+) -> None:
+    """gamma_a = c sqrt(n_a) / sigma grows with the arm's data: its probability (when it is not
+    the best) never grows, and the best arm's never shrinks."""
+    scores, gammas, eligible, floor = case
+    arm = eligible[which % len(eligible)]
+    more = list(gammas)
+    more[arm] = gammas[arm] * growth + 1.0
+    before = _squarecb(scores, gammas, floor).score(eligible, (0.0,), False).probabilities
+    after = _squarecb(scores, more, floor).score(eligible, (0.0,), False).probabilities
+    best = max(eligible, key=scores.__getitem__)
+    if arm != best:
+        assert after[arm] <= before[arm]
+        assert after[best] >= before[best] - 1e-15
+    else:
+        assert after == before  # the best arm's own gamma does not enter
+
+
+@given(
+    st.lists(_SCORE, min_size=2, max_size=8, unique=True),
+    st.floats(0.01, 100.0),
+    st.floats(0.001, 1000.0),
+)
+def test_squarecb_does_not_depend_on_the_reward_scale(
+    scores: list[float], c: float, scale: float
+) -> None:
+    """Rewards times k: scores and sigma times k, so gamma_a (s_best - s_a) is unchanged."""
+    n = [100.0 * (i + 1) for i in range(len(scores))]
+    sigma = 0.3
+    eligible = list(range(len(scores)))
+
+    def probs(k: float) -> tuple[float, ...]:
+        gammas = [c * math.sqrt(m) / (sigma * k) for m in n]
+        policy = _squarecb([s * k for s in scores], gammas, 0.05)
+        return policy.score(eligible, (0.0,), False).probabilities
+
+    assert probs(scale) == pytest.approx(probs(1.0), rel=1e-9, abs=1e-12)
+
+
+def test_squarecb_explores_less_with_more_data_and_is_uniform_without() -> None:
+    scores = [0.10, 0.08, 0.02]
+    sigma, c = 0.3, 50.0
+
+    def explore(n: float) -> float:
+        gammas = [c * math.sqrt(n) / sigma] * 3
+        probs = _squarecb(scores, gammas, 0.0).score([0, 1, 2], (0.0,), False).probabilities
+        return 1.0 - probs[0]
+
+    shares = [explore(n) for n in (0, 10, 100, 1_000, 10_000, 100_000)]
+    assert shares[0] == pytest.approx(2 / 3)  # gamma 0: uniform
+    assert all(a > b for a, b in pairwise(shares))
+    assert shares[-1] < 0.01
+    # before the learner publishes gammas, squarecb uses the authored gamma for every arm
+    authored = prepare(
+        LinearPolicy(
+            ("bias",),
+            tuple(LinearArm(s, (0.0,)) for s in scores),
+            Exploration.SQUARECB,
+            gamma=10.0,
+            floor=0.0,
+        )
+    )
+    got = authored.score([0, 1, 2], (0.0,), False).probabilities
+    assert got == pytest.approx(inverse_gap(scores, [0, 1, 2], 3, 10.0))

@@ -68,6 +68,7 @@ def slots(draw: st.DrawFn) -> Slot:
                 weights,
                 weights,
                 st.one_of(st.just(()), st.tuples(*[weights] * n)),
+                st.one_of(st.just(()), st.tuples(*[weights] * n)),  # squarecb's learned gammas
             ),
         )
     )
@@ -219,3 +220,32 @@ def test_nesting_the_edge_cannot_prepare_is_refused_by_the_decoder(fixture_blob:
         condition = {"$and": [condition]}
     with pytest.raises(SnapshotError, match="nested deeper"):
         decode_snapshot(_with_audience_condition(fixture_blob, condition))
+
+
+def test_learned_gammas_are_optional_and_checked(fixture_blob: bytes) -> None:
+    """``gammas`` (squarecb) is written only when there are some: a snapshot without them
+    keeps its bytes and id; sized per variant, >= 0, finite, or the decoder refuses it."""
+    from dataclasses import replace
+
+    snap = decode_snapshot(fixture_blob)
+    h = snap.header
+    again_blob = encode_snapshot(
+        snap.site, parent=h.parent, created=h.created, author=h.author, message=h.message
+    )
+    assert again_blob == fixture_blob
+    assert b"gammas" not in fixture_blob
+    i, slot = next(
+        (i, s) for i, s in enumerate(snap.site.slots) if isinstance(s.policy, LinearPolicy)
+    )
+    assert isinstance(slot.policy, LinearPolicy)
+    n = len(slot.variants)
+    policy = replace(slot.policy, exploration=Exploration.SQUARECB, gammas=(2.5,) * n)
+    slots = list(snap.site.slots)
+    slots[i] = replace(slot, policy=policy)
+    site = replace(snap.site, slots=tuple(slots))
+    again = decode_snapshot(encode_snapshot(site)).site.slots[i].policy
+    assert isinstance(again, LinearPolicy) and again.gammas == (2.5,) * n
+    for bad, why in (((1.0,) * (n + 1), "not sized"), ((-1.0,) * n, ">= 0")):
+        slots[i] = replace(slot, policy=replace(policy, gammas=bad))
+        with pytest.raises(SnapshotError, match=why):
+            decode_snapshot(encode_snapshot(replace(snap.site, slots=tuple(slots))))

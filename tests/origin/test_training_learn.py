@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,16 @@ from hypothesis import strategies as st
 
 from compile.site import compile_site, load_model, load_toml
 from core.model import Lifecycle, LinearPolicy, Slot, Taxonomy, ThompsonPolicy, Variant
+from core.policies import prepare
 from origin.aggregates import Aggregates, aggregate
 from origin.learn import (
     LearnConfig,
+    arm_shrinkage,
     beta_parameters,
     learn,
     linear_models,
     overlay,
+    ridge_solve,
     thompson_weights,
     widths,
 )
@@ -242,3 +246,116 @@ def test_streamed_sums_in_blocks_equal_one_sum_and_keep_no_rows(
     streamed = summer.result()
     assert streamed.close_to(_agg(items)) and summer.result().close_to(_agg(items))
     assert sum(s.n for s in streamed.arms.values()) == 300
+
+
+# ------------------------------------------------------------ squarecb's learned gammas
+
+
+def _squarecb_site() -> Any:
+    config = load_toml(FIXTURES / "site.toml")
+    config["slots"]["hero"]["policy"]["exploration"] = "squarecb"
+    return config, compile_site(config, None)
+
+
+def _hero_rows(site: Any, per_arm: int, scale: float, seed: int = 4) -> list[TrainingRow]:
+    hero = next(s for s in site.slots if s.name == "hero")
+    features = hero.policy.features
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, v in enumerate(hero.variants[:4]):
+        for _ in range(per_arm):
+            x = (rng.random(len(features)) < 0.3).astype(float)
+            x[features.index("bias")] = 1.0
+            clicked = rng.random() < 0.02 + 0.03 * k + 0.1 * x[features.index("device:mobile")]
+            rows.append(row("hero", v.id, tuple(x), scale * float(clicked)))
+    return rows
+
+
+def test_squarecb_gammas_grow_like_sqrt_n_and_ignore_the_reward_scale() -> None:
+    config, site = _squarecb_site()
+    hero = next(s for s in site.slots if s.name == "hero")
+    learned = {
+        (n, scale): learn(site, aggregate(_hero_rows(site, n, scale), widths(site)))
+        for n in (400, 1600)
+        for scale in (1.0, 25.0)
+    }
+    gammas = {key: model["slots"]["hero"]["gammas"] for key, model in learned.items()}
+    trained = [v.id for v in hero.variants[:4]]
+    untrained = [v.id for v in hero.variants[4:]]
+    for g in gammas.values():
+        assert set(g) == {v.id for v in hero.variants}
+        assert all(g[v] > 0 for v in trained) and all(g[v] == 0.0 for v in untrained)
+    for v in trained:  # rewards x25: gamma / 25 (scores x25), so gamma x gap is unchanged
+        assert gammas[(400, 25.0)][v] == pytest.approx(gammas[(400, 1.0)][v] / 25, rel=1e-4)
+        # 4x the data: about 2x the gamma (sigma is re-estimated, so not exactly)
+        assert gammas[(1600, 1.0)][v] / gammas[(400, 1.0)][v] == pytest.approx(2.0, rel=0.15)
+    # the served probabilities are the same whatever the reward's scale
+    x = tuple(1.0 if f in ("bias", "device:mobile") else 0.0 for f in hero.policy.features)
+    eligible = [i for i, v in enumerate(hero.variants) if v.lifecycle is Lifecycle.ACTIVE]
+    served = {}
+    for scale in (1.0, 25.0):
+        compiled = compile_site(config, learned[(400, scale)])
+        policy = next(s for s in compiled.slots if s.name == "hero").policy
+        assert isinstance(policy, LinearPolicy) and len(policy.gammas) == len(hero.variants)
+        served[scale] = prepare(policy).score(eligible, x, False).probabilities
+    assert served[25.0] == pytest.approx(served[1.0], abs=1e-4)
+    # and exploration shrinks with the evidence: the share off the best arm at 4x the data
+    compiled = compile_site(config, learned[(1600, 1.0)])
+    policy = next(s for s in compiled.slots if s.name == "hero").policy
+    more = prepare(policy).score(eligible, x, False).probabilities
+    assert 1 - max(more) < 1 - max(served[1.0])
+
+
+def test_squarecb_without_reward_variation_explores_uniformly() -> None:
+    _, site = _squarecb_site()
+    rows = _hero_rows(site, 50, 0.0)  # every reward 0
+    model = learn(site, aggregate(rows, widths(site)))
+    assert set(model["slots"]["hero"]["gammas"].values()) == {0.0}
+
+
+def test_a_softmax_slot_gets_no_gammas() -> None:
+    site = compile_site(load_toml(FIXTURES / "site.toml"), None)
+    model = learn(site, aggregate(_hero_rows(site, 50, 1.0), widths(site)))
+    assert "gammas" not in model["slots"]["hero"]
+
+
+def test_evidence_pools_features_the_arms_do_not_differ_on() -> None:
+    """Arms that differ in their intercept and on feature 0 only: the evidence keeps a weak
+    prior there and pools every other feature's deviation into the population model."""
+    rng = np.random.default_rng(9)
+    width = 5
+    rows = []
+    for k, v in enumerate("abcd"):
+        for _ in range(3000):
+            x = rng.random(width)
+            p = 0.05 + 0.04 * k + (0.2 * x[0] if k % 2 else 0.0)
+            rows.append(row("s", v, tuple(x), float(rng.random() < p)))
+    stats = aggregate(rows, {"s": width}).slot_arms("s")
+    grams = [s.gram() for s in stats.values()]
+    xtys = [s.xty for s in stats.values()]
+    population = ridge_solve(np.sum(grams, axis=0), np.sum(xtys, axis=0), 1.0)
+    lam = arm_shrinkage(
+        grams,
+        xtys,
+        sum(s.yty for s in stats.values()),
+        sum(s.m for s in stats.values()),
+        population,
+        1.0,
+    )
+    # coordinates: 0 the intercept, 1 feature 0 (real deviations), 2.. noise features
+    assert lam[0] < 1e3 and lam[1] < 1e3
+    assert all(lam[j] > 10 * max(lam[0], lam[1]) for j in range(2, width + 1))
+    # the reward's scale does not change the choice
+    scaled = aggregate([replace(r, reward=7.0 * r.reward) for r in rows], {"s": width})
+    s7 = scaled.slot_arms("s")
+    grams7 = [s.gram() for s in s7.values()]
+    xtys7 = [s.xty for s in s7.values()]
+    lam7 = arm_shrinkage(
+        grams7,
+        xtys7,
+        sum(s.yty for s in s7.values()),
+        sum(s.m for s in s7.values()),
+        ridge_solve(np.sum(grams7, axis=0), np.sum(xtys7, axis=0), 1.0),
+        1.0,
+    )
+    assert lam7 == pytest.approx(lam, rel=1e-3)
