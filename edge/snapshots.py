@@ -53,6 +53,9 @@ class SnapshotCache:
         except SnapshotError as exc:
             self._fail(f"snap/{sid}: {exc}")
             return
+        except Exception as exc:  # preparing it failed (a bug, a limit): keep the last good one
+            self._fail(f"snap/{sid}: could not be prepared ({type(exc).__name__}: {exc})"[:300])
+            return
         if engine.snapshot_id != sid:
             self._fail(f"snap/{sid} holds snapshot {engine.snapshot_id}")
             return

@@ -224,6 +224,35 @@ def test_corrupt_new_snapshot_keeps_the_last_good_one(fixture_blob: bytes) -> No
     assert health["snapshot"] == good and "not valid msgpack" in health["last_snapshot_error"]
 
 
+def test_a_snapshot_that_fails_to_prepare_keeps_the_last_good_one(
+    fixture_blob: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only decode errors: anything raised while preparing a new snapshot is counted as a
+    snapshot error, and the edge goes on serving the last good one."""
+    from compile.site import compile_site, load_toml
+    from core.engine import Engine
+    from core.snapshot import encode_snapshot
+
+    edge = Edge(fixture_blob)
+    good = edge.io.kv["snap/current"]
+    edge.request("/")
+    config = load_toml(FIXTURES / "site.toml")
+    config["site"]["epoch"] = 2
+    blob = encode_snapshot(compile_site(config, None))
+    sid = decode_header(blob)[0].id
+    edge.io.kv.update({"snap/current": sid, f"snap/{sid}": blob})
+
+    def broken(blob: bytes) -> Engine:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(Engine, "from_bytes", staticmethod(broken))
+    out = edge.request("/")
+    assert not out.untouched and out.page.handle.count("data-edgepick-decision=") == 4  # type: ignore[union-attr]
+    health = local.health(edge)
+    assert health["snapshot"] == good and health["snapshot_errors"] >= 1
+    assert "could not be prepared (RecursionError" in health["last_snapshot_error"]
+
+
 def test_rollback_switches_the_snapshot(fixture_blob: bytes) -> None:
     from compile.site import compile_site, load_toml
     from core.snapshot import encode_snapshot
