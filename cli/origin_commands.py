@@ -82,11 +82,10 @@ def _targets(specs: list[str] | None) -> list:  # type: ignore[type-arg]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from origin.channels import Decider
     from origin.collector import Service, create_app
     from origin.registry import Registry
+    from origin.server import serve
     from origin.store import SqliteStore
 
     store = SqliteStore(args.store)
@@ -94,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
     previous = _previous_secrets(args)
     service = Service(store, _secret(args), Decider(registry, store), previous=previous)
     print(f"edgepick: collector on http://{args.host}:{args.port} (store {args.store})", flush=True)
-    uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level)
+    serve(create_app(service), args.host, args.port, args.log_level)  # slowloris-guarded
     return 0
 
 
