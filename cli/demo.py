@@ -14,6 +14,7 @@ the learner used: all equal when nothing was lost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -33,9 +34,11 @@ from cli.devstack import (
     Process,
     free_port,
     pinned_worker,
+    sigterm_interrupts,
     start_collector,
     start_store,
     start_wrangler,
+    stop_all,
 )
 from compile import defaults
 from compile.site import compile_site, load_toml
@@ -287,6 +290,8 @@ def run(
     store_port, serve_port, edge_port = free_port(), free_port(), free_port()
     processes: list[Process] = []
     rows: list[dict[str, Any]] = []
+    signals = contextlib.ExitStack()  # a SIGTERM stops the demo's processes, as Ctrl-C does
+    signals.enter_context(sigterm_interrupts())
     try:
         say("starting: sample store origin, origin service (collector), wrangler dev ...")
         processes.append(start_store(store_port, work / "logs"))
@@ -369,5 +374,5 @@ def run(
         say(f"work files, logs and the registry: {work}")
         return rows
     finally:
-        for process in reversed(processes):
-            process.stop()
+        stop_all(list(reversed(processes)))
+        signals.close()

@@ -12,6 +12,7 @@ on ``ORIGIN_URL``'s port, ``edgepick serve`` on ``COLLECTOR_URL``'s port (8790) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -19,11 +20,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -81,18 +83,58 @@ class Process:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, timeout: float = 5.0) -> None:
+        stop_all([self], timeout)
+
+    def signal_group(self, sig: int) -> None:
         if self.alive():
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(self.popen.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    self.popen.wait(timeout)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        self._out.close()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+
+
+def stop_all(processes: Sequence[Process], timeout: float = 5.0) -> None:
+    """Stop every process group: all are sent SIGTERM first, then waited for together, then
+    whatever is left is killed. A second Ctrl-C or a SIGTERM meanwhile cannot cut this short,
+    so nothing outlives its owner."""
+    guard = threading.current_thread() is threading.main_thread()
+    previous = (
+        {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if guard
+        else {}
+    )
+    try:
+        for process in processes:
+            process.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            try:
+                process.popen.wait(max(deadline - time.monotonic(), 0.05))
+            except subprocess.TimeoutExpired:
+                process.signal_group(signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.popen.wait(timeout)
+        for process in processes:
+            process._out.close()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a ``kill``, a CI cancel, a ``timeout``) raises KeyboardInterrupt, like Ctrl-C,
+    so the owner's ``finally`` stops its children."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def wait_http(
@@ -324,8 +366,7 @@ def main(work: Path | None = None, root: Path = ROOT, forever: bool = True) -> l
         )
         processes.append(start_wrangler(plan.worker_port, state, plan.worker_vars, logs))
     except BaseException:
-        for process in reversed(processes):
-            process.stop()
+        stop_all(list(reversed(processes)))
         raise
     print(
         f"edgepick: worker on http://127.0.0.1:{plan.worker_port}, sample store on "
@@ -336,13 +377,13 @@ def main(work: Path | None = None, root: Path = ROOT, forever: bool = True) -> l
     if not forever:
         return processes
     try:
-        while all(p.alive() for p in processes):
-            time.sleep(1)
+        with sigterm_interrupts():
+            while all(p.alive() for p in processes):
+                time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
-        for process in reversed(processes):
-            process.stop()
+        stop_all(list(reversed(processes)))
     return processes
 
 
