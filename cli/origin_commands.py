@@ -127,10 +127,17 @@ def _history(args: argparse.Namespace) -> int:
         print(f"hold: {line}")
     if not headers:
         print(f"no snapshots in {registry.root}")
+    published: dict[str, dict[str, Any]] = {}  # the last publish of each id: who, when, why
+    for entry in registry.audit_log():
+        if entry.get("action") in ("publish", "rollback", "pin") and entry.get("id"):
+            published[str(entry["id"])] = entry
     for h in headers[: args.limit]:
         when = dt.datetime.fromtimestamp(h.created, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         mark = "*" if h.id == current else " "
-        print(f"{mark} {h.id}  {when}  parent {h.parent or '-':20}  {h.author or '-'}: {h.message}")
+        audit = published.get(h.id, {})
+        author = audit.get("author") or h.author or "-"
+        message = audit.get("message") or audit.get("reason") or h.message
+        print(f"{mark} {h.id}  {when}  parent {h.parent or '-':20}  {author}: {message}")
     return 0
 
 

@@ -20,6 +20,9 @@ def _numbers(slot: Slot) -> dict[str, float]:
     out: dict[str, float] = {}
     if isinstance(policy, FixedPolicy | ThompsonPolicy):
         out.update({f"weight[{vid}]": w for vid, w in zip(ids, policy.weights, strict=True)})
+    if isinstance(policy, ThompsonPolicy):
+        for segment, weights in zip(policy.segments, policy.segment_weights, strict=True):
+            out.update({f"{segment}.weight[{vid}]": w for vid, w in zip(ids, weights, strict=True)})
     elif isinstance(policy, LinearPolicy):
         for vid, arm in zip(ids, policy.arms, strict=True):
             out[f"arm[{vid}].bias"] = arm.bias
@@ -34,9 +37,9 @@ def diff_slots(a: Slot, b: Slot, tol: float) -> list[str]:
     lines: list[str] = []
     va = {v.id: v for v in a.variants}
     vb = {v.id: v for v in b.variants}
-    for vid in vb.keys() - va.keys():
+    for vid in sorted(vb.keys() - va.keys()):
         lines.append(f"+ variant {vid} ({vb[vid].lifecycle.value})")
-    for vid in va.keys() - vb.keys():
+    for vid in sorted(va.keys() - vb.keys()):
         lines.append(f"- variant {vid}")
     for vid in sorted(va.keys() & vb.keys()):
         x, y = va[vid], vb[vid]
@@ -167,7 +170,7 @@ def for_visitors(a: Site, b: Site) -> dict[str, Any]:
         removed = [v for v in va if v not in vb]
         lifecycle = {
             v: [va[v].lifecycle.value, vb[v].lifecycle.value]
-            for v in va.keys() & vb.keys()
+            for v in sorted(va.keys() & vb.keys())
             if va[v].lifecycle != vb[v].lifecycle
         }
         content = sorted(v for v in va.keys() & vb.keys() if va[v].content != vb[v].content)
@@ -189,11 +192,11 @@ def for_visitors(a: Site, b: Site) -> dict[str, Any]:
             entry["default"] = [x.default, y.default]
         shifts = {}
         before, after = alloc_a.get(name, {}), alloc_b.get(name, {})
-        for group in after.keys() | before.keys():
+        for group in sorted(after.keys() | before.keys()):
             old, new = before.get(group, {}), after.get(group, {})
             moved = {
                 v: [round(old.get(v, 0.0), 4), round(new.get(v, 0.0), 4)]
-                for v in old.keys() | new.keys()
+                for v in sorted(old.keys() | new.keys())
                 if abs(new.get(v, 0.0) - old.get(v, 0.0)) * 100 >= SHIFT_PP
             }
             if moved:
@@ -239,7 +242,7 @@ def words(changes: Mapping[str, Any]) -> list[str]:
             parts = [
                 f"{vid} {new:.0%} (was {old:.0%}, {round(new * 100) - round(old * 100):+d} pp)"
                 for vid, (old, new) in sorted(
-                    moved.items(), key=lambda kv: -abs(kv[1][1] - kv[1][0])
+                    moved.items(), key=lambda kv: (-abs(kv[1][1] - kv[1][0]), kv[0])
                 )
             ]
             lines.append(f"{name}, {group}: " + ", ".join(parts) + ".")

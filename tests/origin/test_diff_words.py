@@ -72,3 +72,38 @@ def test_cli_diff_prints_words_and_json(tmp_path: Path, capsys: Any) -> None:
     assert data["slots"]["cta"]["variants"]["lifecycle"] == {"cta-find-yours": ["active", "paused"]}
     assert main(["diff", str(a), str(b), "--detail", *reg]) == 0
     assert "weight[cta-shop-now]" in capsys.readouterr().out
+
+
+def test_diff_is_the_same_text_in_every_process(tmp_path: Path) -> None:
+    """Set iteration order changes with the hash seed; the words must not (found in review)."""
+    import os
+    import subprocess
+    import sys
+
+    a, b = tmp_path / "a.snap", tmp_path / "b.snap"
+    a.write_bytes(encode_snapshot(compile_site(BASE, None)))
+    b.write_bytes(encode_snapshot(compile_site(BASE, MODEL)))
+    outputs = set()
+    for seed in ("1", "2", "3", "4"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "diff",
+                str(a),
+                str(b),
+                "--detail",
+                "--registry",
+                str(tmp_path / "reg"),
+            ],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parents[2],
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+    text = outputs.pop()
+    assert "mobile.weight[hl-fast-shipping]" in text  # --detail: segment weights too

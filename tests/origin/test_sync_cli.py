@@ -156,7 +156,8 @@ def test_cli_publish_history_diff_rollback(
         )
         == 0
     )
-    assert main(["publish", str(a), "--registry", reg, "--target", kv, "--message", "first"]) == 0
+    first = ["--message", "first", "--author", "ana"]
+    assert main(["publish", str(a), "--registry", reg, "--target", kv, *first]) == 0
     assert main(["publish", str(b), "--registry", reg, "--target", kv]) == 0
     capsys.readouterr()
     ida = decode_snapshot(a.read_bytes()).header.id
@@ -164,6 +165,8 @@ def test_cli_publish_history_diff_rollback(
     assert main(["history", "--registry", reg]) == 0
     history = capsys.readouterr().out
     assert ida in history and idb in history
+    row = next(line for line in history.splitlines() if ida in line)
+    assert row.endswith("ana: first")  # who published it and why, from the audit log
     assert main(["diff", ida[:8], idb[:8], "--registry", reg, "--detail"]) == 0
     said = capsys.readouterr().out
     assert "promo, everyone: promo-none 30% (was 11%, +19 pp)" in said
