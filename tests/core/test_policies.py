@@ -191,7 +191,7 @@ def test_squarecb_is_a_distribution_with_the_floor_and_an_exact_propensity(
             want = (1.0 - floor) / (k + gammas[i] * (scores[best] - scores[i])) + floor / k
             assert probs[i] == pytest.approx(want, rel=1e-12, abs=1e-15)
             assert probs[i] <= 1.0 / k + 1e-15
-    assert probs[best] == max(probs)
+    assert probs[best] >= max(probs) - 1e-12  # 1 - the others: rounding, for ties
     # the served arm's logged propensity is the width of the interval of u that serves it
     arm = pick(scored.cumulative, u)
     assert arm in eligible
