@@ -260,7 +260,9 @@ def _beacon(
     context = request_context(
         req.url, req.headers, cookies, req.country, now_ms // 1000, config.consent
     )
-    who = visitors.identify(engine, config, cookies, context, {}, now_ms // 1000, io.token())
+    who = visitors.identify(
+        engine, config, cookies, context, {}, now_ms // 1000, io.token(), turn_bots_away=False
+    )
     if not who.stored or not visitors.is_valid_cookie(who.status):
         return _json(
             {"accepted": 0, "errors": ["no valid visitor cookie: nothing to attribute"]}, 202

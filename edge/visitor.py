@@ -41,8 +41,13 @@ def identify(
     query: Mapping[str, str],
     now: int,
     token: str,
+    turn_bots_away: bool = True,
 ) -> Visitor:
-    """The visitor behind a request; ``token`` is fresh randomness for a new visitor id."""
+    """The visitor behind a request; ``token`` is fresh randomness for a new visitor id.
+
+    ``turn_bots_away``: a bot or tool gets no stored state (pages, the decide API). The beacon
+    passes False: what counts there is a valid cookie, which only a page view by a person set
+    (browsers send unload beacons without the page's User-Agent override, for instance)."""
     fresh = VisitorState(token[:16])  # 64-bit visitor ids: short to hash, ample to tell apart
     refused = ""
     if PREVIEW_PARAM in query:
@@ -51,7 +56,7 @@ def identify(
             state, ctx = preview.persona_state(found.persona, f"preview-{token[:8]}", now, context)
             return Visitor(state, ctx, "preview", False, found)
         refused = reason
-    if context.device == "bot":  # a bot or tool keeps no state: no cookie, never logged
+    if turn_bots_away and context.device == "bot":  # no state: no cookie, never logged
         return Visitor(fresh, context, "bot", False, preview_error=refused)
     if not context.consent or config.keyring is None:
         status = "no-consent" if not context.consent else "no-keys"

@@ -481,3 +481,15 @@ def test_bots_and_tools_get_the_defaults_no_cookie_and_no_log(
         slot = engine.slots[name].slot
         default = next(v for v in slot.variants if v.id == slot.default)
         assert default.content in html, name
+
+
+def test_a_beacon_with_a_valid_cookie_counts_whatever_its_user_agent(fixture_blob: bytes) -> None:
+    """Browsers send unload beacons (vitals) without the page's User-Agent override: a valid
+    cookie, set by a person's page view, is what the beacon goes by (found by the e2e suite)."""
+    edge = Edge(fixture_blob)
+    edge.request("/")  # a browser's page view: the cookie
+    body = json.dumps({"events": [{"type": "vitals", "id": "p1", "path": "/", "lcp": 120.0}]})
+    out = edge.request(
+        "/_edgepick/events", method="POST", body=body.encode(), user_agent="HeadlessChrome/146"
+    )
+    assert out.status == 202 and json.loads(out.body)["accepted"] == 1  # type: ignore[arg-type]
