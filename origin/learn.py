@@ -21,12 +21,13 @@ per arm, over ``z = [1, x]``,
     theta = (lambda I + Z^T Z)^-1 (lambda theta_0 + Z^T r)
 
 with ``theta_0`` the population model (all arms' statistics summed, solved with
-``theta_0 = 0``), so arms with little data shrink toward the population. ``lambda`` is one
-prior precision per coefficient chosen by the evidence (``arm_shrinkage``: empirical Bayes
-with automatic relevance determination), at least ``LearnConfig.ridge``; with
-``empirical_bayes=False`` it is ``ridge`` for every coefficient. ``z_0`` is the arm's
-bias; when the policy has a ``bias`` feature it plays that role and the intercept is dropped.
-New variants take the mean of their siblings' models, else the population model.
+``theta_0 = 0``), so arms with little data shrink toward the population. ``lambda`` is
+``LearnConfig.ridge`` for every coefficient; for ``squarecb`` slots it is one prior precision
+per coefficient chosen by the evidence (``arm_shrinkage``: empirical Bayes with automatic
+relevance determination), at least ``ridge`` (``empirical_bayes=False``: the fixed ridge).
+``z_0`` is the arm's bias; when the policy has a ``bias`` feature it plays that role and the
+intercept is dropped. New variants take the mean of their siblings' models, else the
+population model.
 
 **Exploration that decays** (``exploration = "squarecb"``): inverse-gap weighting (SquareCB,
 Foster & Rakhlin 2020) at the edge, ``p_a = 1 / (|E| + gamma_a (s_best - s_a))``, with a gamma
@@ -67,7 +68,8 @@ class LearnConfig:
     ridge: float = 1.0  # lambda
     seed: int = 0
     igw_scale: float = IGW_SCALE  # c in squarecb's gamma_a = c sqrt(m_a) / sigma
-    # the arms' prior strength toward the population model chosen by the evidence (else: ridge)
+    # squarecb slots: the arms' prior toward the population model chosen by the evidence
+    # (else, and for softmax and igw slots: the fixed ridge)
     empirical_bayes: bool = True
 
 
@@ -237,7 +239,10 @@ def linear_models(
     sub = np.ix_(keep, keep)
     population = ridge_solve(pooled_gram[sub], pooled_b[keep], config.ridge)
     lam: float | np.ndarray = config.ridge
-    if config.empirical_bayes:
+    # squarecb slots only: a softmax's temperature is on the scores' scale, so shrinking the
+    # arms' deviations would flatten its probabilities (measured: a lower CTR in the site loop);
+    # softmax and igw slots keep the fixed ridge they were tuned with
+    if config.empirical_bayes and policy.exploration is Exploration.SQUARECB:
         lam = arm_shrinkage(
             [s.gram()[sub] for s in fitted.values()],
             [s.xty[keep] for s in fitted.values()],
