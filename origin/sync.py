@@ -33,7 +33,7 @@ from core.profile import encode_profile, profile_key
 from core.snapshot import encode_snapshot
 from origin.aggregates import Summer
 from origin.learn import LearnConfig, learn, overlay, widths
-from origin.monitor import Alert, MonitorConfig, check, report
+from origin.monitor import Alert, AlertBook, MonitorConfig, check, report
 from origin.publish import publish
 from origin.registry import Registry, write_atomic
 from origin.retire import RetireConfig, Retirement, retirements
@@ -221,8 +221,9 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
     mark["profiles_ms"] = int(now * 1000)
     write_atomic(job.registry.root / "sync.json", json.dumps(mark).encode())
 
-    step("monitor")
-    result.alerts = check(job.store, int(now * 1000), job.monitor)
+    step("monitor")  # the book keeps open alerts: each is reported once, when it opens
+    book = AlertBook(job.registry.root / "alerts.json")
+    result.alerts = check(job.store, int(now * 1000), job.monitor, book)
     report(result.alerts, job.webhook)
     return result
 

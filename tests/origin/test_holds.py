@@ -140,3 +140,15 @@ def test_a_failing_round_is_retried_and_the_loop_goes_on(
     assert waits == [5, 10, 60, 5, 10]  # retries, the interval, retries: the loop went on
     failed = [e for e in job.registry.audit_log() if e["action"] == "sync-failed"]
     assert [e["round"] for e in failed] == [1, 2]
+
+
+def test_an_ongoing_alert_is_reported_in_the_round_it_opens_only(job: SyncJob) -> None:
+    """The sync job keeps open alerts in the registry (alerts.json): a latency budget that
+    every round exceeds is one alert, not one per round."""
+    from origin.monitor import MonitorConfig
+
+    job.monitor = MonitorConfig(budget_us=100)  # the simulated exposures took 150 us each
+    first = run_round(job)
+    assert [a.kind for a in first.alerts] == ["latency"]
+    assert run_round(job).alerts == []  # still over budget, already reported
+    assert (job.registry.root / "alerts.json").exists()
