@@ -24,6 +24,7 @@ from edge.config import EdgeConfig
 from edge.context import parse_cookies, request_context
 from edge.delivery import DeliveryStats, ship
 from edge.io import EdgeIO, Incoming, Outgoing
+from edge.limits import BeaconLimiter
 from edge.page import cookie_header, origin_url, page, server_timing, strip_param
 from edge.snapshots import SnapshotCache
 
@@ -37,6 +38,7 @@ class Stats:
     last_error: str = ""
     requests: int = 0
     delivery: DeliveryStats = field(default_factory=DeliveryStats)
+    beacons: BeaconLimiter = field(default_factory=BeaconLimiter)
 
 
 async def handle(
@@ -122,7 +124,7 @@ async def _api(
     if route == "decide" and req.method == "GET":
         return _decide_api(req, io, engine, config)
     if route == "events" and req.method == "POST":
-        return _beacon(req, io, engine, config, stats.delivery)
+        return _beacon(req, io, engine, config, stats)
     return _json({"error": f"no such endpoint: {req.method} {PREFIX}{route}"}, 404)
 
 
@@ -158,6 +160,7 @@ def _health(
             "last_error": stats.last_error,
             "requests": stats.requests,
             "events": stats.delivery.as_dict(),
+            "beacon_limited": stats.beacons.limited,
             "config_problems": list(config.problems),
         }
     )
@@ -250,7 +253,7 @@ def _public(engine: Engine, d: Decision) -> dict[str, Any]:
 
 
 def _beacon(
-    req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig, delivery: DeliveryStats
+    req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig, stats: Stats
 ) -> Outgoing:
     """``POST /_edgepick/events``: clicks, conversions, shown async slots and identify."""
     if len(req.body) > MAX_BEACON_BYTES:
@@ -276,9 +279,15 @@ def _beacon(
         config.identity_key,
         visitors.receipt_keys(config),
     )
+    granted = stats.beacons.take(who.state.visitor_id, len(kept), now_ms)
+    if granted < len(kept):
+        errors.append(f"rate limit: {len(kept) - granted} event(s) over this visitor's budget")
+        kept = kept[:granted]
+        if not kept:
+            return _json({"accepted": 0, "errors": errors}, 429)
     headers = []
     user = next((e["user"] for e in kept if e["type"] == events.IDENTIFY), None)
     if user and user != who.state.user_id:
         headers += cookie_header(who, who.state._replace(user_id=user), engine, config)
-    ship(io, config, delivery, kept)
+    ship(io, config, stats.delivery, kept)
     return _json({"accepted": len(kept), "errors": errors}, 202, headers)

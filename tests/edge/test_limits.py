@@ -1,0 +1,65 @@
+"""The per-visitor beacon budget: never more than ``per_window`` events a window, bounded memory."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.limits import BeaconLimiter
+from tests.edge import local
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 12), st.integers(0, 5_000)),
+        max_size=60,
+    )
+)
+def test_no_visitor_gets_more_than_the_budget_in_any_window(
+    calls: list[tuple[str, int, int]],
+) -> None:
+    limiter = BeaconLimiter(per_window=10, window_ms=1_000)
+    now, granted = 0, []
+    for visitor, wanted, step in calls:
+        now += step
+        got = limiter.take(visitor, wanted, now)
+        assert 0 <= got <= wanted
+        granted.append((visitor, now, got))
+    for visitor in "abc":  # any 1-second window starting at a reset holds at most 10
+        start, used = -(10**9), 0
+        for v, t, got in granted:
+            if v != visitor:
+                continue
+            if t - start >= 1_000:
+                start, used = t, 0
+            used += got
+            assert used <= 10
+    assert limiter.limited == sum(w for _, w, _ in calls) - sum(g for _, _, g in granted)
+
+
+def test_the_table_stays_bounded_however_many_visitors() -> None:
+    limiter = BeaconLimiter(max_visitors=100)
+    for n in range(1_000):
+        limiter.take(f"v{n}", 1, n)
+    assert len(limiter.windows) <= 100
+
+
+def test_a_beacon_flood_from_one_visitor_is_cut_at_the_budget(fixture_blob: bytes) -> None:
+    edge = local.Edge(fixture_blob)
+    edge.stats.beacons = BeaconLimiter(window_ms=3_600_000)  # the fake clock steps 60 s a request
+    edge.request("/")
+    decision = edge.io.shipped[-1][1]
+    exposure = next(e for e in json.loads(decision)["events"] if e["type"] == "exposure")
+    accepted = 0
+    for n in range(8):  # 8 beacons of 5 clicks each, within a minute
+        clicks = [
+            {"type": "click", "decision": exposure["id"], "id": f"c{n}-{i}"} for i in range(5)
+        ]
+        out = edge.request(
+            "/_edgepick/events", method="POST", body=json.dumps({"events": clicks}).encode()
+        )
+        accepted += json.loads(out.body)["accepted"]  # type: ignore[arg-type]
+    assert accepted == 30 and out.status == 429, (accepted, out.status, out.body)
+    assert local.health(edge)["beacon_limited"] == 10
