@@ -79,9 +79,25 @@ class TrainingRow:
         return self.reason in LEARNABLE_REASONS
 
 
-def rows_from(joined: Iterable[Joined], reward: Reward) -> Iterator[TrainingRow]:
+VISITOR_CAP = 20  # learnable rows one visitor contributes per slot and day
+DAY_MS = 86_400_000
+
+
+def rows_from(
+    joined: Iterable[Joined], reward: Reward, visitor_cap: int = VISITOR_CAP
+) -> Iterator[TrainingRow]:
+    """Rows in store order. A visitor's policy draws beyond ``visitor_cap`` per slot and day
+    are kept but not learnable (reason ``capped``): one client replaying a page and clicking its
+    own decisions moves the learned allocation by at most its capped share."""
+    used: dict[tuple[str, str, int], int] = {}
     for j in joined:
         e = j.exposure
+        reason = e["reason"]
+        if reason in LEARNABLE_REASONS:
+            key = (e["visitor"], e["slot"], int(e["ts"]) // DAY_MS)
+            used[key] = used.get(key, 0) + 1
+            if used[key] > visitor_cap:
+                reason = "capped"
         yield TrainingRow(
             decision=e["id"],
             ts=int(e["ts"]),
@@ -89,7 +105,7 @@ def rows_from(joined: Iterable[Joined], reward: Reward) -> Iterator[TrainingRow]
             slot=e["slot"],
             variant=e["variant"],
             propensity=float(e["propensity"]),
-            reason=e["reason"],
+            reason=reason,
             snapshot=e["snapshot"],
             features=tuple(float(x) for x in e["features"]),
             clicks=j.clicks,
