@@ -39,6 +39,8 @@ class Stats:
     requests: int = 0
     delivery: DeliveryStats = field(default_factory=DeliveryStats)
     beacons: BeaconLimiter = field(default_factory=BeaconLimiter)
+    # new cookies a client address may mint per minute (edge.page.read_request)
+    new_visitors: BeaconLimiter = field(default_factory=lambda: BeaconLimiter(per_window=60))
 
 
 async def handle(
@@ -53,7 +55,7 @@ async def handle(
             return await _api(parts.path[len(PREFIX) :], req, io, engine, cache, config, stats)
         if engine is None or req.method not in ("GET", "HEAD") or not is_document(req.headers):
             return await _untouched(req, io, config, engine)
-        return await page(req, io, engine, config, stats.delivery)
+        return await page(req, io, engine, config, stats.delivery, stats.new_visitors)
     except Exception as exc:  # fail open: the visitor gets the origin's page
         stats.errors += 1
         stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -161,6 +163,7 @@ def _health(
             "requests": stats.requests,
             "events": stats.delivery.as_dict(),
             "beacon_limited": stats.beacons.limited,
+            "new_visitors_limited": stats.new_visitors.limited,
             "config_problems": list(config.problems),
         }
     )

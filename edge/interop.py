@@ -28,6 +28,7 @@ from edge.snapshots import SnapshotCache
 
 READ_HEADERS = (
     "x-edgepick-health-key",
+    "cf-connecting-ip",
     "accept",
     "accept-language",
     "cookie",

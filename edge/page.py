@@ -17,10 +17,11 @@ Each step reads and extends one ``View``. What is logged follows what the visito
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
 
 from core import events
+from core.cookie import CookieStatus
 from core.decide import Decision, applies, decide
 from core.engine import Engine
 from core.features import VisitorState, route
@@ -33,6 +34,7 @@ from edge.config import EdgeConfig
 from edge.context import is_speculative, parse_cookies, request_context
 from edge.delivery import DeliveryStats, ship
 from edge.io import EdgeIO, Incoming, Outgoing, Page
+from edge.limits import BeaconLimiter
 
 FORWARDED = ("accept", "accept-language", "cookie", "user-agent", "referer")  # to the origin
 BANNER_STYLE = (
@@ -94,9 +96,14 @@ def origin_url(config: EdgeConfig, engine: Engine | None, path: str, query: str)
 
 
 async def page(
-    req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig, delivery: DeliveryStats
+    req: Incoming,
+    io: EdgeIO,
+    engine: Engine,
+    config: EdgeConfig,
+    delivery: DeliveryStats,
+    new_visitors: BeaconLimiter | None = None,
 ) -> Outgoing:
-    view = read_request(req, io, engine, config)
+    view = read_request(req, io, engine, config, new_visitors)
     await merge_profile(view, io, engine)
     decide_slots(view, io, engine)
     await fetch_origin(view, io, engine, config)
@@ -104,8 +111,21 @@ async def page(
     return respond(view, io, engine, config, delivery)
 
 
-def read_request(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -> View:
-    """Who is asking, for which page: the verified visitor, the request context, the view."""
+MISSING = CookieStatus.MISSING.value
+
+
+def read_request(
+    req: Incoming,
+    io: EdgeIO,
+    engine: Engine,
+    config: EdgeConfig,
+    new_visitors: BeaconLimiter | None = None,
+) -> View:
+    """Who is asking, for which page: the verified visitor, the request context, the view.
+
+    ``new_visitors``: a budget of new cookies per client address (``cf-connecting-ip``); past
+    it a new visitor is served like one without consent (decided, not stored, never logged),
+    so one client minting cookies cannot flood the learner with fresh visitors."""
     now_ms = io.now_ms()
     parts = urlsplit(req.url)
     params = dict(parse_qsl(parts.query))
@@ -115,6 +135,10 @@ def read_request(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) 
     )
     started = io.cpu_us()
     who = visitors.identify(engine, config, cookies, context, params, now_ms // 1000, io.token())
+    address = req.headers.get("cf-connecting-ip", "")
+    minting = new_visitors is not None and address and who.stored and who.status == MISSING
+    if minting and new_visitors is not None and not new_visitors.take(address, 1, now_ms):
+        who = replace(who, status="new-visitor-limit", stored=False)
     state = who.state
     if who.stored:
         state = visitors.after_page_view(state, engine, context, now_ms // 1000)

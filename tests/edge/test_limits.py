@@ -63,3 +63,21 @@ def test_a_beacon_flood_from_one_visitor_is_cut_at_the_budget(fixture_blob: byte
         accepted += json.loads(out.body)["accepted"]  # type: ignore[arg-type]
     assert accepted == 30 and out.status == 429, (accepted, out.status, out.body)
     assert local.health(edge)["beacon_limited"] == 10
+
+
+def test_one_client_minting_cookies_is_cut_at_its_new_visitor_budget(fixture_blob: bytes) -> None:
+    """Cookie-less page views from one address: the first ``per_window`` become stored visitors,
+    the rest are served (decided) like visitors without consent: no cookie, nothing logged."""
+    edge = local.Edge(fixture_blob)
+    edge.stats.new_visitors = BeaconLimiter(per_window=5, window_ms=3_600_000)
+    cookies = 0
+    for _ in range(8):
+        out = edge.request("/", keep=False, cf_connecting_ip="203.0.113.9")
+        assert out.page is not None and "data-edgepick-decision" in out.page.handle
+        cookies += any(name == "set-cookie" for name, _ in out.headers)
+    assert cookies == 5
+    views = [e for e in edge.shipped() if e["type"] == "page_view"]
+    assert len(views) == 5
+    other = edge.request("/", keep=False, cf_connecting_ip="198.51.100.7")
+    assert any(name == "set-cookie" for name, _ in other.headers)  # another client is fine
+    assert local.health(edge)["new_visitors_limited"] == 3
