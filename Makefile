@@ -66,6 +66,7 @@ bench: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 	$(PY) bench/decide.py
 	$(PY) bench/peers.py
 	$(PY) bench/edge_pyodide.py
+	$(PY) bench/exploration.py
 
 # Debian packages the tests use: wrk (load tests) and chromium (the browser tests). Installed
 # when missing if we are root; otherwise make stops with the exact command to run.
