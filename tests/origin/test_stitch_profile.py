@@ -199,8 +199,8 @@ def test_a_profile_from_the_user_slice_equals_one_from_the_whole_store(
         everyone = build_profiles(store, signals, USERS)
         linked = links(store)
         for user in USERS:
-            whole = everyone[user]
-            known = whole.page_views > 0 or user in linked.values()
+            whole = everyone.get(user)  # absent: nobody has seen this user (no profile)
+            known = whole is not None and (whole.page_views > 0 or user in linked.values())
             assert profile_for(store, signals, user) == (whole if known else None)
         for visitor in VISITORS:
             assert store.user_of(visitor) == linked.get(visitor, "")
