@@ -154,7 +154,7 @@ def compile_site(
         cookie=CookieSpec(
             name=_cookie_name(r, cookie),
             max_bytes=r.integer(cookie, "max_bytes", "cookie", 1024, low=128, high=4096),
-            max_age=r.integer(cookie, "max_age_days", "cookie", 180, low=1) * 86400,
+            max_age=r.integer(cookie, "max_age_days", "cookie", 180, low=1, high=3650) * 86400,
         ),
         signals=signals,
         saved_groups=groups,

@@ -292,7 +292,7 @@ def _regex(pattern: Any, flags: int) -> re.Pattern[str] | None:
         return None
 
 
-def _regex_problem(pattern: Any) -> str | None:
+def _regex_problem(pattern: Any, ignore_case: bool = False) -> str | None:
     """Why a ``$regex`` operand is refused: not JavaScript, not valid, or unsafe."""
     if not isinstance(pattern, str):
         return "expected a regular expression (a string)"
@@ -303,7 +303,7 @@ def _regex_problem(pattern: Any) -> str | None:
         return f"not a JavaScript regular expression: {exc}"
     except (re.error, RecursionError, OverflowError) as exc:
         return f"not a valid regular expression: {exc}"
-    unsafe = regex_safety.problem(translated)
+    unsafe = regex_safety.problem(translated, re.IGNORECASE if ignore_case else 0)
     return None if unsafe is None else f"refused, a visitor could make it backtrack: {unsafe}"
 
 
@@ -592,7 +592,9 @@ def _value_problems(
             found.append((here, f"unknown operator {op!r}", operand))
         elif op in _LIST_OPERANDS and not isinstance(operand, list):
             found.append((here, f"{op} takes a list", operand))
-        elif op in _REGEX_OPERANDS and (why := _regex_problem(operand)) is not None:
+        elif (
+            op in _REGEX_OPERANDS and (why := _regex_problem(operand, op.endswith("i"))) is not None
+        ):
             found.append((here, why, operand))
         elif op == "$type" and not (isinstance(operand, str) and operand in _TYPES):
             found.append((here, f"$type must be one of {sorted(_TYPES)}", operand))

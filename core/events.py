@@ -244,7 +244,27 @@ _REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number any boundary can carry: a finite float, or an integer within +-2^53 (a
+    bigger one would overflow ``math.isfinite`` and SQLite)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):
+        return -MAX_TS <= value <= MAX_TS
+    return math.isfinite(value)
+
+
+def _text_problem(event: Mapping[str, Any]) -> str | None:
+    """A string that is not valid Unicode text (a lone surrogate from a JSON escape) cannot be
+    stored; name the field."""
+    for key, value in event.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"{key}: not valid text (a lone surrogate)"
+    return None
 
 
 def _exposure_problem(event: Mapping[str, Any]) -> str | None:
@@ -279,6 +299,9 @@ def problem(event: Any) -> str | None:
     kind = event.get("type")
     if kind not in _REQUIRED:
         return f"type: must be one of {', '.join(EVENT_TYPES)}"
+    text = _text_problem(event)
+    if text is not None:
+        return text
     for key, wanted in (("id", str), ("visitor", str), ("ts", int)):
         value = event.get(key)
         if not isinstance(value, wanted) or isinstance(value, bool) or value in ("", None):

@@ -25,7 +25,14 @@ from edge.context import parse_cookies, request_context
 from edge.delivery import DeliveryStats, ship
 from edge.io import EdgeIO, Incoming, Outgoing
 from edge.limits import BeaconLimiter
-from edge.page import cookie_header, origin_url, page, server_timing, strip_param
+from edge.page import (
+    budget_new_visitor,
+    cookie_header,
+    origin_url,
+    page,
+    server_timing,
+    strip_param,
+)
 from edge.snapshots import SnapshotCache
 
 PREFIX = "/_edgepick/"
@@ -124,7 +131,7 @@ async def _api(
     if engine is None:
         return _json({"error": "no snapshot loaded"}, 503)
     if route == "decide" and req.method == "GET":
-        return _decide_api(req, io, engine, config)
+        return _decide_api(req, io, engine, config, stats.new_visitors)
     if route == "events" and req.method == "POST":
         return _beacon(req, io, engine, config, stats)
     return _json({"error": f"no such endpoint: {req.method} {PREFIX}{route}"}, 404)
@@ -169,7 +176,13 @@ def _health(
     )
 
 
-def _decide_api(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -> Outgoing:
+def _decide_api(
+    req: Incoming,
+    io: EdgeIO,
+    engine: Engine,
+    config: EdgeConfig,
+    new_visitors: BeaconLimiter | None = None,
+) -> Outgoing:
     """``GET /_edgepick/decide?slots=a,b&path=/page&search=?utm..&referrer=URL``: decisions as
     JSON (single-page apps, async slots), in the context of the page that asks (its path, its
     query string and its own referrer, which the client script passes along).
@@ -195,6 +208,7 @@ def _decide_api(req: Incoming, io: EdgeIO, engine: Engine, config: EdgeConfig) -
     started = io.cpu_us()
     asked = {visitors.PREVIEW_PARAM: token} if token else {}
     who = visitors.identify(engine, config, cookies, context, asked, now, io.token())
+    who = budget_new_visitor(who, new_visitors, req, now_ms)
     overrides = dict(who.preview.variants) if who.preview else None
     decisions = decide(
         engine, who.state, who.context, now, names, nonce=io.token()[:16], overrides=overrides

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
 
 from core import events
-from core.cookie import CookieStatus
 from core.decide import Decision, applies, decide
 from core.engine import Engine
 from core.features import VisitorState, route
@@ -111,7 +110,17 @@ async def page(
     return respond(view, io, engine, config, delivery)
 
 
-MISSING = CookieStatus.MISSING.value
+def budget_new_visitor(
+    who: visitors.Visitor, new_visitors: BeaconLimiter | None, req: Incoming, now_ms: int
+) -> visitors.Visitor:
+    """A request that gets a fresh visitor (no cookie, or one that does not verify) spends one
+    of its address's new-visitor budget; past it the visitor is served, not stored."""
+    address = req.headers.get("cf-connecting-ip", "")
+    if new_visitors is None or not address or not who.stored:
+        return who
+    if visitors.is_valid_cookie(who.status) or new_visitors.take(address, 1, now_ms):
+        return who
+    return replace(who, status="new-visitor-limit", stored=False)
 
 
 def read_request(
@@ -135,10 +144,7 @@ def read_request(
     )
     started = io.cpu_us()
     who = visitors.identify(engine, config, cookies, context, params, now_ms // 1000, io.token())
-    address = req.headers.get("cf-connecting-ip", "")
-    minting = new_visitors is not None and address and who.stored and who.status == MISSING
-    if minting and new_visitors is not None and not new_visitors.take(address, 1, now_ms):
-        who = replace(who, status="new-visitor-limit", stored=False)
+    who = budget_new_visitor(who, new_visitors, req, now_ms)
     state = who.state
     if who.stored:
         state = visitors.after_page_view(state, engine, context, now_ms // 1000)

@@ -81,3 +81,22 @@ def test_one_client_minting_cookies_is_cut_at_its_new_visitor_budget(fixture_blo
     other = edge.request("/", keep=False, cf_connecting_ip="198.51.100.7")
     assert any(name == "set-cookie" for name, _ in other.headers)  # another client is fine
     assert local.health(edge)["new_visitors_limited"] == 3
+
+
+def test_bad_cookies_and_the_decide_api_spend_the_new_visitor_budget_too(
+    fixture_blob: bytes,
+) -> None:
+    """A cookie that does not verify gets a fresh visitor like no cookie at all, and the decide
+    API mints visitors too: both count against the address's budget (found in review)."""
+    edge = local.Edge(fixture_blob)
+    edge.stats.new_visitors = BeaconLimiter(per_window=4, window_ms=3_600_000)
+    minted = 0
+    for _ in range(6):
+        out = edge.request("/", keep=False, cookie="ep=x", cf_connecting_ip="203.0.113.9")
+        minted += any(name == "set-cookie" for name, _ in out.headers)
+        api = edge.request(
+            "/_edgepick/decide?slots=hero", keep=False, cf_connecting_ip="203.0.113.9"
+        )
+        minted += any(name == "set-cookie" for name, _ in api.headers)
+    assert minted == 4
+    assert local.health(edge)["new_visitors_limited"] == 8
