@@ -204,7 +204,46 @@ def _saved_groups(r: Reader, table: dict[str, Any]) -> dict[str, Any]:
                 condition, groups, f"saved_groups.{name}.condition"
             ):
                 r.add(where, message, value)
+    for name in _cyclic_groups(groups):
+        r.add(f"saved_groups.{name}", "refers back to itself through $savedGroup (a cycle)")
     return groups
+
+
+def _named_groups(value: Any) -> set[str]:
+    """The saved groups a condition names with ``$savedGroup``, at any depth."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("$savedGroup")
+            if isinstance(ref, dict) and isinstance(ref.get("id"), str):
+                found.add(ref["id"])
+            stack += list(item.values())
+        elif isinstance(item, list):
+            stack += item
+    return found
+
+
+def _cyclic_groups(groups: dict[str, Any]) -> list[str]:
+    """Condition groups from which a chain of ``$savedGroup`` references leads back to them."""
+    edges = {
+        name: _named_groups(entry.get("condition"))
+        for name, entry in groups.items()
+        if isinstance(entry, dict) and entry.get("type") == "condition"
+    }
+    cyclic = []
+    for start in sorted(edges):
+        seen, todo = set(), list(edges[start])
+        while todo:
+            node = todo.pop()
+            if node == start:
+                cyclic.append(start)
+                break
+            if node not in seen:
+                seen.add(node)
+                todo += list(edges.get(node, ()))
+    return cyclic
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")  # RFC 6265 / RFC 9110 token

@@ -13,9 +13,13 @@ evaluator caps the input at :data:`MAX_INPUT` characters, so what remains costs 
    repeat, e.g. ``(a+)+``, ``(\\w+\\s?)*``, ``(/[a-z]+)*``: the exponential case.
 2. **Overlapping alternatives under a quantifier**: ``(a|a)*``, ``(\\w|\\d)+``, ``(a|ab)*``: two
    branches that can start with the same character let the matcher split a run in 2^n ways.
-3. **Polynomial blow-up**: with ``k`` variable-count repeats whose character sets overlap, an
-   unanchored search costs O(n^(k+1)) (anchored at the start: O(n^k)). Degree above 2 is
-   refused: ``.*.*x`` (n^3), ``.*a.*x``; ``^/c/.*/p/.*$`` (n^2) is fine.
+3. **Too many ways to split one stretch**: every variable-count repeat (``a?``, ``a{0,16}``,
+   ``.*``) and every alternation whose branches can start alike is a choice point with some
+   number of ways (an unbounded repeat: ``MAX_INPUT``); choice points that can consume the same
+   characters multiply. The largest such product, times ``MAX_INPUT`` for an unanchored search,
+   must stay under ``MAX_COST`` (10^7) steps: ``.*.*x`` (10^9), ``a{0,16}`` five times (10^9),
+   ``a?`` 24 times then ``a`` 24 times (10^7) are refused; ``^/c/.*/p/.*$`` (10^6) and an IPv4
+   shape (81) are not.
 4. **Backreferences** (no polynomial bound at all) and patterns over :data:`MAX_PATTERN` chars.
 
 Character sets are compared over a sample alphabet (Latin-1 and a few wider code points), which
@@ -31,7 +35,7 @@ from typing import Any
 
 MAX_INPUT = 1024  # characters of a value a regex condition looks at; longer values never match
 MAX_PATTERN = 1000  # characters of an authored pattern
-MAX_DEGREE = 2  # the polynomial degree allowed (see rule 3)
+MAX_COST = 10_000_000  # matching steps allowed on a MAX_INPUT-character value (rule 3)
 _BOUNDED_SPAN = 16  # a repeat whose count can vary by more than this counts as unbounded
 _ALPHABET = [chr(i) for i in range(256)] + ["\u0100", "\u03b1", "\u0416", "\u4e00", "\U0001f600"]
 
@@ -55,16 +59,17 @@ def problem(pattern: str, flags: int = 0) -> str | None:
         found = _nested(tree.data, fold, inside=False)
         if found:
             return found
-        repeats = _variable_repeats(tree.data, fold)
+        units = _units(tree.data, fold)
     except RecursionError:
         return "a pattern nested too deeply"
-    degree = _overlap_degree(repeats) + (0 if _anchored(tree.data) else 1)
-    if degree > MAX_DEGREE:
+    cost = _cost(units) * (1 if _anchored(tree.data) else MAX_INPUT)
+    if cost > MAX_COST:
         return (
-            f"{_overlap_degree(repeats)} repeats that can match the same characters"
+            "repeats or alternatives that can match the same characters"
             + ("" if _anchored(tree.data) else " in an unanchored search")
-            + f": matching time grows like n^{degree} (allowed: n^{MAX_DEGREE}); anchor it with ^"
-            " or make the repeats' characters distinct"
+            + f": about 10^{len(str(int(cost))) - 1} steps on a {MAX_INPUT}-character value "
+            f"(allowed: 10^{len(str(MAX_COST)) - 1}); anchor it with ^, make the parts' "
+            "characters distinct, or use fewer optional parts"
         )
     return None
 
@@ -74,7 +79,7 @@ def _is_repeat(op: Any) -> bool:
 
 
 def _variable(lo: int, hi: int) -> bool:
-    return hi > 1 and hi != lo
+    return hi != lo  # a?, a*, a{0,16}, a{2,5}: each can match in more than one way
 
 
 def _unbounded(lo: int, hi: int) -> bool:
@@ -211,26 +216,69 @@ def _fold(chars: CharSet, fold: bool) -> CharSet:
     return frozenset(chars | {ch.lower() for ch in chars} | {ch.upper() for ch in chars}) & _ALL
 
 
-def _variable_repeats(items: Any, fold: bool) -> list[CharSet]:
-    """The character sets of every unbounded repeat in the pattern (rule 3)."""
-    found: list[CharSet] = []
+Unit = tuple[CharSet, float]  # the characters a choice point can match, and its ways
+
+
+def _units(items: Any, fold: bool) -> list[Unit]:
+    """Rule 3's choice points: every variable-count repeat (ways: ``MAX_INPUT`` when unbounded,
+    else its count span + 1) and every alternation whose branches can start alike (ways: its
+    branch count), with the characters each can consume."""
+    found: list[Unit] = []
     for op, av in items:
         if _is_repeat(op):
             lo, hi, body = av
-            if _unbounded(lo, hi):
-                found.append(_body_chars(body, fold))
-            else:
-                found += _variable_repeats(body, fold)
+            if _variable(lo, hi):
+                ways = float(MAX_INPUT) if _unbounded(lo, hi) else float(hi - lo + 1)
+                found.append((_body_chars(body, fold), ways))
+            found += _units(body, fold)
         elif op == c.POSSESSIVE_REPEAT:
             continue  # atomic: one way to match
         elif op == c.SUBPATTERN:
-            found += _variable_repeats(av[3], fold)
+            found += _units(av[3], fold)
         elif op == c.BRANCH:
-            for branch in av[1]:
-                found += _variable_repeats(branch, fold)
+            branches = av[1]
+            firsts = [_first(b, fold) for b in branches]
+            overlapping = any(
+                a is None or b is None or a & b
+                for i, a in enumerate(firsts)
+                for b in firsts[i + 1 :]
+            )
+            if overlapping:  # an empty branch adds its ways to every stretch: links to all
+                nullable = any(f is None for f in firsts)
+                chars = (
+                    _ALL
+                    if nullable
+                    else frozenset().union(*[_body_chars(b, fold) for b in branches])
+                )
+                found.append((chars, float(len(branches))))
+            for branch in branches:
+                found += _units(branch, fold)
         elif op in (c.ASSERT, c.ASSERT_NOT):
-            found += _variable_repeats(av[1], fold)
+            found += _units(av[1], fold)
     return found
+
+
+def _cost(units: list[Unit]) -> float:
+    """The largest product of ways among choice points linked by shared characters: how many
+    ways a backtracking matcher may try to split one stretch of input (1 with none)."""
+    best = 1.0
+    seen: set[int] = set()
+    for start in range(len(units)):
+        if start in seen:
+            continue
+        group, todo = {start}, [start]
+        while todo:
+            i = todo.pop()
+            for j in range(len(units)):
+                if j not in group and units[i][0] & units[j][0]:
+                    group.add(j)
+                    todo.append(j)
+        seen |= group
+        product = 1.0
+        for i in group:
+            product *= units[i][1]
+        best = max(best, product)
+    return best
 
 
 def _body_chars(items: Any, fold: bool) -> CharSet:
@@ -248,25 +296,6 @@ def _body_chars(items: Any, fold: bool) -> CharSet:
         else:
             out |= _chars(op, av, fold)
     return frozenset(out)
-
-
-def _overlap_degree(repeats: list[CharSet]) -> int:
-    """The size of the largest group of repeats linked by shared characters (at least 1 if any)."""
-    best = 0
-    seen: set[int] = set()
-    for start in range(len(repeats)):
-        if start in seen:
-            continue
-        group, todo = {start}, [start]
-        while todo:
-            i = todo.pop()
-            for j in range(len(repeats)):
-                if j not in group and repeats[i] & repeats[j]:
-                    group.add(j)
-                    todo.append(j)
-        seen |= group
-        best = max(best, len(group))
-    return best
 
 
 def _anchored(items: Any) -> bool:
