@@ -494,7 +494,7 @@ def _policy(
     cold_weights = _by_name(
         r, learned.get("cold_start"), variants, f"model.{path}.cold_start", list(allocation)
     )
-    exploration = r.choice(table, "exploration", ppath, Exploration, Exploration.SOFTMAX)
+    exploration = r.choice(table, "exploration", ppath, Exploration, Exploration.SQUARECB)
     learned_gammas = learned.get("gammas")  # squarecb: the learner's gamma per arm
     gammas = (
         _by_name(r, learned_gammas, variants, f"model.{path}.gammas", [])

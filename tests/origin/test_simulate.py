@@ -119,9 +119,9 @@ def test_context_free_truth_and_seeds_report_mean_and_spread() -> None:
 def test_exploration_override_reaches_the_served_policy() -> None:
     base = load_toml(FIXTURE_SITE)
     authored = compile_site(slot_config(base, "hero", "linear", ""), None).slots[0].policy
-    decaying = compile_site(slot_config(base, "hero", "linear", "squarecb"), None).slots[0].policy
-    assert authored.exploration is Exploration.SOFTMAX  # type: ignore[union-attr]
-    assert decaying.exploration is Exploration.SQUARECB  # type: ignore[union-attr]
+    softmax = compile_site(slot_config(base, "hero", "linear", "softmax"), None).slots[0].policy
+    assert authored.exploration is Exploration.SQUARECB  # type: ignore[union-attr]
+    assert softmax.exploration is Exploration.SOFTMAX  # type: ignore[union-attr]
     p = run(SimConfig(rounds=3, batch=40, seed=2, policies=("linear",)))["policies"]["linear"]
     assert len(p["curve"]["served_ctr"]) == 3
     assert p["served_ctr_last_round"] <= p["oracle_ctr_last_round"]

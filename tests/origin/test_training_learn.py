@@ -178,7 +178,7 @@ def test_learned_model_compiles_with_the_fixture_site(tmp_path: Path) -> None:
         for _ in range(50)
     ]
     model = overlay(load_model(FIXTURES / "model.json"), learn(site, aggregate(rows, widths(site))))
-    assert set(model["slots"]["hero"]) == {"arms", "cold_start"}
+    assert set(model["slots"]["hero"]) == {"arms", "cold_start", "gammas"}  # hero: squarecb
     assert model["slots"]["promo"] == load_model(FIXTURES / "model.json")["slots"]["promo"]
     learned = compile_site(config, model)
     headline = next(s for s in learned.slots if s.name == "headline")
@@ -314,7 +314,9 @@ def test_squarecb_without_reward_variation_explores_uniformly() -> None:
 
 
 def test_a_softmax_slot_gets_no_gammas() -> None:
-    site = compile_site(load_toml(FIXTURES / "site.toml"), None)
+    config = load_toml(FIXTURES / "site.toml")
+    config["slots"]["hero"]["policy"] |= {"exploration": "softmax", "temperature": 0.05}
+    site = compile_site(config, None)
     model = learn(site, aggregate(_hero_rows(site, 50, 1.0), widths(site)))
     assert "gammas" not in model["slots"]["hero"]
 
