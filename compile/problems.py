@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from core.packing import MAX_INTEGER, finite
+
 T = TypeVar("T")
-MAX_INTEGER = 2**53  # integers beyond this lose precision as floats (JSON, JavaScript)
 MAX_DEPTH = 64  # nesting of tables and arrays in a config or model
 
 
@@ -179,15 +179,7 @@ class Reader:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and finite(value)
-
-
-def finite(value: int | float) -> bool:
-    """A number every boundary can carry: a finite float, or an integer within +-2^53 (exact
-    as a float, and well inside msgpack's and JSON's 64-bit range)."""
-    if isinstance(value, int):
-        return -MAX_INTEGER <= value <= MAX_INTEGER
-    return math.isfinite(value)
+    return finite(value)
 
 
 def unrepresentable(document: Any, path: str) -> list[Problem]:

@@ -31,6 +31,7 @@ from typing import Any
 from core import identity
 from core.decide import Decision, Reason
 from core.features import RequestContext
+from core.packing import finite
 from core.signing import b64decode, b64encode, tag, valid
 
 SIGNATURE_HEADER = "x-edgepick-signature"
@@ -243,16 +244,6 @@ _REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
 }
 
 
-def _finite(value: Any) -> bool:
-    """A JSON number any boundary can carry: a finite float, or an integer within +-2^53 (a
-    bigger one would overflow ``math.isfinite`` and SQLite)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    if isinstance(value, int):
-        return -MAX_TS <= value <= MAX_TS
-    return math.isfinite(value)
-
-
 def _text_problem(event: Mapping[str, Any]) -> str | None:
     """A string that is not valid Unicode text (a lone surrogate from a JSON escape) cannot be
     stored; name the field."""
@@ -273,7 +264,7 @@ def _exposure_problem(event: Mapping[str, Any]) -> str | None:
     features = event["features"]
     if len(features) > MAX_FEATURES:
         return f"features: at most {MAX_FEATURES}"
-    if not all(_finite(x) and abs(x) <= MAX_FEATURE for x in features):
+    if not all(finite(x) and abs(x) <= MAX_FEATURE for x in features):
         return f"features: finite numbers within +-{MAX_FEATURE:g}"
     us = event.get("decision_us")
     if us is not None and (type(us) is not int or not 0 <= us <= MAX_DECISION_US):
@@ -287,7 +278,7 @@ def _exposure_problem(event: Mapping[str, Any]) -> str | None:
         return f"eligible: 1 to {MAX_ARMS} arms"
     if not all(type(i) is int and 0 <= i < MAX_ARMS for i in arms) or len(set(arms)) < len(arms):
         return "eligible: distinct arm indices"
-    if not all(_finite(p) and 0.0 <= p <= 1.0 for p in probs):
+    if not all(finite(p) and 0.0 <= p <= 1.0 for p in probs):
         return "probs: finite numbers in [0, 1]"
     return None
 
@@ -324,7 +315,7 @@ def problem(event: Any) -> str | None:
         value = event.get(key)
         if isinstance(value, str) and len(value) > MAX_NAME:
             return f"{key}: at most {MAX_NAME} characters"
-    if kind == "conversion" and not _finite(event["value"]):
+    if kind == "conversion" and not finite(event["value"]):
         return "value: must be a finite number"
     if kind == EXPOSURE:
         return _exposure_problem(event)
@@ -438,7 +429,7 @@ def _number_problem(event: Mapping[str, Any]) -> str | None:
     """Outcome values and vitals: finite and in range (JSON parsers accept NaN and Infinity)."""
     kind = event["type"]
     value = event.get("value", 0.0)
-    if kind in OUTCOMES and not (_finite(value) and 0 <= value < MAX_VALUE):
+    if kind in OUTCOMES and not (finite(value) and 0 <= value < MAX_VALUE):
         return f"value: a finite number in [0, {MAX_VALUE:g})"
     if kind == VITALS:
         ids = event["decisions"]
@@ -446,7 +437,7 @@ def _number_problem(event: Mapping[str, Any]) -> str | None:
             return f"decisions: at most {MAX_PAGE_DECISIONS} decision ids"
         for name, bound in VITAL_METRICS.items():
             value = event.get(name)
-            if value is not None and not (_finite(value) and 0 <= value <= bound):
+            if value is not None and not (finite(value) and 0 <= value <= bound):
                 return f"{name}: a finite number in [0, {bound:g}], or absent"
     return None
 
@@ -485,7 +476,7 @@ def beacon_outcome(
     if not visitor_level and not known:
         return None, f"events[{n}].decision: not a decision shown to this visitor"
     value = item.get("value", 0)
-    if not _finite(value) or not 0 <= value < MAX_VALUE:
+    if not finite(value) or not 0 <= value < MAX_VALUE:
         return None, f"events[{n}].value: expected a finite number >= 0"
     outcome = _client_id(item) or f"t{ts_ms}.{n}"
     owner = visitor_id if visitor_level else decision
@@ -526,7 +517,7 @@ def beacon_vitals(
     }
     for name, bound in VITAL_METRICS.items():
         value: Any = item.get(name)
-        if _finite(value) and 0 <= value <= bound:
+        if finite(value) and 0 <= value <= bound:
             event[name] = float(value)
     return event, ""
 
