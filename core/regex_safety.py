@@ -128,17 +128,20 @@ def _branch_overlap(body: Any, fold: bool) -> str | None:
             found = _branch_overlap(av[3], fold)
             if found:
                 return found
-        elif op == c.BRANCH:
-            firsts = [_first(branch, fold) for branch in av[1]]
-            for i, a in enumerate(firsts):
-                for b in firsts[i + 1 :]:
-                    if a is None or b is None or a & b:
-                        return (
-                            "a repeated group whose alternatives can match the same text "
-                            "(e.g. (a|ab)*): matching time can grow exponentially; make the "
-                            "alternatives start with different characters or use a class"
-                        )
+        elif op == c.BRANCH and _ambiguous([_first(b, fold) for b in av[1]]):
+            return (
+                "a repeated group whose alternatives can match the same text "
+                "(e.g. (a|ab)*): matching time can grow exponentially; make the "
+                "alternatives start with different characters or use a class"
+            )
     return None
+
+
+def _ambiguous(firsts: list[CharSet | None]) -> bool:
+    """Whether two alternatives can start alike (a nullable one, ``None``, starts like all)."""
+    return any(
+        a is None or b is None or bool(a & b) for i, a in enumerate(firsts) for b in firsts[i + 1 :]
+    )
 
 
 def _first(items: Any, fold: bool) -> CharSet | None:
@@ -238,12 +241,7 @@ def _units(items: Any, fold: bool) -> list[Unit]:
         elif op == c.BRANCH:
             branches = av[1]
             firsts = [_first(b, fold) for b in branches]
-            overlapping = any(
-                a is None or b is None or a & b
-                for i, a in enumerate(firsts)
-                for b in firsts[i + 1 :]
-            )
-            if overlapping:  # an empty branch adds its ways to every stretch: links to all
+            if _ambiguous(firsts):  # an empty branch adds its ways to every stretch: links to all
                 nullable = any(f is None for f in firsts)
                 chars = (
                     _ALL
