@@ -36,11 +36,17 @@ def evaluate(
 
 
 def compile_condition(
-    condition: Mapping[str, Any], saved_groups: SavedGroups | None = None
+    condition: Mapping[str, Any],
+    saved_groups: SavedGroups | None = None,
+    visited: frozenset[str] = frozenset(),
 ) -> Predicate:
-    """A predicate over attributes, equivalent to GrowthBook's ``evalCondition``."""
+    """A predicate over attributes, equivalent to GrowthBook's ``evalCondition``.
+
+    ``visited``: the condition groups being expanded (``$savedGroup``), carried through every
+    logical operator, so a group that refers back to itself matches nobody instead of
+    recursing without end (the compiler refuses such groups too)."""
     groups: SavedGroups = saved_groups or {}
-    tests = tuple(_compile_entry(key, value, groups) for key, value in condition.items())
+    tests = tuple(_compile_entry(key, value, groups, visited) for key, value in condition.items())
     if not tests:
         return _always
     if len(tests) == 1:
@@ -76,11 +82,13 @@ def _never(_: Any) -> bool:
     return False
 
 
-def _compile_entry(key: str, value: Any, groups: SavedGroups) -> Predicate:
+def _compile_entry(
+    key: str, value: Any, groups: SavedGroups, visited: frozenset[str] = frozenset()
+) -> Predicate:
     if key in _LOGICAL:
-        return _compile_logical(key, value, groups)
+        return _compile_logical(key, value, groups, visited)
     if key == "$savedGroup":
-        return _saved_group(value, groups, frozenset())
+        return _saved_group(value, groups, visited)
     test = compile_value(value, groups)
     if "." in key:
         getter = path_getter(key)
@@ -94,13 +102,17 @@ def _compile_entry(key: str, value: Any, groups: SavedGroups) -> Predicate:
     return entry
 
 
-def _compile_logical(key: str, value: Any, groups: SavedGroups) -> Predicate:
+def _compile_logical(
+    key: str, value: Any, groups: SavedGroups, visited: frozenset[str]
+) -> Predicate:
     if key == "$not":
-        inner = compile_condition(value, groups) if isinstance(value, Mapping) else _never
+        inner = compile_condition(value, groups, visited) if isinstance(value, Mapping) else _never
         return lambda attrs: not inner(attrs)
     if not isinstance(value, list):
         return _never
-    parts = tuple(compile_condition(c, groups) if isinstance(c, Mapping) else _never for c in value)
+    parts = tuple(
+        compile_condition(c, groups, visited) if isinstance(c, Mapping) else _never for c in value
+    )
     if key == "$and":
         return _all_of(parts)
     if not parts:  # an empty $or passes, so an empty $nor fails
@@ -403,20 +415,8 @@ def _saved_group(reference: Any, groups: SavedGroups, visited: frozenset[str]) -
         condition = entry.get("condition")
         if not isinstance(condition, Mapping):
             return _never
-        return _compile_with_visited(condition, groups, visited | {gid})
+        return compile_condition(condition, groups, visited | {gid})
     return _never
-
-
-def _compile_with_visited(
-    condition: Mapping[str, Any], groups: SavedGroups, visited: frozenset[str]
-) -> Predicate:
-    tests = tuple(
-        _saved_group(value, groups, visited)
-        if key == "$savedGroup"
-        else _compile_entry(key, value, groups)
-        for key, value in condition.items()
-    )
-    return _all_of(tests) if tests else _always
 
 
 def _compile_operator(op: str, operand: Any, groups: SavedGroups) -> ValueTest:
