@@ -24,7 +24,7 @@ from edge.config import EdgeConfig
 from edge.context import parse_cookies, request_context
 from edge.delivery import DeliveryStats, ship
 from edge.io import EdgeIO, Incoming, Outgoing
-from edge.limits import BeaconLimiter
+from edge.limits import Budget
 from edge.page import (
     budget_new_visitor,
     cookie_header,
@@ -45,9 +45,9 @@ class Stats:
     last_error: str = ""
     requests: int = 0
     delivery: DeliveryStats = field(default_factory=DeliveryStats)
-    beacons: BeaconLimiter = field(default_factory=BeaconLimiter)
+    beacons: Budget = field(default_factory=Budget)
     # new cookies a client address may mint per minute (edge.page.read_request)
-    new_visitors: BeaconLimiter = field(default_factory=lambda: BeaconLimiter(per_window=60))
+    new_visitors: Budget = field(default_factory=lambda: Budget(per_window=60))
 
 
 async def handle(
@@ -181,7 +181,7 @@ def _decide_api(
     io: EdgeIO,
     engine: Engine,
     config: EdgeConfig,
-    new_visitors: BeaconLimiter | None = None,
+    new_visitors: Budget | None = None,
 ) -> Outgoing:
     """``GET /_edgepick/decide?slots=a,b&path=/page&search=?utm..&referrer=URL``: decisions as
     JSON (single-page apps, async slots), in the context of the page that asks (its path, its

@@ -1,7 +1,8 @@
-"""A per-visitor budget for beacon events, per isolate: one client cannot flood attribution.
+"""Per-key budgets, per isolate: beacon events per visitor, new cookies per client address.
 
-Each visitor (by the id in their signed cookie) may have ``per_window`` beacon events accepted
-per ``window_ms``; the rest of a beacon is dropped and counted (health: ``beacon_limited``). A
+Keys are visitor ids (the beacon: ``edge.handler``) or client addresses (new cookies:
+``edge.page.budget_new_visitor``). Each visitor (by the id in their signed cookie) may have
+``per_window`` beacon events accepted per ``window_ms``; the rest of a beacon is dropped and counted (health: ``beacon_limited``). A
 page sends a handful (shown slots, a click, its vitals), so the default of 30 a minute never
 touches a person. The table holds at most ``max_visitors`` windows and forgets expired ones
 first, so memory stays bounded however many cookies a client mints (minting them needs page
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class BeaconLimiter:
+class Budget:
     per_window: int = 30
     window_ms: int = 60_000
     max_visitors: int = 50_000

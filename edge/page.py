@@ -33,7 +33,7 @@ from edge.config import EdgeConfig
 from edge.context import is_speculative, parse_cookies, request_context
 from edge.delivery import DeliveryStats, ship
 from edge.io import EdgeIO, Incoming, Outgoing, Page
-from edge.limits import BeaconLimiter
+from edge.limits import Budget
 
 FORWARDED = ("accept", "accept-language", "cookie", "user-agent", "referer")  # to the origin
 BANNER_STYLE = (
@@ -100,7 +100,7 @@ async def page(
     engine: Engine,
     config: EdgeConfig,
     delivery: DeliveryStats,
-    new_visitors: BeaconLimiter | None = None,
+    new_visitors: Budget | None = None,
 ) -> Outgoing:
     view = read_request(req, io, engine, config, new_visitors)
     await merge_profile(view, io, engine)
@@ -111,7 +111,7 @@ async def page(
 
 
 def budget_new_visitor(
-    who: visitors.Visitor, new_visitors: BeaconLimiter | None, req: Incoming, now_ms: int
+    who: visitors.Visitor, new_visitors: Budget | None, req: Incoming, now_ms: int
 ) -> visitors.Visitor:
     """A request that gets a fresh visitor (no cookie, or one that does not verify) spends one
     of its address's new-visitor budget; past it the visitor is served, not stored."""
@@ -128,7 +128,7 @@ def read_request(
     io: EdgeIO,
     engine: Engine,
     config: EdgeConfig,
-    new_visitors: BeaconLimiter | None = None,
+    new_visitors: Budget | None = None,
 ) -> View:
     """Who is asking, for which page: the verified visitor, the request context, the view.
 

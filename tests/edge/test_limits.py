@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.limits import BeaconLimiter
+from edge.limits import Budget
 from tests.edge import local
 
 
@@ -20,7 +20,7 @@ from tests.edge import local
 def test_no_visitor_gets_more_than_the_budget_in_any_window(
     calls: list[tuple[str, int, int]],
 ) -> None:
-    limiter = BeaconLimiter(per_window=10, window_ms=1_000)
+    limiter = Budget(per_window=10, window_ms=1_000)
     now, granted = 0, []
     for visitor, wanted, step in calls:
         now += step
@@ -40,7 +40,7 @@ def test_no_visitor_gets_more_than_the_budget_in_any_window(
 
 
 def test_the_table_stays_bounded_however_many_visitors() -> None:
-    limiter = BeaconLimiter(max_visitors=100)
+    limiter = Budget(max_visitors=100)
     for n in range(1_000):
         limiter.take(f"v{n}", 1, n)
     assert len(limiter.windows) <= 100
@@ -48,7 +48,7 @@ def test_the_table_stays_bounded_however_many_visitors() -> None:
 
 def test_a_beacon_flood_from_one_visitor_is_cut_at_the_budget(fixture_blob: bytes) -> None:
     edge = local.Edge(fixture_blob)
-    edge.stats.beacons = BeaconLimiter(window_ms=3_600_000)  # the fake clock steps 60 s a request
+    edge.stats.beacons = Budget(window_ms=3_600_000)  # the fake clock steps 60 s a request
     edge.request("/")
     decision = edge.io.shipped[-1][1]
     exposure = next(e for e in json.loads(decision)["events"] if e["type"] == "exposure")
@@ -69,7 +69,7 @@ def test_one_client_minting_cookies_is_cut_at_its_new_visitor_budget(fixture_blo
     """Cookie-less page views from one address: the first ``per_window`` become stored visitors,
     the rest are served (decided) like visitors without consent: no cookie, nothing logged."""
     edge = local.Edge(fixture_blob)
-    edge.stats.new_visitors = BeaconLimiter(per_window=5, window_ms=3_600_000)
+    edge.stats.new_visitors = Budget(per_window=5, window_ms=3_600_000)
     cookies = 0
     for _ in range(8):
         out = edge.request("/", keep=False, cf_connecting_ip="203.0.113.9")
@@ -89,7 +89,7 @@ def test_bad_cookies_and_the_decide_api_spend_the_new_visitor_budget_too(
     """A cookie that does not verify gets a fresh visitor like no cookie at all, and the decide
     API mints visitors too: both count against the address's budget (found in review)."""
     edge = local.Edge(fixture_blob)
-    edge.stats.new_visitors = BeaconLimiter(per_window=4, window_ms=3_600_000)
+    edge.stats.new_visitors = Budget(per_window=4, window_ms=3_600_000)
     minted = 0
     for _ in range(6):
         out = edge.request("/", keep=False, cookie="ep=x", cf_connecting_ip="203.0.113.9")
