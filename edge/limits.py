@@ -3,11 +3,11 @@
 Keys are visitor ids (the beacon: ``edge.handler``) or client addresses (new cookies:
 ``edge.page.budget_new_visitor``). Each visitor (by the id in their signed cookie) may have
 ``per_window`` beacon events accepted per ``window_ms``; the rest of a beacon is dropped and
-counted (health: ``beacon_limited``). A page sends a handful (shown slots, a click, its vitals), so the default of 30 a minute never
-touches a person. The table holds at most ``max_visitors`` windows and forgets expired ones
-first, so memory stays bounded however many cookies a client mints (minting them needs page
-views, which the learner caps per visitor anyway). Per isolate, like every edge counter:
-Cloudflare's rate limiting is the place for volumetric abuse.
+counted (health: ``beacon_limited``). A page sends a handful (shown slots, a click, its
+vitals), so the default of 30 a minute never touches a person. The table holds at most
+``max_visitors`` windows and forgets expired ones first, so memory stays bounded however many
+cookies a client mints. Per isolate, like every edge counter: Cloudflare's rate limiting is the
+place for volumetric abuse.
 """
 
 from __future__ import annotations
