@@ -68,12 +68,13 @@ bench: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 	$(PY) bench/edge_pyodide.py
 	$(PY) bench/exploration.py
 
-# Debian packages the tests use: wrk (load tests) and chromium (the browser tests). Installed
-# when missing if we are root; otherwise make stops with the exact command to run.
-SYSTEM_PACKAGES := wrk chromium
+# Debian packages the tests use, as command:package: wrk (load tests), chromium (the browser
+# tests) and a Java runtime (Spark local mode). Installed when missing if we are root;
+# otherwise make stops with the exact command to run.
+SYSTEM_PACKAGES := wrk:wrk chromium:chromium java:default-jre-headless
 system-deps:
 	@missing=""; \
-	for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	for p in $(SYSTEM_PACKAGES); do command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing Debian packages:$$missing"; \

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cli import lake_commands, signal_commands, workspace_commands
 from cli.origin_commands import register as register_origin
 from compile import defaults
 from compile.build import build_snapshot
@@ -246,6 +247,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--explain-only", action="store_true", help="skip the loop (no wrangler)")
     d.set_defaults(run=_demo)
     register_origin(sub)
+    for commands in (lake_commands, signal_commands, workspace_commands):
+        commands.register(sub)
     return p
 
 

@@ -1,0 +1,1 @@
+"""The event lake: closed segments of events as Parquet, aggregated by DuckDB or Spark SQL."""
