@@ -13,7 +13,7 @@ import os
 import random
 import statistics
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,7 +39,7 @@ from core.model import (
 )
 from edge.config import load
 from edge.handler import Stats, handle
-from edge.io import Incoming, Page
+from edge.io import Incoming, Page, Rewritten
 from edge.snapshots import SnapshotCache
 
 T = TypeVar("T")
@@ -75,6 +75,16 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("the coroutine suspended: MemoryIO should never wait")
 
 
+async def _ended() -> bool:
+    return True
+
+
+def drain(io: MemoryIO) -> None:
+    """Run what the request left for after its response (``EdgeIO.later``)."""
+    while io.pending:
+        run_sync(io.pending.pop(0))
+
+
 def load_pages(folder: Path) -> dict[str, str]:
     return {path: (folder / name).read_text() for path, name in PAGE_FILES.items()}
 
@@ -89,6 +99,7 @@ class MemoryIO:
         self.fills = 0
         self.shipped = 0
         self.shipped_bytes = 0
+        self.pending: list[Coroutine[Any, Any, None]] = []
 
     async def kv_get(self, key: str, binary: bool) -> bytes | str | None:
         value = self.kv.get(key)
@@ -96,12 +107,12 @@ class MemoryIO:
             return value
         return value.encode() if isinstance(value, str) else value.decode()
 
-    async def fetch(self, url: str, headers: Mapping[str, str]) -> Page:
+    async def fetch(self, url: str, headers: Mapping[str, str], timeout_ms: int = 0) -> Page:
         path = "/" + url.split("://", 1)[-1].split("/", 1)[-1].split("?")[0]
         body = self.pages.get(path) or self.pages["/"]
         return Page(200, {"content-type": "text/html; charset=utf-8"}, body)
 
-    async def forward(self, url: str) -> Page:
+    async def forward(self, url: str, drop: Sequence[str] = ()) -> Page:
         return await self.fetch(url, {})
 
     async def rewrite(
@@ -110,9 +121,13 @@ class MemoryIO:
         fills: Mapping[str, tuple[str, str, str]],
         banner: str = "",
         appends: Mapping[str, str] | None = None,
-    ) -> tuple[Page, set[str]]:
+        stream: bool = False,
+    ) -> Rewritten:
         self.fills += len(fills)
-        return page, {slot for _html, _decision, slot in fills.values()}
+        return Rewritten(page, {slot for _html, _decision, slot in fills.values()}, _ended())
+
+    def later(self, work: Coroutine[Any, Any, None]) -> None:
+        self.pending.append(work)
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int = 0) -> None:
         self.shipped += 1
@@ -180,6 +195,7 @@ def handler_timing(
         request = Incoming("GET", f"https://shop.bench/{query}", headers, rng.choice(COUNTRIES))
         started = time.perf_counter()
         out = run_sync(handle(request, io, cache, config, stats))
+        drain(io)
         elapsed = (time.perf_counter() - started) * 1000
         io.now += 20_000
         value = next((v for k, v in out.headers if k == "set-cookie"), "")

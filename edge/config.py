@@ -10,6 +10,7 @@
 | IDENTITY_KEY | "" (identify off) | HMAC key of the site's identity tokens (``core.identity``) |
 | HEALTH_KEY | "" (no details) | ``/_edgepick/health`` details for ``x-edgepick-health-key`` |
 | SNAPSHOT_TTL_SECONDS | 10 | how often the isolate re-reads ``snap/current`` |
+| ORIGIN_TIMEOUT_SECONDS | 10 | how long the origin may take to send its response headers (504) |
 | CONSENT_COOKIE / CONSENT_MODE | ep_consent / opt-out | see ``edge.context.has_consent`` |
 | COOKIE_SECURE | true | ``Secure`` attribute on the visitor cookie (false for plain-http dev) |
 
@@ -43,6 +44,7 @@ class EdgeConfig:
     secure_cookie: bool
     problems: tuple[str, ...] = ()
     health_key: bytes = b""
+    origin_timeout_ms: int = 10_000
 
 
 def parse_keyring(text: str) -> Keyring | None:
@@ -67,6 +69,13 @@ def load(get: Callable[[str], str]) -> EdgeConfig:
     except (ValueError, OverflowError):
         problems.append("SNAPSHOT_TTL_SECONDS is not a number: using 10")
         ttl = 10_000
+    try:
+        timeout = int(float(get("ORIGIN_TIMEOUT_SECONDS") or "10") * 1000)
+        if not 100 <= timeout <= 120_000:
+            raise ValueError
+    except (ValueError, OverflowError):
+        problems.append("ORIGIN_TIMEOUT_SECONDS is not a number of seconds in 0.1-120: using 10")
+        timeout = 10_000
     mode = get("CONSENT_MODE") or "opt-out"
     if mode not in ("opt-out", "opt-in"):
         problems.append(f"CONSENT_MODE {mode!r} is not opt-out or opt-in: using opt-in")
@@ -83,4 +92,5 @@ def load(get: Callable[[str], str]) -> EdgeConfig:
         secure_cookie=(get("COOKIE_SECURE") or "true").lower() != "false",
         problems=tuple(problems),
         health_key=get("HEALTH_KEY").encode(),
+        origin_timeout_ms=timeout,
     )

@@ -23,9 +23,10 @@ from edge.client_js import SOURCE as CLIENT_JS
 from edge.config import EdgeConfig
 from edge.context import parse_cookies, request_context
 from edge.delivery import DeliveryStats, ship
-from edge.io import EdgeIO, Incoming, Outgoing
+from edge.io import EdgeIO, Incoming, OriginTimeout, Outgoing
 from edge.limits import Budget
 from edge.page import (
+    OWN_PREFIX,
     budget_new_visitor,
     cookie_header,
     origin_url,
@@ -33,6 +34,7 @@ from edge.page import (
     server_timing,
     strip_param,
 )
+from edge.presence import SlotPresence
 from edge.snapshots import SnapshotCache
 
 PREFIX = "/_edgepick/"
@@ -48,6 +50,8 @@ class Stats:
     beacons: Budget = field(default_factory=Budget)
     # new cookies a client address may mint per minute (edge.page.read_request)
     new_visitors: Budget = field(default_factory=lambda: Budget(per_window=60))
+    presence: SlotPresence = field(default_factory=SlotPresence)
+    origin_timeouts: int = 0
 
 
 async def handle(
@@ -62,7 +66,12 @@ async def handle(
             return await _api(parts.path[len(PREFIX) :], req, io, engine, cache, config, stats)
         if engine is None or req.method not in ("GET", "HEAD") or not is_document(req.headers):
             return await _untouched(req, io, config, engine)
-        return await page(req, io, engine, config, stats.delivery, stats.new_visitors)
+        return await page(
+            req, io, engine, config, stats.delivery, stats.new_visitors, stats.presence
+        )
+    except OriginTimeout:  # asking again would only make the visitor wait twice as long
+        stats.origin_timeouts += 1
+        return origin_timeout(config)
     except Exception as exc:  # fail open: the visitor gets the origin's page
         stats.errors += 1
         stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -71,6 +80,9 @@ async def handle(
             return _json({"error": "internal error"}, 500)
         try:
             return await _untouched(req, io, config, cache.engines.get(cache.current))
+        except OriginTimeout:
+            stats.origin_timeouts += 1
+            return origin_timeout(config)
         except Exception as again:
             stats.last_error = f"origin: {type(again).__name__}: {again}"[:300]
             return Outgoing(502, [("content-type", "text/plain")], "origin unavailable")
@@ -89,14 +101,23 @@ def is_document(headers: Mapping[str, str]) -> bool:
     return "text/html" in accept or accept.strip() in ("", "*/*")
 
 
+def origin_timeout(config: EdgeConfig) -> Outgoing:
+    """What a visitor gets when the origin sends no response headers in time."""
+    seconds = config.origin_timeout_ms / 1000
+    text = f"The site's origin did not answer within {seconds:g} s. Please try again.\n"
+    headers = [("content-type", "text/plain; charset=utf-8"), ("retry-after", "5")]
+    return Outgoing(504, [*headers, ("cache-control", "no-store")], text)
+
+
 async def _untouched(
     req: Incoming, io: EdgeIO, config: EdgeConfig, engine: Engine | None
 ) -> Outgoing:
+    """The visitor's request as it came (method, headers, body) to the origin, less any
+    ``x-edgepick-*`` header it carried (only the edge sets those)."""
     parts = urlsplit(req.url)
     query = strip_param(parts.query, visitors.PREVIEW_PARAM)
-    page = await io.forward(
-        origin_url(config, engine, parts.path, query)
-    )  # the visitor's request as it came: method, headers, body
+    forged = [name for name in req.headers if name.startswith(OWN_PREFIX)]
+    page = await io.forward(origin_url(config, engine, parts.path, query), forged)
     return Outgoing(page.status, page=page, untouched=True)
 
 
@@ -157,9 +178,10 @@ def _health(
         "snapshot": cache.current or None,
         "age_seconds": round((now_ms - cache.loaded_at_ms) / 1000, 1) if engine else None,
     }
+    status = 200 if engine is not None else 503  # a load balancer's probe reads the status
     given = req.headers.get(HEALTH_KEY_HEADER, "").encode()
     if not (config.health_key and hmac.compare_digest(given, config.health_key)):
-        return _json(public)
+        return _json(public, status)
     return _json(
         {
             **public,
@@ -172,7 +194,10 @@ def _health(
             "beacon_limited": stats.beacons.limited,
             "new_visitors_limited": stats.new_visitors.limited,
             "config_problems": list(config.problems),
-        }
+            "origin_timeouts": stats.origin_timeouts,
+            "pages": stats.presence.as_dict(),
+        },
+        status,
     )
 
 

@@ -9,42 +9,38 @@ JS objects are used below, so both behave the same.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import traceback
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from js import Date, Headers, HTMLRewriter, Object, Promise, Request, Response, fetch
+from js import (
+    JSON,
+    AbortController,
+    Date,
+    Headers,
+    HTMLRewriter,
+    Object,
+    Promise,
+    Request,
+    Response,
+    fetch,
+)
 from pyodide.ffi import create_once_callable, create_proxy, to_js
 
 from edge import config as edge_config
 from edge.delivery import DeliveryStats, deliver
 from edge.handler import Stats, handle
-from edge.io import Incoming, Outgoing, Page
+from edge.io import Incoming, OriginTimeout, Outgoing, Page, Rewritten
 from edge.queue_consumer import consume
 from edge.snapshots import SnapshotCache
 
-READ_HEADERS = (
-    "x-edgepick-health-key",
-    "cf-connecting-ip",
-    "accept",
-    "accept-language",
-    "cookie",
-    "user-agent",
-    "referer",
-    "sec-gpc",
-    "sec-fetch-dest",
-    "sec-purpose",
-    "purpose",
-    "x-moz",
-    "cf-ipcountry",
-    "content-type",
-    "content-length",
-)
 BEACON_PATH = "/_edgepick/events"
 MAX_BEACON_BYTES = 16 * 1024
+STREAM_END_WAIT = 30.0  # seconds a streamed page's events wait for the end of its document
 POINTER_CACHE_TTL = 60  # seconds: Workers KV's minimum cacheTtl (it refuses less)
 BLOB_CACHE_TTL = 86_400  # snap/<id> is immutable
 
@@ -83,27 +79,60 @@ def _promise(coroutine: Coroutine[Any, Any, Any]) -> Any:
     return Promise.new(create_once_callable(executor))
 
 
+_HTML_OPTION: Any = None
+
+
+def _html_option() -> Any:
+    """``{html: true}``, made once per isolate (a conversion costs an FFI crossing)."""
+    global _HTML_OPTION
+    if _HTML_OPTION is None:
+        _HTML_OPTION = js_object({"html": True})
+    return _HTML_OPTION
+
+
 class _Filler:
     """An HTMLRewriter element handler filling one slot."""
 
     def __init__(self, html: str, decision: str, slot: str, found: set[str]) -> None:
         self.html, self.decision, self.slot, self.found = html, decision, slot, found
+        self.option = _html_option()
 
     def element(self, element: Any) -> None:
-        element.setInnerContent(self.html, js_object({"html": True}))
+        element.setInnerContent(self.html, self.option)
         element.setAttribute("data-edgepick-decision", self.decision)
         element.removeAttribute("data-edgepick-async")  # filled now: the client leaves it
         self.found.add(self.slot)
 
 
 class _Banner:
-    """An HTMLRewriter element handler appending the preview banner to ``<body>``."""
+    """An HTMLRewriter element handler appending HTML inside an element (``<body>``...)."""
 
     def __init__(self, html: str) -> None:
         self.html = html
+        self.option = _html_option()
 
     def element(self, element: Any) -> None:
-        element.append(self.html, js_object({"html": True}))
+        element.append(self.html, self.option)
+
+
+class _End:
+    """An HTMLRewriter document handler: settles ``done`` at the end of the document."""
+
+    def __init__(self, done: asyncio.Future[bool]) -> None:
+        self.done = done
+
+    def end(self, _end: Any) -> None:
+        if not self.done.done():
+            self.done.set_result(True)
+
+
+async def _within(promise: Any, timeout_ms: int, controller: Any) -> Any:
+    """``promise`` (a fetch), or ``OriginTimeout`` after ``timeout_ms`` (the fetch aborted)."""
+    try:
+        return await asyncio.wait_for(asyncio.ensure_future(promise), timeout_ms / 1000)
+    except TimeoutError:
+        controller.abort()
+        raise OriginTimeout(f"no response headers within {timeout_ms} ms") from None
 
 
 class JsIO:
@@ -123,19 +152,21 @@ class JsIO:
         value = await kv.get(key, js_object({"type": "text", "cacheTtl": POINTER_CACHE_TTL}))
         return None if _null(value) else str(value)
 
-    async def fetch(self, url: str, headers: Mapping[str, str]) -> Page:
-        response = await fetch(
-            url, js_object({"method": "GET", "headers": js_object(headers), "redirect": "manual"})
-        )
-        content_type = response.headers.get("content-type")
-        ctype = "" if _null(content_type) else str(content_type)
-        return Page(int(response.status), {"content-type": ctype}, response)
+    async def fetch(self, url: str, headers: Mapping[str, str], timeout_ms: int) -> Page:
+        controller = AbortController.new()
+        init = {"method": "GET", "headers": js_object(headers), "redirect": "manual"}
+        init["signal"] = controller.signal
+        response = await _within(fetch(url, js_object(init)), timeout_ms, controller)
+        return _page(response)
 
-    async def forward(self, url: str) -> Page:
-        response = await fetch(Request.new(url, self.request))  # same method, headers, body
-        content_type = response.headers.get("content-type")
-        ctype = "" if _null(content_type) else str(content_type)
-        return Page(int(response.status), {"content-type": ctype}, response)
+    async def forward(self, url: str, drop: Sequence[str] = ()) -> Page:
+        request = Request.new(url, self.request)  # same method, headers, body
+        for name in drop:
+            request.headers.delete(name)
+        controller = AbortController.new()
+        init = js_object({"signal": controller.signal})
+        timeout_ms = _state(self.env)[0].origin_timeout_ms
+        return _page(await _within(fetch(request, init), timeout_ms, controller))
 
     async def rewrite(
         self,
@@ -143,8 +174,10 @@ class JsIO:
         fills: Mapping[str, tuple[str, str, str]],
         banner: str = "",
         appends: Mapping[str, str] | None = None,
-    ) -> tuple[Page, set[str]]:
+        stream: bool = False,
+    ) -> Rewritten:
         found: set[str] = set()
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         rewriter = HTMLRewriter.new()
         handlers = []
         for selector, (html, decision, slot) in fills.items():
@@ -159,16 +192,37 @@ class JsIO:
             handler = create_proxy(_Banner(html))
             handlers.append(handler)
             rewriter = rewriter.on(selector, handler)
-        try:
-            # buffered, so the slots found are known; bytes, so the page keeps its own charset
-            body = await rewriter.transform(page.handle).arrayBuffer()
+        end = create_proxy(_End(done))
+        handlers.append(end)
+        rewriter = rewriter.onDocument(end)
+        transformed = rewriter.transform(page.handle)
+
+        async def release() -> None:  # the handlers live as long as the document streams
+            try:
+                await asyncio.wait_for(asyncio.shield(done), STREAM_END_WAIT)
+            except TimeoutError:
+                done.set_result(False)
+            finally:
+                for handler in handlers:
+                    handler.destroy()
+
+        if stream:  # the body flows to the visitor as the origin sends it
+            self.later(release())
+            return Rewritten(_page(transformed, page.status), found, done)
+        try:  # buffered: the slots found are known on return; bytes keep the page's charset
+            body = await transformed.arrayBuffer()
         finally:
+            if not done.done():
+                done.set_result(True)
             for handler in handlers:
                 handler.destroy()
         headers = Headers.new(page.handle.headers)
         headers.delete("content-length")
         rewritten = Response.new(body, js_object({"status": page.status, "headers": headers}))
-        return Page(page.status, page.headers, rewritten), found
+        return Rewritten(Page(page.status, page.headers, rewritten), found, done)
+
+    def later(self, work: Coroutine[Any, Any, None]) -> None:
+        self.ctx.waitUntil(_promise(work))
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         queue = getattr(self.env, "EVENTS", None)
@@ -186,7 +240,7 @@ class JsIO:
             if not await deliver(post, events, self.delivery, asyncio.sleep):
                 print(f"edgepick: {events} events dropped ({self.delivery.last_error}) for {url}")
 
-        self.ctx.waitUntil(_promise(run()))
+        self.later(run())
 
     def now_ms(self) -> int:
         return int(Date.now())
@@ -196,6 +250,13 @@ class JsIO:
 
     def token(self) -> str:
         return os.urandom(16).hex()
+
+
+def _page(response: Any, status: int | None = None) -> Page:
+    content_type = response.headers.get("content-type")
+    ctype = "" if _null(content_type) else str(content_type)
+    code = int(response.status) if status is None else status
+    return Page(code, {"content-type": ctype}, response)
 
 
 def _var(env: Any, name: str) -> str:
@@ -215,11 +276,8 @@ def _state(env: Any) -> tuple[edge_config.EdgeConfig, SnapshotCache, Stats]:
 
 
 async def _incoming(request: Any) -> Incoming:
-    headers = {}
-    for name in READ_HEADERS:
-        value = request.headers.get(name)
-        if not _null(value):
-            headers[name] = str(value)
+    # every header in one crossing (names come lower-case; repeated ones joined by ", ")
+    headers: dict[str, str] = json.loads(str(JSON.stringify(Object.fromEntries(request.headers))))
     cf = getattr(request, "cf", None)
     country = "" if _null(cf) else _var(cf, "country")
     method = str(request.method)

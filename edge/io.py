@@ -7,9 +7,13 @@ under CPython, under Pyodide and in workerd.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+class OriginTimeout(Exception):
+    """The origin did not send its response headers in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +49,29 @@ class Outgoing:
     untouched: bool = False  # the origin's response, byte for byte (fail open)
 
 
+@dataclass(slots=True)
+class Rewritten:
+    """A rewritten page. Streamed, its body flows to the visitor as the origin sends it and
+    ``found`` fills as the rewriter meets the slots: complete once ``done`` resolves (at the end
+    of the document; False if the stream failed). Buffered, ``done`` has already resolved."""
+
+    page: Page
+    found: set[str]
+    done: Awaitable[bool]
+
+
 class EdgeIO(Protocol):
     async def kv_get(self, key: str, binary: bool) -> bytes | str | None: ...
 
-    async def fetch(self, url: str, headers: Mapping[str, str]) -> Page:
-        """GET ``url`` from the origin with these request headers."""
+    async def fetch(self, url: str, headers: Mapping[str, str], timeout_ms: int) -> Page:
+        """GET ``url`` from the origin with these request headers; raises ``OriginTimeout`` when
+        the origin's response headers take longer than ``timeout_ms`` (the body may take as
+        long as it takes: it streams)."""
         ...
 
-    async def forward(self, url: str) -> Page:
-        """Send the visitor's own request (method, headers, body) to ``url`` unchanged."""
+    async def forward(self, url: str, drop: Sequence[str] = ()) -> Page:
+        """Send the visitor's own request (method, headers, body) to ``url``, without the
+        request headers named in ``drop``."""
         ...
 
     async def rewrite(
@@ -62,11 +80,17 @@ class EdgeIO(Protocol):
         fills: Mapping[str, tuple[str, str, str]],
         banner: str = "",
         appends: Mapping[str, str] | None = None,
-    ) -> tuple[Page, set[str]]:
+        stream: bool = False,
+    ) -> Rewritten:
         """Fill each selector's element with (html, decision id, slot), marking it with the
         decision and dropping ``data-edgepick-async`` (it is filled now); append ``banner``
         (HTML) to ``<body>``; append each of ``appends`` (selector -> HTML) inside the elements
-        the selector matches (``edge.client_js.page_marks``); report the slots found."""
+        the selector matches (``edge.client_js.page_marks``); report the slots found. Streamed
+        (``stream``) or buffered (the slots found are known on return)."""
+        ...
+
+    def later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` after the response, to its end (``ctx.waitUntil``)."""
         ...
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:

@@ -17,6 +17,7 @@ Each step reads and extends one ``View``. What is logged follows what the visito
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
 
@@ -34,8 +35,25 @@ from edge.context import is_speculative, parse_cookies, request_context
 from edge.delivery import DeliveryStats, ship
 from edge.io import EdgeIO, Incoming, Outgoing, Page
 from edge.limits import Budget
+from edge.presence import SlotPresence
 
-FORWARDED = ("accept", "accept-language", "cookie", "user-agent", "referer")  # to the origin
+# request headers that describe one hop, not the request: never forwarded to the origin
+HOP_BY_HOP = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    )
+)
+OWN_PREFIX = "x-edgepick-"  # headers the edge sets for the origin; a visitor's are dropped
 BANNER_STYLE = (
     "position:fixed;left:0;right:0;bottom:0;z-index:2147483647;padding:6px 12px;"
     "font:13px/1.4 system-ui,sans-serif;color:#fff;background:{}"
@@ -62,6 +80,10 @@ class View:
     page_decision: Decision | None = None
     page: Page | None = None
     found: set[str] = field(default_factory=set)  # slots the page really holds
+    # streamed: the slots expected (edge.presence), and the end of the document, when the
+    # rewriter has met every slot the page holds
+    expected: frozenset[str] | None = None
+    done: Awaitable[bool] | None = None
 
     @property
     def now(self) -> int:
@@ -82,6 +104,14 @@ class View:
     def logged(self) -> bool:
         return self.counted and self.who.context.device != "bot"
 
+    @property
+    def shown(self) -> set[str]:
+        """The slots the visitor is shown: those found, or, while the page streams, those
+        expected (``edge.presence``)."""
+        if self.done is None or self.expected is None:
+            return self.found
+        return set(self.expected) | page_slots(self)
+
 
 def strip_param(query: str, name: str) -> str:
     """The query string without ``name`` (every other byte as it came)."""
@@ -101,13 +131,14 @@ async def page(
     config: EdgeConfig,
     delivery: DeliveryStats,
     new_visitors: Budget | None = None,
+    presence: SlotPresence | None = None,
 ) -> Outgoing:
     view = read_request(req, io, engine, config, new_visitors)
     await merge_profile(view, io, engine)
     decide_slots(view, io, engine)
     await fetch_origin(view, io, engine, config)
-    await fill_slots(view, io, engine)
-    return respond(view, io, engine, config, delivery)
+    await fill_slots(view, io, engine, presence)
+    return respond(view, io, engine, config, delivery, presence)
 
 
 def budget_new_visitor(
@@ -205,21 +236,34 @@ def decide_slots(view: View, io: EdgeIO, engine: Engine) -> None:
 async def fetch_origin(view: View, io: EdgeIO, engine: Engine, config: EdgeConfig) -> None:
     """The origin's page (a page slot's variant path instead of the URL's, if it exists), with
     every decision as an ``x-edgepick-<slot>`` request header (header mode)."""
-    headers = {k: view.req.headers[k] for k in FORWARDED if k in view.req.headers}
+    headers = forwarded_headers(view.req.headers)
     for d in view.served:
-        headers[f"x-edgepick-{d.slot}"] = d.variant
+        headers[f"{OWN_PREFIX}{d.slot}"] = d.variant
     path = view.path
     if view.page_decision is not None:
         slot = engine.slots[view.page_decision.slot].slot
         path = slot.variants[view.page_decision.arm].content or path
-    view.page = await io.fetch(origin_url(config, engine, path, view.query), headers)
+    timeout = config.origin_timeout_ms
+    view.page = await io.fetch(origin_url(config, engine, path, view.query), headers, timeout)
     if view.page_decision is not None and view.page.status >= 400 and path != view.path:
         # the variant's page is missing at the origin: serve the URL's own page instead
         dropped = view.page_decision
         view.served = [d for d in view.served if d is not dropped]
         view.decisions = [d for d in view.decisions if d is not dropped]
         view.page_decision = None
-        view.page = await io.fetch(origin_url(config, engine, view.path, view.query), headers)
+        url = origin_url(config, engine, view.path, view.query)
+        view.page = await io.fetch(url, headers, timeout)
+
+
+def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The visitor's request headers for the origin: all of them (authorization, conditional
+    requests, forwarding chains, cookies...) except those that describe one hop and any
+    ``x-edgepick-*`` a visitor sent (the edge sets its own)."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if name not in HOP_BY_HOP and not name.startswith(OWN_PREFIX)
+    }
 
 
 def banner(who: visitors.Visitor) -> str:
@@ -236,8 +280,12 @@ def banner(who: visitors.Visitor) -> str:
     return f'<div data-edgepick-preview-banner style="{style}">{html.escape(text)}</div>'
 
 
-async def fill_slots(view: View, io: EdgeIO, engine: Engine) -> None:
-    """Fill every element slot the page holds; learn which ones it held; add a preview banner."""
+async def fill_slots(
+    view: View, io: EdgeIO, engine: Engine, presence: SlotPresence | None = None
+) -> None:
+    """Fill every element slot the page holds; add a preview banner. The page streams unless
+    its cookie must name slots this isolate has not yet seen on it (``edge.presence``): then it
+    is buffered, and the slots it held are learnt."""
     page = view.page
     assert page is not None
     if page.is_html:
@@ -250,7 +298,18 @@ async def fill_slots(view: View, io: EdgeIO, engine: Engine) -> None:
         # for the page client: page-level decisions and async slots' defaults (edge.client_js)
         marks = {} if view.who.previewing else page_marks(engine, view.page_decision, fills)
         if fills or note or marks:
-            view.page, view.found = await io.rewrite(page, fills, note, marks)
+            expected = presence.expected(view.path) if presence is not None else None
+            stream = presence is not None and (not view.logged or expected is not None)
+            done = await io.rewrite(page, fills, note, marks, stream)
+            view.page, view.found = done.page, done.found
+            if stream:
+                slots = {slot for _html, _id, slot in fills.values()}
+                view.expected = frozenset(slots & expected if expected is not None else slots)
+                view.done = done.done
+                presence.streamed += 1  # type: ignore[union-attr]
+            elif presence is not None and view.logged:
+                presence.buffered += 1
+                presence.learn(view.path, view.found)
         if view.page_decision is not None:
             view.found.add(view.page_decision.slot)
 
@@ -273,26 +332,57 @@ def cookie_header(
 
 
 def respond(
-    view: View, io: EdgeIO, engine: Engine, config: EdgeConfig, delivery: DeliveryStats
+    view: View,
+    io: EdgeIO,
+    engine: Engine,
+    config: EdgeConfig,
+    delivery: DeliveryStats,
+    presence: SlotPresence | None = None,
 ) -> Outgoing:
     """The reply's headers and cookie, and the events: a page view and what it showed."""
     assert view.page is not None
     out = Outgoing(view.page.status, page=view.page)
     out.headers.append(server_timing(view.decision_us))
-    out.headers.append(("cache-control", "private, no-store"))
     who = view.who
+    if view.shown or who.previewing:  # personalized: for this visitor only
+        out.headers.append(("cache-control", "private, no-store"))
     if who.previewing:
         out.headers.append(("x-edgepick-preview", "1" if who.preview else "invalid"))
         return out
     if not view.counted:  # not a view: the cookie stays as it was (or goes, without consent)
         out.headers += cookie_header(who, who.state, engine, config) if not who.stored else []
         return out
-    shown = [d for d in view.decisions if d.slot in view.found] if view.logged else []
-    state = visitors.remember(view.state, shown, engine.site.epoch)
+    remembered = [d for d in view.decisions if d.slot in view.shown] if view.logged else []
+    state = visitors.remember(view.state, remembered, engine.site.epoch)
     out.headers += cookie_header(who, state, engine, config)
-    if view.logged:
-        ship(io, config, delivery, page_events(view, shown, state, engine))
+    if view.logged and view.done is not None:  # streamed: log what it showed once it has passed
+        io.later(ship_when_done(view, io, engine, config, delivery, state, presence))
+    elif view.logged:
+        ship(io, config, delivery, page_events(view, remembered, state, engine))
     return out
+
+
+async def ship_when_done(
+    view: View,
+    io: EdgeIO,
+    engine: Engine,
+    config: EdgeConfig,
+    delivery: DeliveryStats,
+    state: VisitorState,
+    presence: SlotPresence | None,
+) -> None:
+    """A streamed page's events, once the rewriter has met every slot it holds: the page view,
+    and an exposure per fresh decision the page really showed."""
+    assert view.done is not None
+    complete = await view.done
+    if presence is not None and complete:
+        presence.learn(view.path, view.found - page_slots(view), view.expected)
+    shown = [d for d in view.decisions if d.slot in view.found]
+    ship(io, config, delivery, page_events(view, shown, state, engine))
+
+
+def page_slots(view: View) -> set[str]:
+    return {view.page_decision.slot} if view.page_decision is not None else set()
 
 
 def page_events(

@@ -8,13 +8,14 @@ wrangler dev and under Pyodide.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.io import Page
+from edge.io import OriginTimeout, Page, Rewritten
 
 SELECTOR = re.compile(r'^\[data-edgepick-slot="([^"]+)"\]$')
 
@@ -28,11 +29,15 @@ class FakeIO:
     now: int = 1_790_000_000_000
     fetched: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     forwarded: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # headers the last forward left out
     shipped: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
     tokens: int = 0
     seed: str = ""  # tells the tokens of several runtimes (several visitors' edges) apart
     cpu: float = 0.0
     cpu_step: float = 0.0
+    slow: set[str] = field(default_factory=set)  # paths whose origin never answers in time
+    pending: list[Coroutine[Any, Any, None]] = field(default_factory=list)  # io.later's work
+    streamed: int = 0  # rewrites asked to stream
 
     async def kv_get(self, key: str, binary: bool) -> bytes | str | None:
         value = self.kv.get(key)
@@ -42,15 +47,26 @@ class FakeIO:
             return value if isinstance(value, bytes) else value.encode()
         return value.decode() if isinstance(value, bytes) else value
 
-    async def fetch(self, url: str, headers: Mapping[str, str]) -> Page:
+    async def fetch(self, url: str, headers: Mapping[str, str], timeout_ms: int = 0) -> Page:
         self.fetched.append((url, dict(headers)))
-        path = url.split("://", 1)[-1].split("/", 1)[-1].split("?")[0]
-        status, ctype, body = self.pages.get("/" + path, (404, "text/plain", "not found"))
+        path = "/" + url.split("://", 1)[-1].split("/", 1)[-1].split("?")[0]
+        if path in self.slow:
+            raise OriginTimeout(f"no response headers within {timeout_ms} ms")
+        status, ctype, body = self.pages.get(path, (404, "text/plain", "not found"))
         return Page(status, {"content-type": ctype}, body)
 
-    async def forward(self, url: str) -> Page:
+    async def forward(self, url: str, drop: Sequence[str] = ()) -> Page:
         self.forwarded.append(url)
+        self.dropped = list(drop)
         return await self.fetch(url, {})
+
+    def later(self, work: Coroutine[Any, Any, None]) -> None:
+        self.pending.append(work)
+
+    async def drain(self) -> None:
+        """Run what ``later`` was given (as the runtime does after the response)."""
+        while self.pending:
+            await self.pending.pop(0)
 
     async def rewrite(
         self,
@@ -58,7 +74,9 @@ class FakeIO:
         fills: Mapping[str, tuple[str, str, str]],
         banner: str = "",
         appends: Mapping[str, str] | None = None,
-    ) -> tuple[Page, set[str]]:
+        stream: bool = False,
+    ) -> Rewritten:
+        self.streamed += stream
         html: Any = page.handle
         found: set[str] = set()
         for selector, (content, decision, slot) in fills.items():
@@ -93,7 +111,9 @@ class FakeIO:
                 return m.group(1) + extra + m.group(3)
 
             html = re.sub(element, add, html, flags=re.S)
-        return Page(page.status, page.headers, html), found
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(True)
+        return Rewritten(Page(page.status, page.headers, html), found, done)
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         self.shipped.append((url, body, dict(headers)))

@@ -76,15 +76,14 @@ class Edge:
         hdrs.setdefault("user-agent", UA_DESKTOP)  # a browser (no User-Agent: a tool, a bot)
         if self.jar and "cookie" not in hdrs:
             hdrs["cookie"] = "; ".join(f"{k}={v}" for k, v in self.jar.items())
-        out = asyncio.run(
-            handle(
-                Incoming(method, f"https://shop.test{path}", hdrs, country, body),
-                self.io,
-                self.cache,
-                self.config,
-                self.stats,
-            )
-        )
+        incoming = Incoming(method, f"https://shop.test{path}", hdrs, country, body)
+
+        async def run() -> Outgoing:
+            out = await handle(incoming, self.io, self.cache, self.config, self.stats)
+            await self.io.drain()  # what runs after the response (ctx.waitUntil)
+            return out
+
+        out = asyncio.run(run())
         if keep:
             for name, value in out.headers:
                 if name == "set-cookie":

@@ -1,0 +1,143 @@
+"""The edge as a transparent proxy: pages stream, the visitor's headers reach the origin, a
+visitor's ``x-edgepick-*`` headers do not, caching is left alone when nothing was personalized,
+a slow origin gets a clear 504, and health answers 503 when it is not ok."""
+
+from __future__ import annotations
+
+from core import events
+from edge.config import load
+from edge.io import Outgoing
+from tests.edge import local
+from tests.edge.helpers import cookie_state
+from tests.edge.local import ENV
+
+Edge = local.Edge
+HTML = "text/html; charset=utf-8"
+TWO_SLOTS = (
+    "<html><head><title>t</title></head><body>"
+    '<h1 data-edgepick-slot="headline">Hello</h1>'
+    '<div data-edgepick-slot="hero">Hero</div>'
+    "</body></html>"
+)
+ONE_SLOT = TWO_SLOTS.replace('<div data-edgepick-slot="hero">Hero</div>', "")
+NO_SLOT = "<html><head><title>About</title></head><body>About us</body></html>"
+
+
+def header(out: Outgoing, name: str) -> str | None:
+    return next((v for k, v in out.headers if k == name), None)
+
+
+def new_visitor(edge: local.Edge, path: str) -> Outgoing:
+    edge.jar.clear()
+    return edge.request(path)
+
+
+def remembered(edge: local.Edge) -> set[str]:
+    assert edge.config.keyring is not None
+    state = cookie_state(edge.jar["ep"], edge.config.keyring)
+    return {slot for slot, *_ in state.decisions}
+
+
+def test_a_path_seen_before_streams_and_logs_only_what_the_page_showed(
+    fixture_blob: bytes,
+) -> None:
+    edge = Edge(fixture_blob)
+    edge.io.pages["/two"] = (200, HTML, TWO_SLOTS)
+    new_visitor(edge, "/two")  # first logged view of /two in this isolate: buffered, learnt
+    assert edge.io.streamed == 0
+    assert edge.stats.presence.expected("/two") == frozenset({"headline", "hero"})
+    edge.io.shipped.clear()
+
+    out = new_visitor(edge, "/two")  # now it streams
+    assert edge.io.streamed == 1
+    assert {e["slot"] for e in edge.exposures()} == {"headline", "hero"}
+    assert remembered(edge) == {"headline", "hero"}
+    assert header(out, "cache-control") == "private, no-store"
+
+    # the page drops a slot: the streamed view expected it (its cookie remembers it), but only
+    # what the page really showed is logged, and the isolate learns the page's new slots
+    edge.io.pages["/two"] = (200, HTML, ONE_SLOT)
+    edge.io.shipped.clear()
+    new_visitor(edge, "/two")
+    assert {e["slot"] for e in edge.exposures()} == {"headline"}
+    assert remembered(edge) == {"headline", "hero"}
+    assert edge.stats.presence.mismatches == 1
+    edge.io.shipped.clear()
+    new_visitor(edge, "/two")
+    assert {e["slot"] for e in edge.exposures()} == {"headline"} and remembered(edge) == {
+        "headline"
+    }
+    pages = local.health(edge)["pages"]
+    assert pages["streamed"] == 3 and pages["buffered"] == 1 and pages["mismatches"] == 1
+
+
+def test_a_page_view_is_logged_once_whether_buffered_or_streamed(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    for _ in range(3):
+        new_visitor(edge, "/")
+    views = [e for e in edge.shipped() if e["type"] == events.PAGE_VIEW]
+    assert len(views) == 3 and len({e["id"] for e in views}) == 3
+    assert edge.io.streamed == 2
+
+
+def test_the_visitors_headers_reach_the_origin_but_not_forged_edgepick_ones(
+    fixture_blob: bytes,
+) -> None:
+    edge = Edge(fixture_blob)
+    edge.request(
+        "/",
+        authorization="Bearer abc",
+        if_none_match='"v1"',
+        x_forwarded_for="203.0.113.9",
+        x_edgepick_hero="hero-price-drop",  # a visitor trying to pick a variant at the origin
+        connection="keep-alive",
+        accept_language="de",
+    )
+    _url, sent = edge.io.fetched[-1]
+    assert sent["authorization"] == "Bearer abc" and sent["if-none-match"] == '"v1"'
+    assert sent["x-forwarded-for"] == "203.0.113.9" and sent["accept-language"] == "de"
+    assert "connection" not in sent
+    assert sent["x-edgepick-hero"] != "hero-price-drop"  # the edge's own decision
+    assert all(v != "hero-price-drop" for k, v in sent.items() if k.startswith("x-edgepick-"))
+
+
+def test_untouched_requests_drop_forged_edgepick_headers(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    out = edge.request("/logo.png", x_edgepick_hero="forged", accept="image/png")
+    assert out.untouched and edge.io.dropped == ["x-edgepick-hero"]
+
+
+def test_a_page_nothing_personalized_keeps_its_caching(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob)
+    edge.io.pages["/about"] = (200, HTML, NO_SLOT)
+    out = new_visitor(edge, "/about")
+    assert header(out, "cache-control") is None  # the origin's own caching applies
+    assert header(out, "set-cookie")  # the view still counts
+    out = new_visitor(edge, "/")
+    assert header(out, "cache-control") == "private, no-store"
+
+
+def test_a_slow_origin_gets_a_clear_504_and_is_counted(fixture_blob: bytes) -> None:
+    edge = Edge(fixture_blob, {**ENV, "ORIGIN_TIMEOUT_SECONDS": "2.5"})
+    edge.io.slow.add("/")
+    out = edge.request("/")
+    assert out.status == 504 and "did not answer within 2.5 s" in str(out.body)
+    assert header(out, "retry-after") == "5" and edge.io.shipped == []
+    edge.io.slow.add("/logo.png")
+    assert edge.request("/logo.png", accept="image/png").status == 504
+    assert local.health(edge)["origin_timeouts"] == 2
+
+
+def test_origin_timeout_setting_is_validated() -> None:
+    for bad in ("soon", "0", "1e9", "nan"):
+        config = load(lambda k, bad=bad: {"ORIGIN_TIMEOUT_SECONDS": bad}.get(k, ""))
+        assert config.origin_timeout_ms == 10_000
+        assert any("ORIGIN_TIMEOUT_SECONDS" in p for p in config.problems)
+    assert load(lambda k: {"ORIGIN_TIMEOUT_SECONDS": "0.5"}.get(k, "")).origin_timeout_ms == 500
+
+
+def test_health_answers_503_when_not_ok(fixture_blob: bytes) -> None:
+    assert Edge(None).request("/_edgepick/health").status == 503
+    assert Edge(fixture_blob).request("/_edgepick/health").status == 200
+    detailed = Edge(None).request("/_edgepick/health", x_edgepick_health_key=ENV["HEALTH_KEY"])
+    assert detailed.status == 503
