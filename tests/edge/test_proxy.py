@@ -5,7 +5,7 @@ a slow origin gets a clear 504, and health answers 503 when it is not ok."""
 from __future__ import annotations
 
 from core import events
-from edge.config import load
+from edge.config import EdgeConfig, load
 from edge.io import Outgoing
 from tests.edge import local
 from tests.edge.helpers import cookie_state
@@ -129,11 +129,17 @@ def test_a_slow_origin_gets_a_clear_504_and_is_counted(fixture_blob: bytes) -> N
 
 
 def test_origin_timeout_setting_is_validated() -> None:
+    def settings(value: str) -> EdgeConfig:
+        def variable(name: str) -> str:
+            return value if name == "ORIGIN_TIMEOUT_SECONDS" else ""
+
+        return load(variable)
+
     for bad in ("soon", "0", "1e9", "nan"):
-        config = load(lambda k, bad=bad: {"ORIGIN_TIMEOUT_SECONDS": bad}.get(k, ""))
+        config = settings(bad)
         assert config.origin_timeout_ms == 10_000
         assert any("ORIGIN_TIMEOUT_SECONDS" in p for p in config.problems)
-    assert load(lambda k: {"ORIGIN_TIMEOUT_SECONDS": "0.5"}.get(k, "")).origin_timeout_ms == 500
+    assert settings("0.5").origin_timeout_ms == 500
 
 
 def test_health_answers_503_when_not_ok(fixture_blob: bytes) -> None:
