@@ -1,0 +1,94 @@
+"""Local workspace accounts: names, roles and scrypt password hashes in one JSON file.
+
+``users.json`` maps a user name to ``{"role", "salt", "hash", "created"}``; the hash is
+``hashlib.scrypt(password, salt=16 random bytes, n=2**14, r=8, p=1)``, compared in constant time.
+Roles, each including the one before: ``viewer`` (reads everything), ``editor`` (edits drafts
+and submits them for review), ``approver`` (approves others' drafts, publishes, rolls back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from origin.registry import write_atomic
+
+ROLES = ("viewer", "editor", "approver")
+NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD = 8
+
+
+class AccountError(ValueError):
+    """A user that cannot be added or found; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        """Whether this user holds ``role`` or a stronger one."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def _hash(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+
+
+class Accounts:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, dict[str, str | int]]:
+        if not self.path.exists():
+            return {}
+        data: dict[str, dict[str, str | int]] = json.loads(self.path.read_text())
+        return data
+
+    def add(self, name: str, role: str, password: str, *, replace: bool = False) -> User:
+        """Create (or, with ``replace``, reset) a user; every problem is named at once."""
+        problems = []
+        if not NAME.match(name):
+            problems.append(f"name {name!r}: 1-64 letters, digits or _ . @ -")
+        if role not in ROLES:
+            problems.append(f"role {role!r}: one of {', '.join(ROLES)}")
+        if len(password) < MIN_PASSWORD:
+            problems.append(f"password: at least {MIN_PASSWORD} characters")
+        users = self._load()
+        if name in users and not replace:
+            problems.append(f"user {name!r} exists (use --replace to reset it)")
+        if problems:
+            raise AccountError("; ".join(problems))
+        salt = secrets.token_bytes(16)
+        users[name] = {
+            "role": role,
+            "salt": salt.hex(),
+            "hash": _hash(password, salt).hex(),
+            "created": int(time.time()),
+        }
+        write_atomic(self.path, json.dumps(users, indent=2, sort_keys=True).encode())
+        os.chmod(self.path, 0o600)
+        return User(name, role)
+
+    def get(self, name: str) -> User | None:
+        entry = self._load().get(name)
+        return User(name, str(entry["role"])) if entry else None
+
+    def verify(self, name: str, password: str) -> User | None:
+        """The user when the password matches; ``None`` otherwise (same work either way)."""
+        entry = self._load().get(name)
+        salt = bytes.fromhex(str(entry["salt"])) if entry else b"\0" * 16
+        expected = bytes.fromhex(str(entry["hash"])) if entry else b"\0" * 32
+        ok = hmac.compare_digest(_hash(password, salt), expected)
+        return User(name, str(entry["role"])) if entry and ok else None
+
+    def users(self) -> list[User]:
+        return [User(n, str(e["role"])) for n, e in sorted(self._load().items())]

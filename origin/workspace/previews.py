@@ -1,0 +1,137 @@
+"""Previews: personas as the edge sees them (signed preview tokens), and shareable links.
+
+An iframe shows the real page through the edge: ``EDGE/PATH?edgepick_preview=TOKEN`` with a
+``core.preview`` token that forces the persona's features (and chosen variants); the edge
+logs nothing for it and sets no cookie. Next to it, what the draft would decide for the same
+persona (``core.decide`` on the draft compiled), since the edge serves only what is published.
+
+A share link is ``/share/<signed payload>``: the personas (or described visitor) and an expiry,
+signed with the workspace's secret (``itsdangerous``); it shows the iframes only, no workspace
+data, until it expires.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from compile.personas import persona
+from compile.problems import ConfigError, Problem
+from compile.site import load_toml
+from core import preview
+from core.decide import decide
+from core.engine import Engine
+from core.model import Site
+from core.snapshot import decode_snapshot, encode_snapshot
+
+PREVIEW_PARAM = "edgepick_preview"  # edge.visitor.PREVIEW_PARAM (origin may not import edge)
+MAX_PANES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Pane:
+    name: str
+    description: str
+    url: str
+    decisions: tuple[tuple[str, str, str], ...]  # (slot, live variant, draft variant)
+
+
+def load_personas(path: Path) -> dict[str, dict[str, Any]]:
+    table = load_toml(path)
+    return {k: v for k, v in table.items() if isinstance(v, dict)}
+
+
+def described(text: str) -> dict[str, Any]:
+    """A visitor described as JSON (the persona keys); raises ConfigError naming the problem."""
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([Problem("visitor", f"not valid JSON: {exc}", text)]) from None
+    if not isinstance(spec, dict):
+        raise ConfigError([Problem("visitor", "expected a JSON object", text)])
+    persona(spec, int(time.time()), "visitor")  # the same checks as `edgepick explain`
+    return spec
+
+
+def _decisions(site: Site | None, spec: Mapping[str, Any], now: int, name: str) -> dict[str, str]:
+    if site is None:
+        return {}
+    engine = Engine.from_snapshot(decode_snapshot(encode_snapshot(site)))
+    state, context = persona(spec, now, name)
+    return {d.slot: d.variant for d in decide(engine, state, context, now)}
+
+
+def panes(
+    chosen: Mapping[str, Mapping[str, Any]],
+    edge_url: str,
+    key: bytes,
+    expires: int,
+    live: Site | None,
+    draft: Site | None,
+) -> list[Pane]:
+    """One pane per persona: the iframe URL and the live and draft decisions side by side."""
+    now = int(time.time())
+    out = []
+    for name, spec in list(chosen.items())[:MAX_PANES]:
+        token_spec = {k: v for k, v in spec.items() if k != "description"}
+        token = preview.encode(preview.Preview(expires, token_spec, {}), key)
+        context = spec.get("context") if isinstance(spec.get("context"), dict) else {}
+        path = str(context.get("path", "/")) if context else "/"
+        url = f"{edge_url.rstrip('/')}{quote(path)}?{PREVIEW_PARAM}={token}"
+        was, will = _decisions(live, spec, now, name), _decisions(draft, spec, now, name)
+        rows = tuple(
+            (s, was.get(s, "-"), will.get(s, "-")) for s in sorted(was.keys() | will.keys())
+        )
+        out.append(Pane(name, str(spec.get("description", "")), url, rows))
+    return out
+
+
+class ShareLinks:
+    """Signed, expiring descriptions of a preview (which personas, until when)."""
+
+    def __init__(self, secret: str) -> None:
+        self.serializer = URLSafeSerializer(secret, salt="edgepick-workspace-share")
+
+    def make(self, chosen: Mapping[str, Mapping[str, Any]], expires: int) -> str:
+        return self.serializer.dumps({"personas": dict(chosen), "exp": expires})
+
+    def read(self, token: str, now: int) -> tuple[dict[str, Any], int] | None:
+        """(personas, expiry) or None when the link is forged, malformed or expired."""
+        try:
+            body = self.serializer.loads(token)
+        except BadSignature:
+            return None
+        if not isinstance(body, dict) or not isinstance(body.get("exp"), int):
+            return None
+        if body["exp"] < now or not isinstance(body.get("personas"), dict):
+            return None
+        return body["personas"], body["exp"]
+
+
+def selected(
+    names: Sequence[str], known: Mapping[str, dict[str, Any]], visitor: str
+) -> dict[str, dict[str, Any]]:
+    """The chosen personas (2-4 in all, a described visitor counting as one)."""
+    chosen = {n: dict(known[n]) for n in names if n in known}
+    if visitor.strip():
+        spec = described(visitor)
+        spec.setdefault("description", "described visitor")
+        chosen["visitor"] = spec
+    if not 1 <= len(chosen) <= MAX_PANES:
+        raise ConfigError(
+            [
+                Problem(
+                    "personas",
+                    f"pick 1 to {MAX_PANES} personas (or describe a visitor)",
+                    len(chosen),
+                )
+            ]
+        )
+    return chosen

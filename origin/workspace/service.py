@@ -1,0 +1,202 @@
+"""The workspace's operations on the registry: start drafts, diff, publish, roll back.
+
+Publishing a draft is the registry's own publish (``origin.publish``): the draft's config, with
+the registry's retirements applied (``overrides.apply``) and the learned model of the live
+snapshot (pruned to the draft's variants), is compiled by ``compile.site``, written to every
+target, and its config version becomes HEAD (``origin.workspace.versions``). Rolling back moves
+the snapshot and the config HEAD back together and pins the snapshot, as ``edgepick rollback``
+does; the next publish from the workspace lifts that pin. Every step is in the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compile.site import compile_site, load_model
+from core.model import Site
+from core.snapshot import decode_header, decode_snapshot, encode_snapshot
+from origin import diff
+from origin.publish import Published, publish, rollback
+from origin.registry import Registry
+from origin.targets import Target
+from origin.workspace.accounts import Accounts, User
+from origin.workspace.drafts import Draft, Drafts, WorkflowError
+from origin.workspace.versions import Versions
+
+BY_VARIANT = ("weights", "cold_start", "gammas", "arms")
+
+
+def prune_model(model: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The learned numbers that still apply to ``config``: slots, variants and segments it no
+    longer has are dropped (the compiler would rightly refuse them); new variants get none."""
+    slots = config.get("slots", {})
+    kept: dict[str, Any] = {}
+    for name, learned in dict(model.get("slots", {})).items():
+        table = slots.get(name)
+        if not isinstance(table, dict) or not isinstance(learned, dict):
+            continue
+        ids = {v.get("id") for v in table.get("variants", []) if isinstance(v, dict)}
+        entry = {
+            k: {vid: x for vid, x in v.items() if vid in ids} if k in BY_VARIANT else v
+            for k, v in learned.items()
+            if not (k in BY_VARIANT and not isinstance(v, dict))
+        }
+        segments = learned.get("segments")
+        if isinstance(segments, dict):
+            allowed = set(table.get("policy", {}).get("segments", []))
+            entry["segments"] = {
+                s: {vid: x for vid, x in w.items() if vid in ids}
+                for s, w in segments.items()
+                if s in allowed and isinstance(w, dict)
+            }
+        kept[name] = entry
+    return {**model, "slots": kept}
+
+
+@dataclass
+class Workspace:
+    registry: Registry
+    home: Path
+    targets: Sequence[Target]
+    model_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.versions = Versions(self.registry)
+        self.drafts = Drafts(self.home / "drafts")
+        self.accounts = Accounts(self.home / "users.json")
+
+    # ------------------------------------------------------------ reading
+
+    def audit(self, action: str, user: User | str, why: str, **fields: Any) -> None:
+        name = user if isinstance(user, str) else user.name
+        self.registry.audit(action, author=name, reason=why, **fields)
+
+    def head(self) -> tuple[str, dict[str, Any]]:
+        vid = self.versions.head()
+        if vid is None:
+            raise WorkflowError(
+                "no config version yet: seed one with `edgepick push SITE.toml` or start the "
+                "workspace with --config SITE.toml"
+            )
+        return vid, self.versions.get(vid)
+
+    def seed(self, config: dict[str, Any], author: str, source: str) -> str | None:
+        """Make ``config`` the first version when there is none (the compiler must accept it)."""
+        if self.versions.head() is not None:
+            return None
+        compile_site(config, None, source)
+        vid = self.versions.put(config)
+        live = self.registry.current()
+        # linked to the live snapshot when that is this config compiled (ids are content hashes)
+        same = (
+            live is not None and decode_header(encode_snapshot(self.compile(config)))[0].id == live
+        )
+        self.versions.move(vid, "seed", author, f"seeded from {source}", live or "" if same else "")
+        self.audit("config-seed", author, f"seeded from {source}", version=vid)
+        return vid
+
+    def model(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The live snapshot's learned model (``models/<id>.json``, as sync saves it), else the
+        workspace's ``--model``; pruned to ``config``."""
+        current = self.registry.current()
+        learned = self.registry.root / "models" / f"{current}.json"
+        if current and learned.exists():
+            found: dict[str, Any] = json.loads(learned.read_text())
+        elif self.model_path is not None:
+            found = load_model(self.model_path)
+        else:
+            return None
+        return prune_model(found, config)
+
+    def compile(self, config: Mapping[str, Any]) -> Site:
+        applied = self.registry.overrides.apply(config)
+        return compile_site(applied, self.model(applied), "draft")
+
+    def changes(self, draft: Draft) -> list[str]:
+        """What the draft changes for visitors against the live snapshot, in words."""
+        site = self.compile(draft.config)
+        live = self.registry.current_blob()
+        if live is None:
+            return ["Nothing is published yet: this will be the first snapshot."]
+        found = diff.words(diff.for_visitors(decode_snapshot(live).site, site))
+        return found or ["Nothing changes for visitors."]
+
+    # ------------------------------------------------------------ writing
+
+    def start(self, user: User, title: str) -> Draft:
+        vid, config = self.head()
+        draft = self.drafts.create(title, user, vid, config)
+        self.audit("draft-create", user, title, draft=draft.id, base=vid)
+        return draft
+
+    def step(self, draft: Draft, user: User, step: str, why: str, publish_at: int = 0) -> Draft:
+        done = self.drafts.step(draft, user, step, why, publish_at)
+        extra = {"publish_at": publish_at} if step == "schedule" else {}
+        self.audit(f"draft-{step}", user, why, draft=draft.id, **extra)
+        return done
+
+    def publish(self, draft: Draft, user: User, why: str) -> Published:
+        if not user.can("approver"):
+            raise WorkflowError(f"{user.name} is a {user.role}: only an approver may publish")
+        if draft.status != "approved":
+            raise WorkflowError(f"cannot publish draft {draft.id}: it is {draft.status}")
+        head = self.versions.head()
+        if head != draft.base:
+            raise WorkflowError(
+                f"the live config changed since this draft started (now {head}, draft from "
+                f"{draft.base}): reopen it and start a new draft from the live config"
+            )
+        site = self.compile(draft.config)
+        note = f"{draft.title} ({draft.id}): {why}" if why else f"{draft.title} ({draft.id})"
+        blob = encode_snapshot(
+            site,
+            parent=self.registry.current() or "",
+            created=int(time.time()),
+            author=user.name,
+            message=note,
+        )
+        done = publish(blob, self.targets, self.registry, author=user.name, note=note)
+        vid = self.versions.put(draft.config)
+        self.versions.move(vid, "publish", user.name, why, snapshot=done.header.id)
+        lifted = self.registry.overrides.resume(pin=True)
+        if lifted:
+            self.audit("resume", user, "a workspace publish lifts the pin", lifted=lifted)
+        self.drafts.published(draft, user, why, done.header.id)
+        self.audit("draft-publish", user, why, draft=draft.id, snapshot=done.header.id, version=vid)
+        return done
+
+    def rollback(self, snapshot: str, user: User, why: str) -> Published:
+        if not user.can("approver"):
+            raise WorkflowError(f"{user.name} is a {user.role}: only an approver may roll back")
+        sid = self.registry.resolve(snapshot)
+        done = rollback(self.registry, sid, self.targets, author=user.name)
+        reason = why or f"rollback from {done.previous or '-'}"
+        self.registry.overrides.set_pin(sid, user.name, reason)
+        self.audit("pin", user, reason, id=sid)
+        vid = self.versions.of_snapshot(sid)
+        if vid is not None:
+            self.versions.move(vid, "rollback", user.name, reason, snapshot=sid)
+        self.audit("workspace-rollback", user, reason, snapshot=sid, version=vid or "")
+        return done
+
+    def publish_due(self, now: int) -> list[str]:
+        """Publish every approved draft whose scheduled time has come; the ids published (a
+        draft that fails is audit-logged with its error and unscheduled)."""
+        done = []
+        for draft in self.drafts.due(now):
+            approver = self.accounts.get(draft.approver) or User(draft.approver, "approver")
+            try:
+                self.publish(draft, approver, "scheduled publish")
+            except (WorkflowError, ValueError, RuntimeError) as exc:
+                draft.publish_at = 0
+                self.drafts.save(draft)
+                self.audit("draft-schedule-failed", approver, str(exc), draft=draft.id)
+                continue
+            done.append(draft.id)
+        return done

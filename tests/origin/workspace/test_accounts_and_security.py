@@ -1,0 +1,97 @@
+"""Accounts, sessions, CSRF and roles: nothing without a login, no POST without the token."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from origin.workspace.accounts import AccountError, Accounts
+from tests.origin.workspace.conftest import PASSWORD, Setup, csrf
+
+
+def test_passwords_are_salted_scrypt_hashes(tmp_path: Path) -> None:
+    accounts = Accounts(tmp_path / "users.json")
+    accounts.add("ann", "editor", PASSWORD)
+    accounts.add("ben", "editor", PASSWORD)
+    stored = json.loads((tmp_path / "users.json").read_text())
+    assert PASSWORD not in (tmp_path / "users.json").read_text()
+    assert stored["ann"]["salt"] != stored["ben"]["salt"]
+    assert stored["ann"]["hash"] != stored["ben"]["hash"]
+    assert accounts.verify("ann", PASSWORD) == accounts.get("ann")
+    assert accounts.verify("ann", PASSWORD + "x") is None
+    assert accounts.verify("nobody", PASSWORD) is None
+    assert oct((tmp_path / "users.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_bad_account_names_every_problem(tmp_path: Path) -> None:
+    accounts = Accounts(tmp_path / "users.json")
+    with pytest.raises(AccountError) as caught:
+        accounts.add("bad name", "admin", "short")
+    message = str(caught.value)
+    assert "name 'bad name'" in message and "role 'admin'" in message and "password" in message
+    accounts.add("ann", "viewer", PASSWORD)
+    with pytest.raises(AccountError, match="exists"):
+        accounts.add("ann", "viewer", PASSWORD)
+    assert accounts.add("ann", "approver", PASSWORD, replace=True).role == "approver"
+
+
+PAGES = ["/", "/preview", "/results", "/history", "/audit", "/drafts/d-00000000"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_needs_a_login(setup: Setup, path: str) -> None:
+    answer = setup.client().get(path)
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/login?next=")
+
+
+def test_every_post_needs_the_sessions_csrf_token(setup: Setup) -> None:
+    client = setup.client("alice")
+    token = csrf(client.get("/").text)
+    assert client.post("/drafts", data={"title": "x"}).status_code == 403
+    assert client.post("/drafts", data={"title": "x", "csrf": "forged"}).status_code == 403
+    by_header = client.post("/drafts", data={"title": "x"}, headers={"x-csrf-token": token})
+    assert by_header.status_code == 303  # htmx sends it as a header
+    # another session's token is no good here
+    other = setup.client("bob")
+    assert other.post("/drafts", data={"title": "x", "csrf": token}).status_code == 403
+    assert setup.ws.drafts.all()[0].author == "alice" and len(setup.ws.drafts.all()) == 1
+
+
+def test_the_login_form_itself_needs_the_token(setup: Setup) -> None:
+    client = setup.client()
+    answer = client.post("/login", data={"name": "alice", "password": PASSWORD})
+    assert answer.status_code == 403
+    token = csrf(client.get("/login").text)
+    wrong = client.post("/login", data={"csrf": token, "name": "alice", "password": "nope"})
+    assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
+
+
+def test_after_login_only_a_local_next_is_followed(setup: Setup) -> None:
+    client = setup.client()
+    token = csrf(client.get("/login").text)
+    done = client.post(
+        "/login",
+        data={"csrf": token, "name": "vic", "password": PASSWORD, "next": "https://evil.test/"},
+    )
+    assert done.headers["location"] == "/"
+
+
+def test_roles_decide_what_a_user_may_do(setup: Setup) -> None:
+    viewer = setup.client("vic")
+    token = csrf(viewer.get("/").text)
+    refused = viewer.post("/drafts", data={"title": "x", "csrf": token})
+    assert refused.status_code == 403 and "editor role" in refused.text
+    assert viewer.get("/audit").status_code == 200  # viewers read everything
+    sid = setup.ws.registry.current() or "none"
+    back = viewer.post("/rollback", data={"csrf": token, "snapshot": sid, "why": "x"})
+    assert back.status_code == 403
+
+
+def test_signing_out_ends_the_session(setup: Setup) -> None:
+    client = setup.client("alice")
+    token = csrf(client.get("/").text)
+    assert client.post("/logout", data={"csrf": token}).status_code == 303
+    assert client.get("/").status_code == 303

@@ -1,0 +1,135 @@
+"""Edits through the forms, checked by the compiler, errors next to their fields."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+from starlette.testclient import TestClient
+
+from origin.workspace import conditions
+from tests.origin.workspace.conftest import Setup, csrf
+
+
+def _draft(setup: Setup, user: str = "alice") -> tuple[TestClient, str, str]:
+    client = setup.client(user)
+    token = csrf(client.get("/").text)
+    done = client.post("/drafts", data={"csrf": token, "title": "Spring"})
+    return client, token, done.headers["location"]
+
+
+def _errors(html: str) -> dict[str, str]:
+    found = re.findall(r'<p class="error" data-path="([^"]+)">([^<]*)</p>', html)
+    return {path: unescape(message) for path, message in found}
+
+
+def test_a_new_variant_is_saved_once_the_compiler_accepts_it(setup: Setup) -> None:
+    client, token, url = _draft(setup)
+    form = {"csrf": token, "id": "hero-spring", "content": "<p>Spring</p>", "status": "active"}
+    bad = client.post(url + "/slots/hero/variants/new", data={**form, "weight": "-1"})
+    assert bad.status_code == 422
+    path = "slots.hero.variants[8].weight"
+    assert _errors(bad.text) == {path: "must be between 0.0 and None (got -1)"}
+    # shown next to the weight field: after its input, before the next field
+    assert (
+        bad.text.index('name="weight"')
+        < bad.text.index(path)
+        < bad.text.index('name="min_engagement"')
+    )
+    draft = setup.ws.drafts.all()[0]
+    assert all(v["id"] != "hero-spring" for v in draft.config["slots"]["hero"]["variants"])
+    text_weight = client.post(url + "/slots/hero/variants/new", data={**form, "weight": "lots"})
+    assert _errors(text_weight.text) == {path: "expected a number (got 'lots')"}
+    good = client.post(url + "/slots/hero/variants/new", data={**form, "weight": "2"})
+    assert good.status_code == 303
+    variants = setup.ws.drafts.all()[0].config["slots"]["hero"]["variants"]
+    assert variants[-1] == {
+        "id": "hero-spring",
+        "content": "<p>Spring</p>",
+        "status": "active",
+        "weight": 2,
+    }
+
+
+def test_several_problems_each_by_its_field(setup: Setup) -> None:
+    client, token, url = _draft(setup)
+    answer = client.post(
+        url + "/slots/hero/variants/0",
+        data={"csrf": token, "id": "hero brand!", "content": "x", "status": "gone"},
+    )
+    found = _errors(answer.text)
+    assert found["slots.hero.variants[0].id"].startswith("a variant id may use only")
+    assert found["slots.hero.variants[0].status"].startswith("must be one of: draft")
+    # and the slot's default no longer names a variant: a problem of another field, listed
+    assert "slots.hero.default" in answer.text
+
+
+def test_slot_policy_and_rules(setup: Setup) -> None:
+    client, token, url = _draft(setup)
+    bad = client.post(
+        url + "/slots/cta", data={"csrf": token, "default": "cta-shop-now", "kind": "greedy"}
+    )
+    assert _errors(bad.text) == {
+        "slots.cta.policy.kind": "must be one of: fixed, thompson, linear (got 'greedy')"
+    }
+    rule = client.post(
+        url + "/slots/cta/rules",
+        data={"csrf": token, "audience": "mobile", "action": "force", "variants": "nope"},
+    )
+    assert rule.status_code == 422
+    assert "no such variant in this slot" in _errors(rule.text)["slots.cta.rules[0].variant"]
+    ok = client.post(
+        url + "/slots/cta/rules",
+        data={"csrf": token, "audience": "mobile", "action": "force", "variants": "cta-shop-now"},
+    )
+    assert ok.status_code == 303
+    cta = setup.ws.drafts.all()[0].config["slots"]["cta"]
+    assert cta["rules"] == [{"audience": "mobile", "action": "force", "variant": "cta-shop-now"}]
+
+
+def test_the_condition_builder_writes_growthbook_json(setup: Setup) -> None:
+    client, token, url = _draft(setup)
+    rows = {
+        "csrf": token,
+        "mode": "rows",
+        "match": "any",
+        "attribute": ["device", "country", ""],
+        "operator": ["$eq", "$in", "$eq"],
+        "value": ["mobile", "US, DE", ""],
+    }
+    shown = client.post(url + "/audience-json", data=rows)
+    assert '"$or"' in shown.text and '"$in"' in shown.text
+    saved = client.post(url + "/audiences/new", data={**rows, "name": "phones_or_home"})
+    assert saved.status_code == 303
+    audience = setup.ws.drafts.all()[0].config["audiences"]["phones_or_home"]
+    assert audience["condition"] == {
+        "$or": [{"device": {"$eq": "mobile"}}, {"country": {"$in": ["US", "DE"]}}]
+    }
+    bad = client.post(
+        url + "/audiences/mobile",
+        data={**rows, "attribute": ["device"], "operator": ["$regex"], "value": ["(a+)+$"]},
+    )
+    assert bad.status_code == 422
+    assert any(p.startswith("audiences.mobile.condition") for p in _errors(bad.text))
+
+
+def test_conditions_read_back_into_rows() -> None:
+    rows = [conditions.Row("visits", "$gte", "3"), conditions.Row("device", "$eq", "mobile")]
+    built = conditions.build("all", rows)
+    assert built == {"visits": {"$gte": 3}, "device": {"$eq": "mobile"}}
+    assert conditions.rows(built) == ("all", rows)
+    assert conditions.build("all", [*rows, conditions.Row("visits", "$lt", "9")]) == {
+        "$and": [{"visits": {"$gte": 3}}, {"device": {"$eq": "mobile"}}, {"visits": {"$lt": 9}}]
+    }
+    quoted = conditions.rows({"utmSource": "3"})
+    assert quoted is not None and conditions.build(*quoted) == {"utmSource": {"$eq": "3"}}
+    assert conditions.rows({"$not": {"device": "bot"}}) is None  # edited as JSON instead
+
+
+def test_nothing_is_edited_once_a_draft_is_in_review(setup: Setup) -> None:
+    client, token, url = _draft(setup)
+    client.post(url + "/step", data={"csrf": token, "step": "submit", "why": "ready"})
+    answer = client.post(
+        url + "/slots/hero/variants/new", data={"csrf": token, "id": "x", "content": "x"}
+    )
+    assert answer.status_code == 404 and "it is review" in answer.text

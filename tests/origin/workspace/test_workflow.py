@@ -1,0 +1,176 @@
+"""Draft -> review -> approve (another approver) -> publish -> rollback, all in the audit log."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.snapshot import decode_snapshot
+from origin.workspace.accounts import User
+from origin.workspace.drafts import Draft, WorkflowError
+from tests.origin.workspace.conftest import Setup, csrf
+
+ALICE, BOB, CAROL = User("alice", "editor"), User("bob", "approver"), User("carol", "approver")
+VARIANT = {"id": "cta-spring", "content": "Spring sale", "status": "active"}
+
+
+def _with_variant(setup: Setup) -> str:
+    """A draft by alice adding a cta variant, through the forms; its URL."""
+    client = setup.client("alice")
+    token = csrf(client.get("/").text)
+    url: str = client.post("/drafts", data={"csrf": token, "title": "Spring CTA"}).headers[
+        "location"
+    ]
+    added = client.post(url + "/slots/cta/variants/new", data={"csrf": token, **VARIANT})
+    assert added.status_code == 303
+    return url
+
+
+def test_the_whole_review_through_the_pages(setup: Setup) -> None:
+    first = setup.live()
+    url = _with_variant(setup)
+    alice = setup.client("alice")
+    token = csrf(alice.get(url).text)
+    changes = alice.get(url).text
+    assert "cta: new variant cta-spring." in changes  # the diff in words, before publishing
+    assert (
+        alice.post(
+            url + "/step", data={"csrf": token, "step": "submit", "why": "ready"}
+        ).status_code
+        == 303
+    )
+    # alice (an editor) cannot approve; bob can, carol too; nobody approves their own
+    refused = alice.post(url + "/step", data={"csrf": token, "step": "approve", "why": "me"})
+    assert refused.status_code == 409 and "only an approver may approve" in refused.text
+    bob = setup.client("bob")
+    btoken = csrf(bob.get(url).text)
+    assert (
+        bob.post(
+            url + "/step", data={"csrf": btoken, "step": "approve", "why": "looks right"}
+        ).status_code
+        == 303
+    )
+    published = bob.post(url + "/step", data={"csrf": btoken, "step": "publish", "why": "spring"})
+    assert published.status_code == 303
+    live = setup.live()
+    assert live != first and setup.ws.registry.current() == live
+    site = decode_snapshot(setup.ws.registry.get(live)).site
+    cta = next(s for s in site.slots if s.name == "cta")
+    assert "cta-spring" in [v.id for v in cta.variants]
+    head = setup.ws.versions.head()
+    assert setup.ws.versions.of_snapshot(live) == head
+    # one click back: the edge and the config HEAD move back together
+    seed = setup.ws.versions.log()[1]
+    assert seed["action"] == "seed" and seed["snapshot"] == first
+    back = bob.post("/rollback", data={"csrf": btoken, "snapshot": first, "why": "too early"})
+    assert back.status_code == 303
+    assert setup.live() == first and setup.ws.versions.head() == seed["id"]
+    audit = bob.get("/audit").text
+    for step in (
+        "login",
+        "draft-create",
+        "draft-edit",
+        "draft-submit",
+        "draft-approve",
+        "draft-publish",
+        "workspace-rollback",
+    ):
+        assert f'<td class="action">{step}</td>' in audit, step
+    assert "looks right" in audit and "spring" in audit and "too early" in audit
+
+
+def test_rollback_moves_snapshot_and_config_back(setup: Setup) -> None:
+    ws = setup.ws
+    d1 = ws.start(ALICE, "one")
+    _holdout(setup, d1, 0.1)
+    ws.step(d1, ALICE, "submit", "")
+    ws.step(d1, BOB, "approve", "ok")
+    one = ws.publish(d1, BOB, "first").header.id
+    v1 = ws.versions.head()
+    d2 = ws.start(ALICE, "two")
+    _holdout(setup, d2, 0.2)
+    ws.step(d2, ALICE, "submit", "")
+    ws.step(d2, CAROL, "approve", "ok")
+    ws.publish(d2, CAROL, "second")
+    assert ws.versions.head() != v1
+    bob = setup.client("bob")
+    token = csrf(bob.get("/history").text)
+    assert (
+        bob.post("/rollback", data={"csrf": token, "snapshot": one, "why": "oops"}).status_code
+        == 303
+    )
+    assert setup.live() == one and ws.registry.current() == one
+    assert ws.versions.head() == v1
+    assert ws.registry.overrides.pin is not None  # sync will not undo it
+    actions = [e["action"] for e in ws.registry.audit_log()]
+    assert actions[-3:] == ["rollback", "pin", "workspace-rollback"]
+    # the next workspace publish lifts the pin
+    d3 = ws.start(ALICE, "three")
+    ws.step(d3, ALICE, "submit", "")
+    ws.step(d3, BOB, "approve", "")
+    ws.publish(d3, BOB, "")
+    assert ws.registry.overrides.pin is None
+
+
+def _holdout(setup: Setup, draft: Draft, value: float) -> None:
+    config = {**draft.config, "site": {**draft.config["site"], "holdout": value}}
+    setup.ws.drafts.edit(draft, ALICE, config, f"holdout {value}")
+
+
+def test_the_author_never_approves_and_stale_drafts_never_publish(setup: Setup) -> None:
+    ws = setup.ws
+    own = ws.start(BOB, "bob's")
+    _holdout(setup, own, 0.2)
+    ws.step(own, BOB, "submit", "")
+    with pytest.raises(WorkflowError, match="author cannot approve"):
+        ws.step(own, BOB, "approve", "")
+    with pytest.raises(WorkflowError, match="it is review"):
+        ws.publish(own, BOB, "")
+    stale = ws.start(ALICE, "stale")
+    ws.step(stale, ALICE, "submit", "")
+    ws.step(stale, BOB, "approve", "")
+    ws.step(own, CAROL, "approve", "")
+    ws.publish(own, CAROL, "")
+    with pytest.raises(WorkflowError, match="live config changed"):
+        ws.publish(stale, BOB, "")
+    with pytest.raises(WorkflowError, match="only an approver may publish"):
+        ws.publish(stale, ALICE, "")
+
+
+def test_a_scheduled_publish_happens_when_due(setup: Setup) -> None:
+    ws = setup.ws
+    draft = ws.start(ALICE, "later")
+    ws.step(draft, ALICE, "submit", "")
+    ws.step(draft, BOB, "approve", "")
+    when = int(time.time()) + 3600
+    ws.step(draft, BOB, "schedule", "monday morning", when)
+    assert ws.publish_due(when - 1) == []
+    before = ws.registry.current()
+    assert ws.publish_due(when) == [draft.id]
+    assert ws.registry.current() != before
+    assert ws.drafts.get(draft.id).status == "published"
+    assert ws.publish_due(when + 10) == []
+    with pytest.raises(WorkflowError, match="future"):
+        other = ws.start(ALICE, "x")
+        ws.step(other, ALICE, "submit", "")
+        ws.step(other, BOB, "approve", "")
+        ws.step(other, BOB, "schedule", "", int(time.time()) - 5)
+
+
+def test_a_failing_scheduled_publish_is_logged_and_unscheduled(setup: Setup) -> None:
+    ws = setup.ws
+    draft = ws.start(ALICE, "stale later")
+    ws.step(draft, ALICE, "submit", "")
+    ws.step(draft, BOB, "approve", "")
+    when = int(time.time()) + 3600
+    ws.step(draft, BOB, "schedule", "", when)
+    other = ws.start(ALICE, "first")
+    _holdout(setup, other, 0.3)
+    ws.step(other, ALICE, "submit", "")
+    ws.step(other, CAROL, "approve", "")
+    ws.publish(other, CAROL, "")
+    assert ws.publish_due(when) == []
+    assert ws.drafts.get(draft.id).publish_at == 0
+    failed = [e for e in ws.registry.audit_log() if e["action"] == "draft-schedule-failed"]
+    assert failed and "live config changed" in failed[0]["reason"]
