@@ -17,7 +17,7 @@ INLINE = {"condition", "scores", "affinity", "context"}  # short or deep: read b
 
 
 def key(name: str) -> str:
-    return name if BARE.match(name) else _string(name)
+    return name if BARE.fullmatch(name) else _string(name)
 
 
 def _string(value: str) -> str:
