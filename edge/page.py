@@ -79,6 +79,7 @@ class View:
     decision_us: int | None = None  # None: not measurable here (workerd freezes clocks)
     page_decision: Decision | None = None
     page: Page | None = None
+    source: str = ""  # the origin path the page came from (a page slot's variant path, or path)
     found: set[str] = field(default_factory=set)  # slots the page really holds
     # streamed: the slots expected (edge.presence), and the end of the document, when the
     # rewriter has met every slot the page holds
@@ -245,6 +246,7 @@ async def fetch_origin(view: View, io: EdgeIO, engine: Engine, config: EdgeConfi
         path = slot.variants[view.page_decision.arm].content or path
     timeout = config.origin_timeout_ms
     view.page = await io.fetch(origin_url(config, engine, path, view.query), headers, timeout)
+    view.source = path
     if view.page_decision is not None and view.page.status >= 400 and path != view.path:
         # the variant's page is missing at the origin: serve the URL's own page instead
         dropped = view.page_decision
@@ -253,6 +255,7 @@ async def fetch_origin(view: View, io: EdgeIO, engine: Engine, config: EdgeConfi
         view.page_decision = None
         url = origin_url(config, engine, view.path, view.query)
         view.page = await io.fetch(url, headers, timeout)
+        view.source = view.path
 
 
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -298,7 +301,7 @@ async def fill_slots(
         # for the page client: page-level decisions and async slots' defaults (edge.client_js)
         marks = {} if view.who.previewing else page_marks(engine, view.page_decision, fills)
         if fills or note or marks:
-            expected = presence.expected(view.path) if presence is not None else None
+            expected = presence.expected(view.source) if presence is not None else None
             stream = presence is not None and (not view.logged or expected is not None)
             done = await io.rewrite(page, fills, note, marks, stream)
             view.page, view.found = done.page, done.found
@@ -309,7 +312,7 @@ async def fill_slots(
                 presence.streamed += 1  # type: ignore[union-attr]
             elif presence is not None and view.logged:
                 presence.buffered += 1
-                presence.learn(view.path, view.found)
+                presence.learn(view.source, view.found)
         if view.page_decision is not None:
             view.found.add(view.page_decision.slot)
 
@@ -376,7 +379,7 @@ async def ship_when_done(
     assert view.done is not None
     complete = await view.done
     if presence is not None and complete:
-        presence.learn(view.path, view.found - page_slots(view), view.expected)
+        presence.learn(view.source, view.found - page_slots(view), view.expected)
     shown = [d for d in view.decisions if d.slot in view.found]
     ship(io, config, delivery, page_events(view, shown, state, engine))
 

@@ -8,7 +8,9 @@ views of that path stream, expecting the slots found last time. What a streamed 
 showed is still what is logged (its exposures are shipped once the document has passed); when
 a page changes its slots, the view that finds out updates the memory.
 
-Bounded: at most ``capacity`` paths, least recently used first out.
+Keyed by the origin path the page came from (a page slot's variant path where one was served),
+since that is what decides the markup. Bounded: at most ``capacity`` paths, least recently used
+first out.
 """
 
 from __future__ import annotations

@@ -73,8 +73,9 @@ def test_a_path_seen_before_streams_and_logs_only_what_the_page_showed(
 
 def test_a_page_view_is_logged_once_whether_buffered_or_streamed(fixture_blob: bytes) -> None:
     edge = Edge(fixture_blob)
+    edge.io.pages["/two"] = (200, HTML, TWO_SLOTS)
     for _ in range(3):
-        new_visitor(edge, "/")
+        new_visitor(edge, "/two")
     views = [e for e in edge.shipped() if e["type"] == events.PAGE_VIEW]
     assert len(views) == 3 and len({e["id"] for e in views}) == 3
     assert edge.io.streamed == 2
@@ -147,3 +148,14 @@ def test_health_answers_503_when_not_ok(fixture_blob: bytes) -> None:
     assert Edge(fixture_blob).request("/_edgepick/health").status == 200
     detailed = Edge(None).request("/_edgepick/health", x_edgepick_health_key=ENV["HEALTH_KEY"])
     assert detailed.status == 503
+
+
+def test_pages_are_known_by_the_origin_path_they_came_from(fixture_blob: bytes) -> None:
+    """The URL "/" serves a landing variant's page to some visitors (a page slot): each origin
+    path's markup is learnt on its own, so no streamed view expects another page's slots."""
+    edge = Edge(fixture_blob)
+    for _ in range(30):
+        new_visitor(edge, "/")
+    presence = edge.stats.presence
+    assert {"/", "/landing/outdoor"} <= set(presence.paths)
+    assert presence.mismatches == 0 and presence.streamed >= 20
