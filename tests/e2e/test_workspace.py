@@ -1,0 +1,278 @@
+"""Issue 17, through a real browser: the marketers' workspace drives the real loop.
+
+``edgepick workspace`` runs as its own process on the session's registry, publishing to the
+local KV that ``wrangler dev`` serves. Chromium (tests/e2e/browser.mjs) signs in as an editor,
+creates a variant, sees the compiler's error next to the field, previews two personas side by
+side (iframes of the worker with signed preview tokens), submits; a second user, an approver,
+approves and publishes; the worker then serves the new variant; the approver rolls back with
+one click and the worker stops serving it; every step is in the audit log page.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from cli.devstack import ROOT, Process, free_port
+from tests.e2e.conftest import CHROMIUM, DRIVER, BrowserError, BrowserRun, Loop, node
+
+PASSWORD = "e2e workspace password"
+CONTENT = "Spring into the trail"
+FORCED = {"landing": "home-standard", "cta": "cta-spring"}
+FIRST_VALUE = "document.querySelector('[name=value]')"
+JSON_SHOWN = "document.querySelector('#condition-json')"
+FIRST_WHY = "document.querySelector('form.step input[name=why]')"
+
+
+def _rollback_form(snapshot: str) -> str:
+    """JS: the history page's rollback form for ``snapshot``."""
+    return f"document.querySelector('form.rollback input[value=\"{snapshot}\"]').form"
+
+
+@dataclass
+class Workspace:
+    port: int
+    process: Process
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def browse(self, steps: Sequence[Mapping[str, Any]], timeout_ms: int = 60_000) -> BrowserRun:
+        """``steps`` in a fresh Chromium profile against the workspace (as ``Loop.browse``)."""
+        payload = {
+            "base": self.base,
+            "steps": list(steps),
+            "cookies": [],
+            "timeout": timeout_ms,
+            "executable": str(CHROMIUM),
+        }
+        done = subprocess.run(
+            [node(), str(DRIVER)],
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60 + timeout_ms / 1000 * (len(steps) + 1),
+        )
+        try:
+            out = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            raise BrowserError(
+                f"browser driver: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+            ) from None
+        if "error" in out:
+            raise BrowserError(
+                f"step {out['step']} {steps[out['step']]!r}: {out['error']}\n"
+                f"{self.process.tail(30)}"
+            )
+        return BrowserRun(out["results"], out["requests"])
+
+
+def _cli(*args: str, stdin: str = "") -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def workspace(loop: Loop) -> Iterator[Workspace]:
+    home = loop.tmp / "workspace"
+    where = ["--registry", str(loop.registry), "--home", str(home)]
+    _cli("workspace", "user", "add", "alice", "--role", "editor", *where, stdin=PASSWORD + "\n")
+    _cli("workspace", "user", "add", "bob", "--role", "approver", *where, stdin=PASSWORD + "\n")
+    port = free_port()
+    process = Process(
+        "edgepick workspace",
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "workspace",
+            *where,
+            "--port",
+            str(port),
+            "--config",
+            str(ROOT / "fixtures" / "site.toml"),
+            "--model",
+            str(ROOT / "fixtures" / "model.json"),
+            "--target",
+            f"wrangler:{loop.kv}",
+            "--edge-url",
+            loop.base,
+            "--preview-key",
+            loop.preview_key,
+            "--store",
+            str(loop.db),
+        ],
+        loop.tmp / "logs" / "workspace.log",
+    )
+    running = Workspace(port, process)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(running.base + "/login", timeout=5):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert process.alive(), process.tail()
+                assert time.monotonic() < deadline, process.tail()
+                time.sleep(0.2)
+        yield running
+    finally:
+        process.stop()
+
+
+def _login(name: str) -> list[dict[str, Any]]:
+    return [
+        {"goto": "/"},  # nothing without a login: the login page
+        {"eval": "location.pathname"},
+        {
+            "eval": f"document.querySelector('[name=name]').value = {json.dumps(name)}; "
+            f"document.querySelector('[name=password]').value = {json.dumps(PASSWORD)}"
+        },
+        {"click": "form[action='/login'] button"},
+        {"waitFor": "form[action='/logout']"},
+    ]
+
+
+def _fill(values: Mapping[str, str]) -> dict[str, str]:
+    js = "; ".join(
+        f"document.querySelector('[name={k}]').value = {json.dumps(v)}" for k, v in values.items()
+    )
+    return {"eval": js}
+
+
+def _edge_cta(loop: Loop) -> str:
+    """The cta the worker serves when a preview forces cta-spring (the default if unknown)."""
+    token = loop.preview_token(FORCED)
+    status, headers, body = loop.http(f"/?edgepick_preview={token}")
+    assert status == 200 and headers.get("x-edgepick-preview") == "1"
+    return body.decode()
+
+
+def test_a_marketer_ships_and_rolls_back_a_variant(loop: Loop, workspace: Workspace) -> None:
+    live_before = (loop.registry / "CURRENT").read_text().strip()
+    assert CONTENT not in _edge_cta(loop)
+    # --- alice, an editor: a draft, a refused variant, then a good one, a preview, submit
+    run = workspace.browse(
+        [
+            *_login("alice"),
+            _fill({"title": "Spring CTA"}),
+            {"click": "form[action='/drafts'] button"},
+            {"waitFor": "h1 .status.draft"},
+            {"eval": "location.pathname"},
+        ]
+    )
+    assert run.value(1) == "/login"
+    draft = run.value(8)
+    assert draft.startswith("/drafts/d-")
+    variant = {"id": "cta-spring", "content": CONTENT, "status": "active"}
+    weight = ".error[data-path='slots.cta.variants[4].weight']"
+    run = workspace.browse(
+        [
+            *_login("alice"),
+            {"goto": f"{draft}/slots/cta/variants/new"},
+            _fill({**variant, "weight": "-1"}),
+            {"click": "#variant-form button.primary"},
+            {"waitFor": weight},
+            {"text": weight},
+            _fill({"weight": "2"}),
+            {"click": "#variant-form button.primary"},
+            {"waitFor": ".flash"},
+            {"text": ".flash"},
+            # the audience builder writes GrowthBook JSON as the rows change (htmx, CSRF header)
+            {"goto": f"{draft}/audiences/mobile"},
+            _fill({"value": "tablet"}),
+            {"eval": f"{FIRST_VALUE}.dispatchEvent(new Event('input', {{bubbles: true}}))"},
+            {"waitFunction": f"{JSON_SHOWN}.textContent.includes('tablet')"},
+            {"text": "#condition-json"},
+            # two personas side by side, through the edge
+            {"goto": f"/preview?persona=loyal_runner&persona=cart_abandoner&draft={draft[8:]}"},
+            {"waitFor": ".pane[data-persona=cart_abandoner] iframe"},
+            {"waitFunction": "document.querySelectorAll('.pane iframe').length === 2"},
+            {"waitRequests": "edgepick_preview=", "count": 2},
+            {"eval": "[...document.querySelectorAll('.pane iframe')].map(f => f.src)"},
+            {"goto": draft},
+            _fill({"why": "ready for review"}),
+            {"click": "form.step button"},
+            {"waitFor": "h1 .status.review"},
+        ]
+    )
+    assert "must be between 0.0 and None (got -1)" in run.value(9)
+    assert run.value(13) == "Variant added."
+    assert '"device": {' in run.value(18) and '"tablet"' in run.value(18)
+    frames = run.value(23)
+    assert len(frames) == 2 and all(f.startswith(loop.base) for f in frames)
+    documents = [r for r in run.requests if "edgepick_preview=" in r["url"]]
+    assert len(documents) >= 2  # both iframes loaded the real pages from the worker
+    for src in frames:  # what the iframes show: the worker's pages, as previews
+        status, headers, _ = loop.http(src[len(loop.base) :])
+        assert status == 200 and headers.get("x-edgepick-preview") == "1"
+    # --- bob, an approver (not the author): approve, publish
+    run = workspace.browse(
+        [
+            *_login("bob"),
+            {"goto": draft},
+            _fill({"why": "copy checked"}),
+            {"click": "form.step button"},
+            {"waitFor": "h1 .status.approved"},
+            {"eval": f"{FIRST_WHY}.value = 'spring launch'"},
+            {"click": "form.step button.primary"},
+            {"waitFor": "h1 .status.published"},
+            {"text": ".flash"},
+        ]
+    )
+    published = run.value(12).removeprefix("Published snapshot ").rstrip(".")
+    assert (loop.registry / "CURRENT").read_text().strip() == published != live_before
+    assert CONTENT in _edge_cta(loop)  # wrangler dev serves the new variant
+    # --- one click back
+    back = _rollback_form(live_before)
+    run = workspace.browse(
+        [
+            *_login("bob"),
+            {"goto": "/history"},
+            {"eval": f"{back}.querySelector('[name=why]').value = 'off season'"},
+            {"eval": f"{back}.querySelector('button').click()"},
+            {"waitFor": ".flash"},
+            {"text": ".flash"},
+            {"goto": "/audit"},
+            {"text": "table.audit"},
+        ]
+    )
+    assert run.value(9) == f"Rolled back to {live_before}."
+    assert (loop.registry / "CURRENT").read_text().strip() == live_before
+    assert CONTENT not in _edge_cta(loop)
+    audit = run.value(11)
+    for step in (
+        "login",
+        "draft-create",
+        "draft-edit",
+        "draft-submit",
+        "draft-approve",
+        "publish",
+        "draft-publish",
+        "rollback",
+        "workspace-rollback",
+    ):
+        assert f"\t{step}\t" in audit, step
+    for why in ("ready for review", "copy checked", "spring launch", "off season"):
+        assert why in audit, why
+    # leave the session's stack as it was found: the rollback's pin would stop later syncs
+    _cli("resume", "--pin", "--registry", str(loop.registry))
