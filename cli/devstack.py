@@ -208,10 +208,12 @@ def start_wrangler(
     ready_path: str = "/_edgepick/health",
     timeout: float = 120.0,
     config: Path | None = None,
+    cwd: Path = ROOT,
 ) -> Process:
     """``wrangler dev`` on 127.0.0.1:port with local KV in ``persist``; ready when it answers.
 
-    ``config``: a ``wrangler.toml`` other than the repository's (``pinned_worker``)."""
+    ``config``: a ``wrangler.toml`` other than the repository's (``pinned_worker``); ``cwd``:
+    where it runs (and so its build step)."""
     args = [
         str(WRANGLER),
         "dev",
@@ -227,7 +229,7 @@ def start_wrangler(
     ]
     for name, value in variables.items():
         args += ["--var", f"{name}:{value}"]
-    process = Process("wrangler dev", args, logs / f"wrangler-{port}.log", quiet_env())
+    process = Process("wrangler dev", args, logs / f"wrangler-{port}.log", quiet_env(), cwd)
     wait_http(f"http://127.0.0.1:{port}{ready_path}", process, timeout=timeout, ok=(200, 503))
     return process
 

@@ -14,10 +14,10 @@ stops and says to run ``npm ci``.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -74,25 +74,48 @@ def vitals_module(modules: Path) -> str:
     )
 
 
-def build(out: Path = DEFAULT_OUT) -> list[Path]:
-    """Write the bundle into ``out`` (replacing it); returns the files written."""
+def contents() -> dict[str, bytes]:
+    """Every file of the bundle: its path inside the bundle -> its bytes."""
     library = vitals_module(node_modules())  # first: a missing node_modules changes nothing
-    if out.exists():
-        shutil.rmtree(out)
-    written: list[Path] = []
+    files: dict[str, bytes] = {}
     sources = {name: ROOT / name for name in PACKAGES}
     sources["msgpack"] = msgpack_folder()
     for name, folder in sources.items():
-        (out / name).mkdir(parents=True)
         for source in _python_files(folder):
-            written.append(out / name / source.name)
-            shutil.copyfile(source, written[-1])
-    written.append(out / "edge" / VITALS_MODULE)
-    written[-1].write_text(library, encoding="utf-8")
+            files[f"{name}/{source.name}"] = source.read_bytes()
+    files[f"edge/{VITALS_MODULE}"] = library.encode()
     for entry in _python_files(ROOT / "edge" / "entries"):
-        written.append(out / entry.name)
-        shutil.copyfile(entry, written[-1])
-    return written
+        files[entry.name] = entry.read_bytes()
+    return files
+
+
+def build(out: Path = DEFAULT_OUT) -> list[Path]:
+    """Bring the bundle in ``out`` up to date; returns its files.
+
+    Safe under ``wrangler dev``'s watcher, which starts a build for every change it sees (an
+    editor's save can be several): builds take turns (an exclusive lock beside ``out``), a file
+    is rewritten only when its bytes change, each by an atomic rename (a reader sees the old file
+    or the new one, never half of one, and never a missing bundle), and files no longer part of
+    the bundle are removed last."""
+    files = contents()
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for relative, data in files.items():
+            target = out / relative
+            if target.is_file() and target.read_bytes() == data:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        for stale in sorted(out.rglob("*"), reverse=True):
+            relative = stale.relative_to(out).as_posix()
+            if stale.is_file() and relative not in files:
+                stale.unlink()
+            elif stale.is_dir() and not any(stale.iterdir()):
+                stale.rmdir()
+    return [out / relative for relative in files]
 
 
 def main() -> None:

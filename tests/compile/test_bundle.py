@@ -6,6 +6,7 @@ import gzip
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,38 @@ def test_node_modules_from_the_environment(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EDGEPICK_NODE_MODULES", str(MODULES))
     assert bundle.node_modules() == MODULES
+
+
+def test_overlapping_builds_leave_one_complete_bundle_and_never_a_missing_file(
+    tmp_path: Path,
+) -> None:
+    """wrangler dev's watcher starts a build per change it sees: builds that overlap take turns,
+    and a reader never finds the bundle's entry missing or half written."""
+    out = tmp_path / "worker"
+    bundle.build(out)
+    entry = (out / "entry_local.py").read_bytes()
+    (out / "edge" / "gone.py").write_text("# a module removed from the sources\n")
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            seen.append((out / "entry_local.py").read_bytes())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        builds = [
+            subprocess.Popen([sys.executable, "-m", "compile.bundle", str(out)], cwd=bundle.ROOT)
+            for _ in range(4)
+        ]
+        assert [b.wait(timeout=120) for b in builds] == [0, 0, 0, 0]
+    finally:
+        stop.set()
+        reader.join()
+    assert seen and all(data == entry for data in seen)
+    assert not (out / "edge" / "gone.py").exists()
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.py")) == sorted(
+        bundle.contents()
+    )
+    assert not list(out.rglob("*.tmp"))
