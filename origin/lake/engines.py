@@ -1,0 +1,144 @@
+"""Where the aggregation SQL runs: DuckDB embedded (the default), or Spark SQL.
+
+Each engine exposes the lake's segment files as the view ``events`` and the slots' widths as the
+view ``widths(key, width)``, runs ``origin.lake.sql.aggregation_sql`` unchanged, and returns the
+result as rows (dicts). DuckDB needs nothing installed beyond the ``origin`` extra and runs in
+this process. Spark (the ``spark`` extra, PyPI ``pyspark``) runs in local mode by default
+(``master="local[2]"``); on a cluster, submit the same job with ``spark-submit`` (docs/scale.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from origin.lake.schema import SCHEMA
+
+DUCKDB_MACROS = "CREATE OR REPLACE MACRO try_element_at(l, i) AS list_extract(l, i)"
+
+
+class Engine(Protocol):
+    name: str
+
+    def run(
+        self, sql: str, files: Sequence[str], widths: Sequence[tuple[str, int]]
+    ) -> list[dict[str, Any]]: ...
+
+
+class DuckDBEngine:
+    """DuckDB in this process (``memory_limit`` bounds it; it spills to ``temp_directory``)."""
+
+    name = "duckdb"
+
+    def __init__(self, threads: int | None = None, memory_limit: str = "1GB") -> None:
+        self.threads = threads
+        self.memory_limit = memory_limit
+
+    def run(
+        self, sql: str, files: Sequence[str], widths: Sequence[tuple[str, int]]
+    ) -> list[dict[str, Any]]:
+        import duckdb
+
+        db = duckdb.connect()
+        try:
+            db.execute(f"SET memory_limit = '{self.memory_limit}'")
+            db.execute("SET preserve_insertion_order = false")
+            if self.threads:
+                db.execute(f"SET threads = {int(self.threads)}")
+            db.execute(DUCKDB_MACROS)
+            if files:
+                listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                db.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet([{listed}])")
+            else:
+                db.register("no_events", SCHEMA.empty_table())
+                db.execute("CREATE VIEW events AS SELECT * FROM no_events")
+            table = pa.table(
+                {"key": [k for k, _ in widths], "width": [w for _, w in widths]},
+                schema=pa.schema([("key", pa.string()), ("width", pa.int32())]),
+            )
+            db.register("widths", table)
+            result: pa.Table = db.sql(sql).to_arrow_table()
+            rows: list[dict[str, Any]] = result.to_pylist()
+            return rows
+        finally:
+            db.close()
+
+
+class SparkEngine:
+    """Spark SQL through ``pyspark``: local mode by default, or the session given."""
+
+    name = "spark"
+
+    def __init__(self, master: str = "local[2]", session: Any = None) -> None:
+        self.master = master
+        self._session = session
+
+    def session(self) -> Any:
+        if self._session is None:
+            from pyspark.sql import SparkSession
+
+            self._session = (
+                SparkSession.builder.master(self.master)
+                .appName("edgepick-lake")
+                .config("spark.sql.shuffle.partitions", "4")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.driver.bindAddress", "127.0.0.1")
+                .config("spark.driver.host", "127.0.0.1")
+                .getOrCreate()
+            )
+            self._session.sparkContext.setLogLevel("ERROR")
+        return self._session
+
+    def run(
+        self, sql: str, files: Sequence[str], widths: Sequence[tuple[str, int]]
+    ) -> list[dict[str, Any]]:
+        from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+
+        spark = self.session()
+        if files:
+            spark.read.parquet(*files).createOrReplaceTempView("events")
+        else:
+            spark.createDataFrame([], _spark_schema()).createOrReplaceTempView("events")
+        shape = StructType(
+            [StructField("key", StringType(), False), StructField("width", IntegerType(), False)]
+        )
+        spark.createDataFrame(list(widths), shape).createOrReplaceTempView("widths")
+        return [row.asDict() for row in spark.sql(sql).collect()]
+
+    def stop(self) -> None:
+        if self._session is not None:
+            self._session.stop()
+            self._session = None
+
+
+def _spark_schema() -> Any:
+    from pyspark.sql.types import (
+        ArrayType,
+        DoubleType,
+        IntegerType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+    )
+
+    kinds: Mapping[pa.DataType, Any] = {
+        pa.string(): StringType(),
+        pa.int64(): LongType(),
+        pa.int32(): IntegerType(),
+        pa.float64(): DoubleType(),
+        pa.list_(pa.float64()): ArrayType(DoubleType()),
+    }
+    return StructType([StructField(f.name, kinds[f.type], True) for f in SCHEMA])
+
+
+def engine(name: str) -> Engine:
+    """An engine by name: ``duckdb`` (the default) or ``spark`` (local mode)."""
+    if name == "duckdb":
+        return DuckDBEngine()
+    if name == "spark":
+        return SparkEngine()
+    raise ValueError(f"lake engine: {name!r} is not one of duckdb, spark")
