@@ -83,18 +83,41 @@ def bandit_site(seed: int = 7) -> Site:
 
 
 def rules_site() -> Site:
-    """The GrowthBook-equivalent slot: force, force, restrict, then a 4-way split, same seed."""
+    """The GrowthBook-equivalent slot: force, force, the default for visitors outside the
+    experiment's condition, then a 4-way split with the same seed. GrowthBook's feature
+    (bench/vs_growthbook.FEATURES) serves its default when the experiment rule's condition
+    fails; this slot forces the default variant for ``$not`` that condition, so both serve every
+    visitor the same variant (checked per visitor by bench/edge_vs_js.py)."""
     variants = tuple(Variant(v, v) for v in GB_VARIANTS)
     rules = (
         Rule("a0", RuleAction.FORCE, ("explore",)),
         Rule("a1", RuleAction.FORCE, ("deals",)),
-        Rule("a2", RuleAction.RESTRICT, GB_VARIANTS),
+        Rule("outside", RuleAction.FORCE, ("shop-now",)),
     )
     slot = Slot(
         "cta", Granularity.ELEMENT, "shop-now", variants, FixedPolicy((0.25,) * 4, GB_SEED), rules
     )
     audiences = tuple(Audience(f"a{i}", c) for i, c in enumerate(GB_CONDITIONS))
+    audiences += (Audience("outside", {"$not": GB_CONDITIONS[2]}),)
     return Site("bench", (slot,), audiences)
+
+
+def mixed_visitors(count: int, seed: int = 3) -> list[dict[str, Any]]:
+    """Realistic attribute documents: 16-hex ids, a mix of countries, devices, visit counts,
+    referrers and UTM sources, so that the force rules, the experiment and the default all
+    occur (about 55%, 20% and 25% on ``rules_site``)."""
+    rng = random.Random(seed)
+    return [
+        {
+            "id": f"{rng.getrandbits(64):016x}",
+            "country": rng.choice(("US", "US", "GB", "DE", "FR", "CA", "IT", "ES", "BR")),
+            "device": rng.choice(("desktop", "mobile", "mobile", "tablet")),
+            "visits": rng.choice((1, 1, 2, 3, 5, 10, 12, 20)),
+            "referrer": rng.choice(("direct", "search", "social", "email", "search")),
+            "utmSource": rng.choice(("", "", "newsletter", "affiliate")),
+        }
+        for _ in range(count)
+    ]
 
 
 def visitor(i: int) -> VisitorState:

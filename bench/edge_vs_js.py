@@ -1,0 +1,197 @@
+"""edgepick at the edge against the peer a Workers user would pick: GrowthBook's JavaScript SDK
+(npm ``@growthbook/growthbook``, pinned) in a JavaScript worker. Prints one JSON document.
+
+Everything runs in one Node process (``bench/edge_vs_js.mjs``), interleaved, so the ratios
+compare like with like on this noisy machine:
+
+* **per evaluation**: ``decide()`` for one slot in Pyodide (visitor state and request context
+  built before timing) vs GrowthBook JS ``getFeatureValue`` (a reused instance whose attributes
+  are set per visitor, and a new instance per visitor), on 2,000 mixed visitors (16-hex ids,
+  countries, devices, visit counts, referrers, UTM sources: force rules, the experiment and the
+  default all occur), every visitor's answer compared (``disagreements`` must be 0). The
+  edgepick slot is ``bench.peer_work.rules_site``; GrowthBook's feature is
+  ``bench.vs_growthbook.FEATURES``. Timed: a batch of 200 evaluations in V8 (``performance.now``);
+  the Pyodide batch is one call from JS, so one FFI crossing per 200 evaluations is inside.
+* **whole worker, per request**: process CPU (``process.cpuUsage``, user + system) from the call
+  into the worker to its response body's last byte and every ``ctx.waitUntil`` promise settled
+  (event delivery included), for: edgepick's production entry (``edge/entries/entry.py``, a
+  ``WorkerEntrypoint`` through the Python Workers SDK, ``edge.interop``, the handler, the
+  HTMLRewriter over html-rewriter-wasm, the lol-html engine workerd uses); the JS worker
+  (``bench/js_worker.mjs``: signed cookie, one GrowthBook evaluation per slot, origin fetch,
+  HTMLRewriter with JS handlers, re-signed cookie, one signed event batch); and a Python
+  pass-through worker (``bench/passthrough_entry.py``: the floor of a Python Worker). The origin
+  and the collector answer from memory. Traffic: the fixture store's pages, half new visitors,
+  half returning with the cookie the same worker set them.
+* **cold start**: a fresh Pyodide isolate per process (three processes): importing the entry,
+  then its first request (KV read, snapshot decode + prepare, first-run paths) and a second one.
+
+Run: ``.venv/bin/python bench/edge_vs_js.py [--requests N]`` (needs ``make setup``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import bench.peer_work as work  # noqa: E402
+from bench.vs_growthbook import FEATURES  # noqa: E402
+from compile.bundle import build as build_bundle  # noqa: E402
+from compile.site import compile_site, load_toml  # noqa: E402
+from core.engine import Engine  # noqa: E402
+from core.model import Placement  # noqa: E402
+from core.snapshot import decode_header, encode_snapshot  # noqa: E402
+
+SDK_WHEEL = ROOT / "build" / "wheels" / "workers_runtime_sdk-1.9.5-py3-none-any.whl"
+FIXTURES = ROOT / "fixtures"
+ENV = {
+    "ORIGIN_URL": "http://origin.bench",
+    "COLLECTOR_URL": "http://collector.bench/v1/events",
+    "EVENTS_SECRET": "bench-events",
+    "COOKIE_KEYS": "k1:bench-cookie-secret",
+    "SNAPSHOT_TTL_SECONDS": "60",
+    "COOKIE_SECURE": "false",
+}
+UAS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36",
+)
+REFERERS = ("", "", "https://www.google.com/", "https://shop.bench/c/running")
+PATHS = ("/", "/", "/c/running", "/c/hiking", "/p/run-trail-shoe")
+
+
+def pages() -> dict[str, str]:
+    html = {p.stem: p.read_text() for p in (FIXTURES / "pages").glob("*.html")}
+    found = {"/": html["index"], "/landing/outdoor": html["landing-outdoor"]}
+    found["/landing/deals"] = html["landing-deals"]
+    for path in PATHS[2:]:
+        found[path] = html["category"]
+    return found
+
+
+def site_features(engine: Engine) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The JS worker's GrowthBook features for the fixture store's inline element slots: per
+    slot, a force rule for EU visitors and an even experiment over its active variants."""
+    features: dict[str, Any] = {}
+    slots = []
+    for name, prepared in engine.slots.items():
+        slot = prepared.slot
+        if slot.placement is not Placement.INLINE or not slot.selector.startswith("[data-"):
+            continue
+        if slot.granularity.value == "page":
+            continue
+        contents = [slot.variants[i].content for i in sorted(prepared.active)]
+        features[name] = {
+            "defaultValue": slot.variants[prepared.index_of[slot.default]].content,
+            "rules": [
+                {"condition": {"country": {"$in": ["DE", "FR", "IT", "ES"]}}, "force": contents[0]},
+                {
+                    "key": name,
+                    "seed": name,
+                    "hashVersion": 2,
+                    "variations": contents,
+                    "weights": [1 / len(contents)] * len(contents),
+                },
+            ],
+        }
+        slots.append({"name": name, "selector": slot.selector})
+    return features, slots
+
+
+def traffic(count: int, seed: int = 11) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        {
+            "path": rng.choice(PATHS),
+            "ua": rng.choice(UAS),
+            "referer": rng.choice(REFERERS),
+            "country": rng.choice(("US", "US", "GB", "DE", "FR", "CA")),
+            "ip": f"198.51.100.{rng.randrange(1, 255)}",
+            "returning": rng.random() < 0.5,
+            "slot": rng.randrange(300),
+        }
+        for _ in range(count)
+    ]
+
+
+def run_node(config: dict[str, Any], folder: Path) -> dict[str, Any]:
+    path = folder / f"config-{config['mode']}.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run(
+        ["node", str(ROOT / "bench" / "edge_vs_js.mjs"), str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench/edge_vs_js.mjs failed:\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=1500, help="requests per worker")
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, no warmup")
+    args = parser.parse_args()
+    if not SDK_WHEEL.exists():
+        raise SystemExit(f"{SDK_WHEEL} is missing: run `make setup`")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        build_bundle(folder / "bundle")
+        config = load_toml(FIXTURES / "site.toml")
+        fixture = encode_snapshot(compile_site(config))
+        (folder / "fixture.snap").write_bytes(fixture)
+        (folder / "eval.snap").write_bytes(encode_snapshot(work.rules_site()))
+        features, slots = site_features(Engine.from_bytes(fixture))
+        base = {
+            "bundle": str(folder / "bundle"),
+            "sdk_wheel": str(SDK_WHEEL),
+            "work": str(ROOT / "bench"),
+            "fixture_snap": str(folder / "fixture.snap"),
+            "fixture_id": decode_header(fixture)[0].id,
+            "eval_snap": str(folder / "eval.snap"),
+            "eval_features": FEATURES,
+            "visitors": work.mixed_visitors(2000),
+            "site_features": features,
+            "slots": slots,
+            "pages": pages(),
+            "env": ENV,
+            "traffic": traffic(600),
+            "requests": args.requests,
+            "warmup": 5 if args.quick else 150,
+            "round_size": 10 if args.quick else 50,
+            "rounds": 3 if args.quick else 60,
+            "per_round": 200,
+        }
+        warm = run_node({**base, "mode": "warm"}, folder)
+        colds = [run_node({**base, "mode": "cold"}, folder)["cold"] for _ in range(args.cold_runs)]
+    cold = {key: round(statistics.median(c[key] for c in colds), 2) for key in colds[0]}
+    print(
+        json.dumps(
+            {
+                "runtime": f"Pyodide {warm['pyodide']} in Node {warm['node']}",
+                "peer": "GrowthBook JS SDK (npm @growthbook/growthbook, package.json)",
+                **{k: v for k, v in warm.items() if k not in ("pyodide", "node")},
+                "cold_start_median_of_runs": cold,
+                "cold_runs": colds,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
