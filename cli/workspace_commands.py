@@ -65,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     ws = _workspace(args, args.target)
     seeded = args.config and ws.seed(
-        load_toml(Path(args.config)), os.environ.get("USER", ""), args.config
+        load_toml(Path(args.config)), os.environ.get("USER") or "workspace", args.config
     )
     if seeded:
         print(f"edgepick workspace: seeded the first config version from {args.config}")

@@ -1,9 +1,10 @@
 """Previews: personas as the edge sees them (signed preview tokens), and shareable links.
 
 An iframe shows the real page through the edge: ``EDGE/PATH?edgepick_preview=TOKEN`` with a
-``core.preview`` token that forces the persona's features (and chosen variants); the edge
+``core.preview`` token that carries the persona's features and forces the variants the live
+snapshot gives that persona (``core.decide``, as ``edgepick explain`` computes them); the edge
 logs nothing for it and sets no cookie. Next to it, what the draft would decide for the same
-persona (``core.decide`` on the draft compiled), since the edge serves only what is published.
+persona (the draft compiled), since the edge serves only what is published.
 
 A share link is ``/share/<signed payload>``: the personas (or described visitor) and an expiry,
 signed with the workspace's secret (``itsdangerous``); it shows the iframes only, no workspace
@@ -60,7 +61,9 @@ def described(text: str) -> dict[str, Any]:
     return spec
 
 
-def _decisions(site: Site | None, spec: Mapping[str, Any], now: int, name: str) -> dict[str, str]:
+def _decisions(site: Site | None, spec: Mapping[str, Any], name: str, now: int) -> dict[str, str]:
+    """What ``site`` decides for the persona, as ``edgepick explain --persona`` does (the
+    visitor id is the persona's own, so the draw is the same on every render)."""
     if site is None:
         return {}
     engine = Engine.from_snapshot(decode_snapshot(encode_snapshot(site)))
@@ -76,19 +79,23 @@ def panes(
     live: Site | None,
     draft: Site | None,
 ) -> list[Pane]:
-    """One pane per persona: the iframe URL and the live and draft decisions side by side."""
+    """One pane per persona: the iframe URL and the live and draft decisions side by side.
+
+    The token carries the persona's features and forces the live decisions computed here, so
+    the frame shows exactly the table's live column on every load (the edge draws a fresh
+    visitor id for each preview request, which would give a new draw each time)."""
     now = int(time.time())
     out = []
     for name, spec in list(chosen.items())[:MAX_PANES]:
         token_spec = {k: v for k, v in spec.items() if k != "description"}
-        token = preview.encode(preview.Preview(expires, token_spec, {}), key)
-        context = spec.get("context") if isinstance(spec.get("context"), dict) else {}
-        path = str(context.get("path", "/")) if context else "/"
+        was = _decisions(live, token_spec, name, now)
+        will = _decisions(draft, token_spec, name, now)
+        token = preview.encode(preview.Preview(expires, token_spec, was), key)
+        context = spec.get("context")
+        path = str(context.get("path", "/")) if isinstance(context, dict) else "/"
         url = f"{edge_url.rstrip('/')}{quote(path)}?{PREVIEW_PARAM}={token}"
-        was, will = _decisions(live, spec, now, name), _decisions(draft, spec, now, name)
-        rows = tuple(
-            (s, was.get(s, "-"), will.get(s, "-")) for s in sorted(was.keys() | will.keys())
-        )
+        slots = sorted(was.keys() | will.keys())
+        rows = tuple((s, was.get(s, "-"), will.get(s, "-")) for s in slots)
         out.append(Pane(name, str(spec.get("description", "")), url, rows))
     return out
 

@@ -23,11 +23,16 @@ from typing import Any
 import pytest
 
 from cli.devstack import ROOT, Process, free_port
+from core.snapshot import decode_snapshot
 from tests.e2e.conftest import CHROMIUM, DRIVER, BrowserError, BrowserRun, Loop, node
 
 PASSWORD = "e2e workspace password"
 CONTENT = "Spring into the trail"
 FORCED = {"landing": "home-standard", "cta": "cta-spring"}
+PANES = """[...document.querySelectorAll('.pane')].map(p => ({
+  src: p.querySelector('iframe').src,
+  rows: [...p.querySelectorAll('.decisions tr')].map(r => [...r.cells].map(c => c.textContent)),
+}))"""
 FIRST_VALUE = "document.querySelector('[name=value]')"
 JSON_SHOWN = "document.querySelector('#condition-json')"
 FIRST_WHY = "document.querySelector('form.step input[name=why]')"
@@ -208,7 +213,7 @@ def test_a_marketer_ships_and_rolls_back_a_variant(loop: Loop, workspace: Worksp
             {"waitFor": ".pane[data-persona=cart_abandoner] iframe"},
             {"waitFunction": "document.querySelectorAll('.pane iframe').length === 2"},
             {"waitRequests": "edgepick_preview=", "count": 2},
-            {"eval": "[...document.querySelectorAll('.pane iframe')].map(f => f.src)"},
+            {"eval": PANES},
             {"goto": draft},
             _fill({"why": "ready for review"}),
             {"click": "form.step button"},
@@ -218,13 +223,21 @@ def test_a_marketer_ships_and_rolls_back_a_variant(loop: Loop, workspace: Worksp
     assert "must be between 0.0 and None (got -1)" in run.value(9)
     assert run.value(13) == "Variant added."
     assert '"device": {' in run.value(18) and '"tablet"' in run.value(18)
-    frames = run.value(23)
-    assert len(frames) == 2 and all(f.startswith(loop.base) for f in frames)
+    panes = run.value(23)
+    assert len(panes) == 2 and all(p["src"].startswith(loop.base) for p in panes)
     documents = [r for r in run.requests if "edgepick_preview=" in r["url"]]
     assert len(documents) >= 2  # both iframes loaded the real pages from the worker
-    for src in frames:  # what the iframes show: the worker's pages, as previews
-        status, headers, _ = loop.http(src[len(loop.base) :])
+    live = decode_snapshot((loop.registry / "snapshots" / f"{live_before}.snap").read_bytes())
+    content = {(s.name, v.id): v.content for s in live.site.slots for v in s.variants}
+    for pane in panes:  # what the iframes show: the worker's pages, as previews
+        status, headers, body = loop.http(pane["src"][len(loop.base) :])
         assert status == 200 and headers.get("x-edgepick-preview") == "1"
+        shown = dict(row[:2] for row in pane["rows"][1:])  # slot -> the live variant
+        page = body.decode()
+        on_page = [s for s in ("headline", "cta") if f'data-edgepick-slot="{s}"' in page]
+        assert "headline" in on_page
+        for slot in on_page:  # the table says what the frame shows
+            assert content[slot, shown[slot]] in page, (slot, shown[slot])
     # --- bob, an approver (not the author): approve, publish
     run = workspace.browse(
         [
