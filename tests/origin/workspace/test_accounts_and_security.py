@@ -95,3 +95,26 @@ def test_signing_out_ends_the_session(setup: Setup) -> None:
     token = csrf(client.get("/").text)
     assert client.post("/logout", data={"csrf": token}).status_code == 303
     assert client.get("/").status_code == 303
+
+
+def test_no_post_route_takes_a_request_without_the_token(setup: Setup) -> None:
+    client = setup.client("bob")
+    routes = client.app.routes  # type: ignore[attr-defined]
+    posts = [r.path for r in routes if "POST" in (getattr(r, "methods", None) or ())]
+    assert len(posts) >= 12
+    for path in posts:
+        url = path.replace(":int", "").format(
+            draft="d-00000000", slot="cta", index="0", name="mobile"
+        )
+        if path == "/login":
+            continue
+        answer = client.post(url, data={"title": "x", "why": "x", "step": "submit"})
+        assert answer.status_code == 403, path
+        assert "CSRF" in answer.text
+
+
+def test_the_stylesheet_and_htmx_are_served(setup: Setup) -> None:
+    client = setup.client()
+    assert "font-family" in client.get("/static/style.css").text
+    htmx = client.get("/static/htmx.min.js")
+    assert htmx.status_code == 200 and "htmx" in htmx.text[:2000]
