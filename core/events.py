@@ -24,6 +24,7 @@ import binascii
 import hmac
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from hashlib import sha256
 from typing import Any
@@ -41,7 +42,10 @@ IDENTIFY = "identify"
 PAGE_VIEW = "page_view"
 VITALS = "vitals"  # real-user page timings (the outcome and vitals block at the end)
 SHOWN = "shown"  # beacon only: the page rendered an async slot (becomes its exposure)
-EVENT_TYPES = (EXPOSURE, *OUTCOMES, IDENTIFY, PAGE_VIEW, VITALS)
+PURCHASE, LOGIN, SUBSCRIBE, REFUND = "purchase", "login", "subscribe", "refund"
+SERVER_TYPES = (PURCHASE, LOGIN, SUBSCRIBE, REFUND)  # from the site's backends (block at the end)
+SIGNAL = "signal"  # browser behaviour: scroll, tracked clicks, forms, search, products (below)
+EVENT_TYPES = (EXPOSURE, *OUTCOMES, IDENTIFY, PAGE_VIEW, VITALS, SIGNAL, *SERVER_TYPES)
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 512 * 1024
 MAX_BEACON_EVENTS = 20
@@ -241,6 +245,7 @@ _REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
     IDENTIFY: (("user", str),),
     PAGE_VIEW: (("path", str), ("category", str)),
     VITALS: (("path", str), ("decisions", list)),
+    SIGNAL: (("signal", str), ("path", str)),
 }
 
 
@@ -288,11 +293,13 @@ def problem(event: Any) -> str | None:
     if not isinstance(event, dict):
         return "an event must be an object"
     kind = event.get("type")
-    if kind not in _REQUIRED:
+    if kind not in _REQUIRED and kind not in SERVER_TYPES:
         return f"type: must be one of {', '.join(EVENT_TYPES)}"
     text = _text_problem(event)
     if text is not None:
         return text
+    if kind in SERVER_TYPES:
+        return server_problem(event)
     for key, wanted in (("id", str), ("visitor", str), ("ts", int)):
         value = event.get(key)
         if not isinstance(value, wanted) or isinstance(value, bool) or value in ("", None):
@@ -319,6 +326,8 @@ def problem(event: Any) -> str | None:
         return "value: must be a finite number"
     if kind == EXPOSURE:
         return _exposure_problem(event)
+    if kind == SIGNAL:
+        return signal_problem(event)
     return _number_problem(event)
 
 
@@ -382,8 +391,12 @@ def _beacon_event(
         return beacon_vitals(item, n, visitor_id, ts_ms, issued)
     if kind in OUTCOMES:
         return beacon_outcome(item, n, visitor_id, ts_ms, issued)
+    if kind == SIGNAL:
+        return beacon_signal(item, n, visitor_id, ts_ms)
     if kind != SHOWN:
-        return None, f"events[{n}].type: must be click, conversion, shown, identify or vitals"
+        return None, (
+            f"events[{n}].type: must be click, conversion, shown, identify, vitals or signal"
+        )
     if not isinstance(decision, str) or decision not in issued:
         return None, f"events[{n}].decision: not a decision shown to this visitor"
     event = open_receipt(item.get("receipt"), receipt_keys)
@@ -523,3 +536,174 @@ def beacon_vitals(
 
 
 # ---- end of the outcome and vitals block ----
+
+
+# ---- server-side events: what the site's backends report (order system, login, billing) ----
+#
+# ``POST /v1/events`` takes them in the same signed batches as the edge's events. Each names its
+# subject by ``user`` (the site's user id), ``visitor`` (the edge's visitor id, e.g. read from
+# the ``ep`` cookie's owner by the site) or both, and carries no decision id: the origin credits
+# a purchase or subscription to every decision that visitor or user was shown within the
+# attribution window, each decision once per event (``origin.store``). ``id`` is the backend's
+# own id (an order number): a resent event is a duplicate, never a second purchase. A refund
+# names the purchase it refunds (``order``) and lowers what that purchase credits; a purchase
+# refunded in full credits nothing. A login naming both a visitor and a user links them like an
+# identify. ``currency`` is the ISO 4217 code the value is in (the learner's value reward sums
+# values as sent: send one currency per site).
+
+MAX_CURRENCY = 3
+
+
+def _money_problem(event: Mapping[str, Any], required: bool) -> str | None:
+    value: Any = event.get("value")
+    currency = event.get("currency")
+    if value is None and not required:
+        return None
+    if not finite(value) or not 0 <= value < MAX_VALUE:
+        return f"value: a finite number in [0, {MAX_VALUE:g})"
+    if not (isinstance(currency, str) and len(currency) == MAX_CURRENCY and currency.isupper()):
+        return "currency: an ISO 4217 code (three capital letters)"
+    if not currency.isascii() or not currency.isalpha():
+        return "currency: an ISO 4217 code (three capital letters)"
+    return None
+
+
+def server_problem(event: Mapping[str, Any]) -> str | None:
+    """Why a server-side event (``SERVER_TYPES``) is invalid, naming the field, or ``None``."""
+    kind = event["type"]
+    for key, wanted in (("id", str), ("ts", int)):
+        value = event.get(key)
+        if not isinstance(value, wanted) or isinstance(value, bool) or value == "":
+            return f"{key}: required, {wanted.__name__}"
+    if len(event["id"]) > MAX_ID:
+        return f"id: at most {MAX_ID} characters"
+    if not MIN_TS <= event["ts"] < MAX_TS:
+        return "ts: milliseconds since 1970, from 2020 on"
+    visitor, user = event.get("visitor", ""), event.get("user", "")
+    if not isinstance(visitor, str) or not isinstance(user, str):
+        return "visitor: a string (and user a string), when given"
+    if not visitor and not user:
+        return "user: a user id or a visitor id (or both) is required"
+    if len(visitor) > MAX_NAME:
+        return f"visitor: at most {MAX_NAME} characters"
+    if len(user) > MAX_USER_ID:
+        return f"user: at most {MAX_USER_ID} characters"
+    if kind == REFUND:
+        order = event.get("order")
+        if not isinstance(order, str) or not 0 < len(order) <= MAX_ID:
+            return f"order: the refunded purchase's id, 1 to {MAX_ID} characters"
+    plan = event.get("plan", "")
+    if not isinstance(plan, str) or len(plan) > MAX_NAME:
+        return f"plan: a string of at most {MAX_NAME} characters"
+    return _money_problem(event, required=kind in (PURCHASE, REFUND))
+
+
+def login_identify(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The identify a server-side login implies (it names both a visitor and a user), or
+    ``None``: the backend vouches for the link as an identity token would."""
+    visitor, user = event.get("visitor", ""), event.get("user", "")
+    if event.get("type") != LOGIN or not visitor or not user:
+        return None
+    found = identify_event(visitor, user, event["ts"])
+    return found if problem(found) is None else None
+
+
+# ---- end of the server-side events ----
+
+
+# ---- browser signals: what the page client observes (consent-aware: stored visitors only) ----
+#
+# One ``signal`` event per observation, from the beacon: ``signal`` names its kind, ``path`` the
+# page. ``scroll``: ``depth``, the deepest share of the page seen, in percent (0-100, one event
+# per page); ``track``: a click on an element marked ``data-edgepick-track="NAME"`` (``name``);
+# ``form``: ``name`` (the form's ``data-edgepick-form``, id or name) and ``action`` start,
+# abandon or submit, never a field's value; ``search``: ``query``, normalized
+# (``normalize_query``); ``product``: ``name`` (the product id), ``category`` and ``action``
+# view, add or remove, from the markup's ``data-edgepick-product`` / ``-category``. ``rate`` is
+# the sampling rate the page applied (weight 1/rate at the origin). The beacon only takes them
+# from a visitor with a valid cookie, which only a consenting visitor has.
+
+SIGNAL_ACTIONS: dict[str, tuple[str, ...]] = {
+    "scroll": ("",),
+    "track": ("",),
+    "form": ("start", "abandon", "submit"),
+    "search": ("",),
+    "product": ("view", "add", "remove"),
+}
+MAX_QUERY = 64  # characters of a normalized search query
+_EMAIL = re.compile(r"\S+@\S+")
+_DIGITS = re.compile(r"\d{5,}")  # card, phone and order numbers: never kept
+_NOT_WORD = re.compile(r"[^\w\s'-]+")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_query(text: str) -> str:
+    """A site-search query as stored: case-folded (``str.casefold``), e-mail addresses and runs
+    of 5 or more digits dropped, punctuation turned to spaces, whitespace collapsed, at most
+    ``MAX_QUERY`` characters (cut at a word boundary when there is one)."""
+    text = text[: 4 * MAX_QUERY].casefold()
+    text = _DIGITS.sub(" ", _EMAIL.sub(" ", text))
+    text = _SPACES.sub(" ", _NOT_WORD.sub(" ", text).replace("_", " ")).strip()
+    if len(text) > MAX_QUERY:
+        cut = text[: MAX_QUERY + 1].rsplit(" ", 1)[0]
+        text = cut if 0 < len(cut) <= MAX_QUERY else text[:MAX_QUERY]
+    return text.strip()
+
+
+def signal_problem(event: Mapping[str, Any]) -> str | None:
+    """Why a ``signal`` event is invalid (after the common checks), or ``None``."""
+    kind = event["signal"]
+    if kind not in SIGNAL_ACTIONS:
+        return f"signal: one of {', '.join(SIGNAL_ACTIONS)}"
+    if event.get("action", "") not in SIGNAL_ACTIONS[kind]:
+        return f"action: for {kind}, one of {', '.join(SIGNAL_ACTIONS[kind])}"
+    name = event.get("name", "")
+    if not isinstance(name, str) or (kind in ("track", "form", "product") and not name):
+        return f"name: required for {kind}, at most {MAX_NAME} characters"
+    depth = event.get("depth", 0)
+    if type(depth) is not int or not 0 <= depth <= 100:
+        return "depth: an int percentage in [0, 100]"
+    query = event.get("query", "")
+    if not isinstance(query, str) or query != normalize_query(query):
+        return "query: normalized (core.events.normalize_query)"
+    if kind == "search" and not query:
+        return "query: required for search"
+    rate = event.get("rate", 1.0)
+    if not finite(rate) or not 0 < rate <= 1:
+        return "rate: a sampling rate in (0, 1]"
+    return None
+
+
+def _short(value: Any, limit: int = MAX_NAME) -> str:
+    return value[:limit] if isinstance(value, str) and value.isprintable() else ""
+
+
+def beacon_signal(
+    item: Mapping[str, Any], n: int, visitor_id: str, ts_ms: int
+) -> tuple[dict[str, Any] | None, str]:
+    """One browser signal from the page, leniently: fields out of shape are cut, emptied or
+    dropped; what still fails ``signal_problem`` is refused. Needs the page's client id."""
+    own = _client_id(item)
+    if not own:
+        return None, f"events[{n}].id: required, 1 to {MAX_OUTCOME_ID} characters, no ':'"
+    depth: Any = item.get("depth", 0)
+    rate: Any = item.get("rate", 1.0)
+    event: dict[str, Any] = {
+        "type": SIGNAL,
+        "id": f"{visitor_id}:signal:{own}",
+        "ts": ts_ms,
+        "visitor": visitor_id,
+        "signal": _short(item.get("signal")),
+        "path": _short(item.get("path"), MAX_PATH),
+        "action": _short(item.get("action")),
+        "name": _short(item.get("name")),
+        "category": _short(item.get("category")),
+        "depth": max(0, min(100, round(depth))) if finite(depth) else 0,
+        "query": normalize_query(item["query"]) if isinstance(item.get("query"), str) else "",
+        "rate": float(rate) if finite(rate) and 0 < rate <= 1 else 1.0,
+    }
+    why = problem(event)
+    return (event, "") if why is None else (None, f"events[{n}].{why}")
+
+
+# ---- end of the browser signals ----

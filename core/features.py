@@ -5,8 +5,15 @@ Category affinity is an exponentially decayed count of page views per category:
     a_c(t) = a_c(t0) * 2^(-(t - t0) / h) + [this view is in c]
 
 with half-life ``h`` (a view counts 1, a view ``h`` seconds ago counts 1/2). Affinities are kept
-as of ``last_seen`` and decayed on read. Linear policies read a feature vector whose entries are
-named in the snapshot (``"affinity:shoes"``, ``"device:mobile"``) and parsed once into extractors.
+as of ``last_seen`` and decayed on read.
+
+Engagement from the cookie: visit frequency, visits per week over the visitor's life but at
+least one week, ``f = 7 * visits / max(days since first visit, 7)``, and engagement velocity,
+page views per visit, ``v = page_views / max(visits, 1)`` (the trend over recent sessions needs
+their history: the origin's profiles carry it as a flag, ``origin.engagement``).
+
+Linear policies read a feature vector whose entries are named in the snapshot
+(``"affinity:shoes"``, ``"device:mobile"``) and parsed once into extractors.
 """
 
 from __future__ import annotations
@@ -115,6 +122,21 @@ def _stage_rank(signals: Signals, stage: str) -> int:
 AttributeFn = Callable[[VisitorState, RequestContext, int, Signals, dict[str, float]], Any]
 
 
+WEEK = 7 * 86400
+
+
+def visit_frequency(state: VisitorState, now: int) -> float:
+    """Visits per week: ``7 * visits / max(days since first visit, 7)`` (module docstring)."""
+    if not state.first_seen or state.visits <= 0:
+        return 0.0
+    return state.visits * WEEK / max(now - state.first_seen, WEEK)
+
+
+def views_per_visit(state: VisitorState) -> float:
+    """Engagement velocity: page views per visit, ``page_views / max(visits, 1)``."""
+    return state.page_views / max(state.visits, 1)
+
+
 def _top_category(affinity: dict[str, float]) -> str:
     return max(affinity.items(), key=lambda kv: kv[1])[0] if affinity else ""
 
@@ -136,6 +158,8 @@ ATTRIBUTES: dict[str, AttributeFn] = {
     "affinity": lambda s, c, now, sig, a: a,
     "flags": lambda s, c, now, sig, a: sorted(s.flags),
     "loggedIn": lambda s, c, now, sig, a: bool(s.user_id),
+    "visitFrequency": lambda s, c, now, sig, a: visit_frequency(s, now),
+    "pageViewsPerVisit": lambda s, c, now, sig, a: views_per_visit(s),
     "path": lambda s, c, now, sig, a: c.path,
     "category": lambda s, c, now, sig, a: route(sig.categories, c.path),
     "device": lambda s, c, now, sig, a: c.device,
@@ -247,6 +271,9 @@ _FEATURE_SOURCES: dict[str, tuple[bool, str]] = {
     # exp(-days since the previous view / 7): 1 for a visitor seen just now, 0 for never
     "recency": (False, "(_exp(-(now - s.last_seen) / 604800) if s.last_seen else 0.0)"),
     "weekend": (False, "(1.0 if c.weekday >= 5 else 0.0)"),
+    # log1p of visits per week and of page views per visit (engagement, module docstring)
+    "frequency": (False, "_log1p(_frequency(s, now))"),
+    "velocity": (False, "_log1p(_velocity(s))"),
     # the category's share of the visitor's total affinity (0 when there is none)
     "affinity": (True, "(a.get({k}, 0.0) / total if total > 0 else 0.0)"),
     "stage": (True, "(1.0 if s.stage == {k} else 0.0)"),
@@ -272,7 +299,13 @@ def featurizer(names: tuple[str, ...]) -> Featurizer:
     known = _FEATURIZERS.get(names)
     if known is not None:
         return known
-    namespace: dict[str, Any] = {"_log1p": math.log1p, "_exp": math.exp, "_fsum": math.fsum}
+    namespace: dict[str, Any] = {
+        "_log1p": math.log1p,
+        "_exp": math.exp,
+        "_fsum": math.fsum,
+        "_frequency": visit_frequency,
+        "_velocity": views_per_visit,
+    }
     values = []
     for n, name in enumerate(names):
         problem = feature_problem(name)

@@ -22,6 +22,9 @@ from core.features import VisitorState
 from core.model import Signals
 from core.packing import pack, unpack
 
+# flags that state what the origin currently knows (a bucket, the cart's categories): the
+# profile's replace the cookie's on merge; all other flags accumulate
+CURRENT_FLAGS = ("cart:", "interest:", "clicked:", "propensity:", "frequency:", "velocity:")
 PROFILE_MAGIC = "edgepick-profile"
 PROFILE_VERSION = 1
 MAX_PROFILE_BYTES = 64 * 1024
@@ -109,7 +112,8 @@ def merge_profile(state: VisitorState, profile: VisitorState, signals: Signals) 
 
     Counts take the larger side (the cookie's own views are usually in the profile already),
     affinities the larger of the two once the profile's are decayed to the cookie's time,
-    the funnel stage the further one, flags the union; the cookie keeps its identity and session.
+    the funnel stage the further one, flags the union (except ``CURRENT_FLAGS``: the profile's
+    replace the cookie's, so a bucket moves); the cookie keeps its identity and session.
     """
     ahead = max(state.last_seen - profile.last_seen, 0)
     factor = 2.0 ** (-ahead / signals.half_life) if signals.half_life > 0 else 1.0
@@ -126,5 +130,5 @@ def merge_profile(state: VisitorState, profile: VisitorState, signals: Signals) 
         first_seen=min(firsts) if firsts else 0,
         stage=stage,
         affinity=tuple(ranked),
-        flags=state.flags | profile.flags,
+        flags=frozenset(f for f in state.flags if not f.startswith(CURRENT_FLAGS)) | profile.flags,
     )

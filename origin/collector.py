@@ -5,7 +5,8 @@ the ``x-edgepick-signature`` header. A batch is checked in this order, each fail
 with a JSON ``{"error": ...}``:
 
 1. size: over ``MAX_BATCH_BYTES`` -> 413 (read no further);
-2. signature -> 401;
+2. signature -> 401 (a batch signed only with a server key, ``origin.server_events``, may carry
+   server-side events only -> 403);
 3. JSON shape -> 400; more than ``MAX_BATCH_EVENTS`` events -> 413;
 4. every event by ``core.events.problem`` -> 400 naming the first bad event's index and field.
    One bad event refuses the **whole** batch (nothing is stored), so the sender can fix and
@@ -36,6 +37,7 @@ from core.events import (
     problem,
     verify,
 )
+from origin.server_events import scope_problem, server_secrets_from_env
 from origin.store import EventStore
 
 
@@ -66,6 +68,8 @@ class Service:
     counters: dict[str, int] = field(default_factory=dict)
     previous: tuple[bytes, ...] = ()
     clock: Callable[[], float] = time.time
+    # backends' keys: server-side events only (origin.server_events)
+    server_secrets: tuple[bytes, ...] = field(default_factory=server_secrets_from_env)
 
     @property
     def secrets(self) -> tuple[bytes, ...]:
@@ -132,8 +136,12 @@ def parse_batch(body: bytes, now_ms: int | None = None) -> list[dict[str, Any]]:
 async def events_endpoint(request: Request) -> JSONResponse:
     service: Service = request.app.state.service
     try:
-        body = await read_signed(request, service.secrets)
+        body = await read_signed(request, service.secrets + service.server_secrets)
         events = parse_batch(body, int(service.clock() * 1000))
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        scope = scope_problem(body, signature, service.secrets, events)
+        if scope is not None:
+            raise Refused(403, scope)
     except Refused as refused:
         service.count(f"refused_{refused.status}")
         return refused.response()

@@ -11,17 +11,20 @@ the edge's ``page_view`` events (one per page a consenting, stored visitor was s
 its decisions were fresh or reused from the session), folded with the same function and the
 same signals as the cookie, so a profile agrees with the cookie of a single-device user. A page
 view belongs to the user it names, else to the user its visitor is linked to. Flags come from
-identify events (``"flags": [...]``) and ``conversion_flag`` once the user has converted.
+identify events (``"flags": [...]``) and ``conversion_flag`` once the user has converted, and
+from the browser's behavioural signals (``signal_flags``).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from core.features import VisitorState, record_page_view
 from core.model import Signals
+from origin.engagement import engagement
 from origin.store import EventSource, EventStore
 
 
@@ -55,13 +58,17 @@ def page_views(store: EventSource, linked: dict[str, str]) -> dict[str, list[Pag
 def fold(
     user: str, views: Iterable[PageView], signals: Signals, flags: frozenset[str] = frozenset()
 ) -> VisitorState:
-    """A user's profile from their page views (see the module docstring)."""
+    """A user's profile from their page views (see the module docstring), with the engagement
+    flags of their history (``origin.engagement``: velocity trend, visit frequency)."""
     state = VisitorState(visitor_id=user, user_id=user)
     last_visitor = user
+    times = []
     for view in views:
         state = record_page_view(state, view.ts, view.path, signals)
         last_visitor = view.visitor
-    return state._replace(visitor_id=last_visitor, flags=state.flags | flags)
+        times.append(view.ts)
+    engaged = engagement(times, signals.session_timeout).flags()
+    return state._replace(visitor_id=last_visitor, flags=state.flags | flags | engaged)
 
 
 def build_profiles(
@@ -76,6 +83,8 @@ def build_profiles(
     flags: dict[str, set[str]] = defaultdict(set)
     for event in store.identifies():
         flags[event["user"]].update(event.get("flags", []))
+    for user, found in signal_flags(_signals(store), linked).items():
+        flags[user].update(found)
     decision_owner: dict[str, str] = {}
     if conversion_flag:
         for e in store.exposures():
@@ -85,6 +94,11 @@ def build_profiles(
         for o in store.outcomes():
             user = decision_owner.get(o["decision"]) or linked.get(o["visitor"], "")
             if o["type"] == "conversion" and user:
+                flags[user].add(conversion_flag)
+        read = getattr(store, "server_events", None)  # a backend's purchases (server-side)
+        for e in read() if callable(read) else ():
+            user = e["user"] or linked.get(e["visitor"], "")
+            if e["type"] == "purchase" and user:
                 flags[user].add(conversion_flag)
     # a user is known by an identify (a login) or a page view the edge tied to them; a decide
     # call for a user nobody has seen creates no profile
@@ -106,3 +120,68 @@ def profile_for(store: EventStore, signals: Signals, user: str) -> VisitorState 
     if state is None or (state.page_views == 0 and user not in links(events).values()):
         return None
     return state
+
+
+# ---- browser signals -> profile flags (the edge reads them as `flags` and `flag:F` features) ----
+
+ENGAGED_DEPTH = 75  # percent of a page scrolled that counts as reading it through
+SIGNAL_FLAG_PREFIXES = ("cart:", "interest:", "form:", "clicked:")  # replaced, not merged, on merge
+
+
+def _signals(store: EventSource) -> Iterator[dict[str, Any]]:
+    """The store's browser signals (a source written before they existed has none)."""
+    read = getattr(store, "signals", None)
+    return iter(read()) if callable(read) else iter(())
+
+
+def signal_flags(signals: Iterable[dict[str, Any]], linked: dict[str, str]) -> dict[str, set[str]]:
+    """user -> flags from their visitors' browser signals (``core.events`` ``signal``), at most
+    8 per user, each a feature the edge can target and learn on:
+
+    - ``cart:CAT``: a category with more products added to the cart than removed (at most 2);
+    - ``interest:CAT``: the category of most product views, weighted by 1/sampling rate;
+    - ``searcher``: searched the site at least once;
+    - ``engaged``: read at least 2 pages to ``ENGAGED_DEPTH`` % or further (scroll depth);
+    - ``form:NAME``: submitted that form; ``form-abandoner``: abandoned more forms than submitted;
+    - ``clicked:NAME``: the tracked element clicked most (``data-edgepick-track``).
+    """
+    cart: dict[str, Counter[str]] = defaultdict(Counter)
+    views: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    clicks: dict[str, Counter[str]] = defaultdict(Counter)
+    out: dict[str, set[str]] = defaultdict(set)
+    deep: Counter[str] = Counter()
+    forms: dict[str, Counter[str]] = defaultdict(Counter)
+    for e in signals:
+        user = linked.get(e["visitor"], "")
+        if not user:
+            continue
+        kind, action, name = e["signal"], e.get("action", ""), e.get("name", "")
+        category = e.get("category", "")
+        if kind == "product" and category and action in ("add", "remove"):
+            cart[user][category] += 1 if action == "add" else -1
+        elif kind == "product" and category:
+            views[user][category] += 1.0 / float(e.get("rate", 1.0) or 1.0)
+        elif kind == "search":
+            out[user].add("searcher")
+        elif kind == "scroll" and int(e.get("depth", 0)) >= ENGAGED_DEPTH:
+            deep[user] += 1
+        elif kind == "form":
+            forms[user][action] += 1
+            if action == "submit":
+                out[user].add(f"form:{name}")
+        elif kind == "track":
+            clicks[user][name] += 1
+    for user, counts in cart.items():
+        held = sorted((c for c, n in counts.items() if n > 0), key=lambda c: (-counts[c], c))
+        out[user].update(f"cart:{c}" for c in held[:2])
+    for user, weights in views.items():
+        out[user].add(f"interest:{min(weights, key=lambda c: (-weights[c], c))}")
+    for user, counts in clicks.items():
+        out[user].add(f"clicked:{min(counts, key=lambda c: (-counts[c], c))}")
+    for user, n in deep.items():
+        if n >= 2:
+            out[user].add("engaged")
+    for user, counts in forms.items():
+        if counts["abandon"] > counts["submit"]:
+            out[user].add("form-abandoner")
+    return {user: set(sorted(found)[:8]) for user, found in out.items()}

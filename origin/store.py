@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.events import EXPOSURE, IDENTIFY, OUTCOMES, PAGE_VIEW, VITAL_METRICS, VITALS
+from core.events import (
+    EXPOSURE,
+    IDENTIFY,
+    OUTCOMES,
+    PAGE_VIEW,
+    SERVER_TYPES,
+    SIGNAL,
+    VITAL_METRICS,
+    VITALS,
+    login_identify,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +68,17 @@ class EventSlice:
     outcome_events: tuple[dict[str, Any], ...]
     identify_events: tuple[dict[str, Any], ...]
     page_view_events: tuple[dict[str, Any], ...] = ()
+    signal_events: tuple[dict[str, Any], ...] = ()
+    server: tuple[dict[str, Any], ...] = ()  # server-side events (purchases, logins...)
 
     def exposures(self) -> Iterator[dict[str, Any]]:
         return iter(self.exposure_events)
+
+    def server_events(self, since_ms: int = 0) -> Iterator[dict[str, Any]]:
+        return (e for e in self.server if e["ts"] >= since_ms)
+
+    def signals(self) -> Iterator[dict[str, Any]]:
+        return iter(self.signal_events)
 
     def page_views(self) -> Iterator[dict[str, Any]]:
         return iter(self.page_view_events)
@@ -142,6 +160,20 @@ CREATE TABLE IF NOT EXISTS vitals (
     load REAL
 );
 CREATE INDEX IF NOT EXISTS vitals_ts ON vitals (ts);
+CREATE TABLE IF NOT EXISTS server_events (
+    type TEXT NOT NULL, id TEXT NOT NULL, ts INTEGER NOT NULL, visitor TEXT NOT NULL,
+    user TEXT NOT NULL, value REAL NOT NULL, currency TEXT NOT NULL, ref TEXT NOT NULL,
+    plan TEXT NOT NULL, PRIMARY KEY (type, id)
+);
+CREATE INDEX IF NOT EXISTS server_events_visitor ON server_events (visitor);
+CREATE INDEX IF NOT EXISTS server_events_user ON server_events (user);
+CREATE INDEX IF NOT EXISTS server_events_ref ON server_events (ref);
+CREATE TABLE IF NOT EXISTS signals (
+    id TEXT PRIMARY KEY, ts INTEGER NOT NULL, visitor TEXT NOT NULL, signal TEXT NOT NULL,
+    path TEXT NOT NULL, action TEXT NOT NULL, name TEXT NOT NULL, category TEXT NOT NULL,
+    depth INTEGER NOT NULL, query TEXT NOT NULL, rate REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signals_visitor ON signals (visitor);
 """
 VISITOR_WINDOW_MS = 24 * 3_600_000  # visitor-level conversions shown per decision (inspect)
 SKEW_MS = 60_000  # clock skew tolerated between edge locations (an outcome "before" its exposure)
@@ -155,6 +187,20 @@ _ADDED_COLUMNS = {
     "probs": "TEXT NOT NULL DEFAULT ''",
 }
 
+# server-side purchases and subscriptions, net of their refunds; one refunded in full credits none
+SERVER_CREDITS = """(SELECT type, id, ts, visitor, user, net FROM (
+  SELECT p.type, p.id, p.ts, p.visitor, p.user, MAX(p.value - COALESCE((SELECT TOTAL(r.value)
+    FROM server_events r WHERE r.type = 'refund' AND r.ref = p.id), 0), 0.0) AS net,
+    p.value AS gross
+  FROM server_events p WHERE p.type IN ('purchase', 'subscribe'))
+  WHERE net > 0 OR gross = 0)"""
+# whose exposures a server-side event credits: its visitor's, its user's (named on the exposure,
+# or any visitor an identify linked to the user); one event credits one exposure at most once
+_SERVER_MATCHES = (
+    "s.visitor <> '' AND e.visitor = s.visitor",
+    "s.user <> '' AND e.user = s.user",
+    "s.user <> '' AND e.visitor IN (SELECT visitor FROM identifies WHERE user = s.user)",
+)
 _LINKED = "SELECT DISTINCT visitor FROM identifies WHERE user = ?"
 _NAMED = "SELECT DISTINCT visitor FROM exposures WHERE user = ?"
 _EACH = "(SELECT value FROM json_each(?))"  # the members of a JSON array parameter
@@ -219,6 +265,9 @@ class SqliteStore:
                 for event in events:
                     cur.execute(*self._insert(event))
                     accepted += cur.rowcount
+                    linked = login_identify(event)  # a backend's login links visitor and user
+                    if linked is not None:
+                        cur.execute(*self._insert(linked))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -273,6 +322,16 @@ class SqliteStore:
             row = (event["id"], event["ts"], event["visitor"], _text(event, "user"))
             row += (event["path"], event["category"])
             return "INSERT OR IGNORE INTO page_views VALUES (?,?,?,?,?,?)", row
+        if kind == SIGNAL:
+            keys = ("id", "ts", "visitor", "signal", "path", "action", "name", "category")
+            row = tuple(event[k] if k in ("id", "ts") else _text(event, k) for k in keys)
+            row += (int(event.get("depth", 0)), _text(event, "query"), float(event.get("rate", 1)))
+            return "INSERT OR IGNORE INTO signals VALUES (?,?,?,?,?,?,?,?,?,?,?)", row
+        if kind in SERVER_TYPES:
+            row = (kind, event["id"], event["ts"], _text(event, "visitor"), _text(event, "user"))
+            row += (float(event.get("value", 0.0)), _text(event, "currency"), _text(event, "order"))
+            row += (_text(event, "plan"),)
+            return "INSERT OR IGNORE INTO server_events VALUES (?,?,?,?,?,?,?,?,?)", row
         raise ValueError(f"event {event.get('id')!r}: unknown type {kind!r}")
 
     def _rows(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
@@ -373,8 +432,19 @@ class SqliteStore:
         first ``:``, ``<kind>:<outcome id>``: see ``core.events``), so a conversion sent both for
         a decision and for the visitor counts once; ``dt`` is its earliest arrival after the
         exposure, ``oid`` one of its event ids, ``named`` 1 when an event of it names the
-        decision (0: visitor-level only)."""
+        decision (0: visitor-level only). Server-side purchases and subscriptions (net of
+        refunds: ``SERVER_CREDITS``) are conversions crediting every exposure of their visitor
+        or user (``_SERVER_MATCHES``), ref ``<type>:<id>``."""
         where = "e.id = :decision" if exposures == ":decision" else "e.ts >= :since"
+        server = "".join(
+            f"""
+            UNION ALL
+            SELECT e.id, 'conversion', s.type || ':' || s.id, s.ts - e.ts, s.net,
+              s.type || ':' || s.id, 0
+            FROM {SERVER_CREDITS} s JOIN exposures e ON {match}
+            WHERE {where} AND s.ts >= e.ts - {SKEW_MS}"""
+            for match in _SERVER_MATCHES
+        )
         ref = "substr(o.id, instr(o.id, ':') + 1)"
         return f"""credit AS (
           SELECT eid, type, ref, MIN(dt) AS dt, MAX(value) AS value, MIN(oid) AS oid,
@@ -388,6 +458,7 @@ class SqliteStore:
             SELECT e.id, o.type, {ref}, o.ts - e.ts, o.value, o.id, 0
             FROM exposures e JOIN outcomes o ON o.visitor = e.visitor AND o.decision = ''
             WHERE {where} AND o.ts >= e.ts - {SKEW_MS}
+{server}
           ) GROUP BY eid, type, ref
         )"""
 
@@ -400,6 +471,8 @@ class SqliteStore:
             ("SELECT 'identify' AS type, ts FROM identifies WHERE ts >= ?", ()),
             ("SELECT 'page_view' AS type, ts FROM page_views WHERE ts >= ?", ()),
             ("SELECT 'vitals' AS type, ts FROM vitals WHERE ts >= ?", ()),
+            ("SELECT type, ts FROM server_events WHERE ts >= ?", ()),
+            ("SELECT 'signal' AS type, ts FROM signals WHERE ts >= ?", ()),
         )
         for sql, _ in queries:
             grouped = (
@@ -420,6 +493,11 @@ class SqliteStore:
             return int(self._rows("SELECT COUNT(*) FROM page_views")[0][0])
         if kind == VITALS:
             return int(self._rows("SELECT COUNT(*) FROM vitals")[0][0])
+        if kind in SERVER_TYPES:
+            rows = self._rows("SELECT COUNT(*) FROM server_events WHERE type = ?", (kind,))
+            return int(rows[0][0])
+        if kind == SIGNAL:
+            return int(self._rows("SELECT COUNT(*) FROM signals")[0][0])
         return int(self._rows("SELECT COUNT(*) FROM outcomes WHERE type = ?", (kind,))[0][0])
 
     def user_events(self, user: str) -> EventSlice:
@@ -454,11 +532,20 @@ class SqliteStore:
             f"SELECT * FROM page_views WHERE visitor IN {_EACH} OR user = ? ORDER BY ts, id",
             (involved, user),
         )
+        signals = self._rows(
+            f"SELECT * FROM signals WHERE visitor IN {_EACH} ORDER BY ts, id", (involved,)
+        )
+        server = self._rows(
+            f"SELECT * FROM server_events WHERE visitor IN {_EACH} OR user = ? ORDER BY ts, id",
+            (involved, user),
+        )
         return EventSlice(
             tuple(self._exposure(r) for r in exposures),
             tuple(dict(r) for r in outcomes),
             tuple(self._identify(r) for r in identifies),
             tuple({**dict(r), "type": PAGE_VIEW} for r in views),
+            tuple({**dict(r), "type": SIGNAL} for r in signals),
+            tuple(dict(r) for r in server),
         )
 
     def user_of(self, visitor: str) -> str:
@@ -468,6 +555,16 @@ class SqliteStore:
             (visitor,),
         )
         return str(rows[0][0]) if rows else ""
+
+    def server_events(self, since_ms: int = 0) -> Iterator[dict[str, Any]]:
+        """Server-side events (purchases, logins, subscriptions, refunds), oldest first."""
+        rows = self._rows("SELECT * FROM server_events WHERE ts >= ? ORDER BY ts, id", (since_ms,))
+        return (dict(r) for r in rows)
+
+    def signals(self, since_ms: int = 0) -> Iterator[dict[str, Any]]:
+        """Browser signals (``core.events`` ``signal``), oldest first."""
+        rows = self._rows("SELECT * FROM signals WHERE ts >= ? ORDER BY ts, id", (since_ms,))
+        return ({**dict(r), "type": SIGNAL} for r in rows)
 
     # ---- lookups for `edgepick inspect` (origin/inspect.py): one decision, one visitor ----
 
@@ -559,7 +656,8 @@ class SqliteStore:
         rows = self._rows(
             "SELECT id FROM exposures UNION ALL SELECT id FROM outcomes "
             "UNION ALL SELECT id FROM identifies UNION ALL SELECT id FROM vitals "
-            "UNION ALL SELECT id FROM page_views"
+            "UNION ALL SELECT id FROM page_views UNION ALL SELECT id FROM server_events "
+            "UNION ALL SELECT id FROM signals"
         )
         return {r[0] for r in rows}
 

@@ -88,7 +88,8 @@ def test_anonymous_history_joins_the_profile_retroactively(
     assert p.visits == 3 and p.first_seen == (NOW_MS - 3 * DAY) // 1000
     affinity = dict(p.affinity)
     assert set(affinity) == {"running", "hiking"} and affinity["running"] > affinity["hiking"]
-    assert p.flags == frozenset({"buyer"})
+    # sessions of 1, 1 and 2 views within 4 weeks (origin.engagement)
+    assert p.flags == frozenset({"buyer", "velocity:rising", "frequency:monthly"})
     assert profile_for(store, signals, "u-404") is None
     assert profile_for(store, signals, "u-1") == p
 
