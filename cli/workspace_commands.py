@@ -61,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from compile import defaults
     from compile.site import load_toml
-    from origin.workspace.app import create_app
+    from origin.workspace.app import HTMX, create_app
 
     ws = _workspace(args, args.target)
     seeded = args.config and ws.seed(
@@ -83,7 +83,14 @@ def _serve(args: argparse.Namespace) -> int:
         preview_key=key,
         personas=Path(args.personas) if args.personas else defaults.path("personas.toml"),
         store=Path(args.store) if args.store else None,
+        htmx=Path(args.htmx) if args.htmx else HTMX,
+        https_only=args.secure_cookie,
     )
+    if not ws.targets:
+        print(
+            "edgepick workspace: no --target: publishing moves the registry only, not the edge",
+            file=sys.stderr,
+        )
     print(f"edgepick workspace: http://{args.host}:{args.port}/", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
@@ -198,6 +205,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w.add_argument("--preview-key", help="the worker's preview secret (default: $PREVIEW_KEY)")
     w.add_argument("--personas", help="personas (TOML; default: the sample store's)")
     w.add_argument("--store", help="the collector's event store (SQLite), for results")
+    w.add_argument("--htmx", help="htmx.min.js (default: node_modules/htmx.org/dist)")
+    w.add_argument(
+        "--secure-cookie", action="store_true", help="HTTPS only session cookie (behind TLS)"
+    )
     w.add_argument("--log-level", default="warning")
     w.set_defaults(run=_serve)
     ws = w.add_subparsers(dest="workspace_command")

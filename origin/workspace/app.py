@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -22,8 +23,9 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from origin.workspace import routes_drafts, routes_views
+from origin.workspace import routes_audiences, routes_drafts, routes_views
 from origin.workspace.drafts import WorkflowError
 from origin.workspace.service import Workspace
 from origin.workspace.web import TEMPLATES, Context, refuse, user_of
@@ -44,8 +46,10 @@ def create_app(
     store: Path | None = None,
     htmx: Path = HTMX,
     tick: float = 15.0,
+    https_only: bool = False,
 ) -> Starlette:
-    """The app; ``secret`` signs sessions and share links (keep it across restarts)."""
+    """The app; ``secret`` signs sessions and share links (keep it across restarts);
+    ``https_only`` marks the session cookie Secure (behind a TLS proxy)."""
 
     async def htmx_js(request: Request) -> Response:
         if not htmx.exists():
@@ -83,6 +87,7 @@ def create_app(
         routes=[
             *routes_views.routes,
             *routes_drafts.routes,
+            *routes_audiences.routes,
             Route("/static/htmx.min.js", htmx_js),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ],
@@ -93,13 +98,42 @@ def create_app(
                 session_cookie="edgepick_workspace",
                 max_age=SESSION_HOURS * 3600,
                 same_site="strict",
-            )
+                https_only=https_only,
+            ),
+            Middleware(Headers),
         ],
         exception_handlers={WorkflowError: not_found, IndexError: not_found, KeyError: not_found},
         lifespan=lifespan,
     )
     app.state.ws = Context(workspace, templates, edge_url, preview_key, personas, store, secret)
     return app
+
+
+class Headers:
+    """Headers on every answer: no framing of the workspace (clickjacking), no Referer (share
+    links carry their token in the URL), no MIME sniffing, and pages never cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["x-frame-options"] = "DENY"
+                headers["content-security-policy"] = "frame-ancestors 'none'"
+                headers["referrer-policy"] = "no-referrer"
+                headers["x-content-type-options"] = "nosniff"
+                if not static:
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def utc(ts: object) -> str:

@@ -1,4 +1,4 @@
-"""Draft pages: the overview and its review steps, slots, variants, rules and audiences.
+"""Draft pages: the overview and its review steps, the holdout, slots, variants and rules.
 
 Each edit goes through ``origin.workspace.editing`` and the compiler; with problems, the form
 comes back (422) with each problem next to its field and nothing is saved.
@@ -7,18 +7,17 @@ comes back (422) with each problem next to its field and nothing is saved.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from compile.problems import ConfigError, Problem
 from origin.publish import PublishError
 from origin.targets import TargetError
-from origin.workspace import conditions, editing
+from origin.workspace import editing
 from origin.workspace.accounts import User
 from origin.workspace.drafts import Draft, WorkflowError
 from origin.workspace.web import action, ctx, page, redirect, refuse, render, text
@@ -28,7 +27,7 @@ SLOT_FORM = ("default", "paths", "policy.kind", "policy.seed", "policy.floor", "
 RULE_FORM = ("audience", "action", "variant", "variants")
 
 
-def _draft(request: Request) -> Draft:
+def draft_of(request: Request) -> Draft:
     return ctx(request).workspace.drafts.get(request.path_params["draft"])
 
 
@@ -41,7 +40,10 @@ def _slot(draft: Draft, request: Request) -> tuple[str, dict[str, Any]]:
 
 
 async def overview(request: Request, user: User) -> Response:
-    draft = _draft(request)
+    return _overview(request, user, draft_of(request), [])
+
+
+def _overview(request: Request, user: User, draft: Draft, holdout: list[Problem]) -> Response:
     ws = ctx(request).workspace
     try:
         changes, compile_error = ws.changes(draft), ""
@@ -57,11 +59,13 @@ async def overview(request: Request, user: User) -> Response:
         compile_error=compile_error,
         audit=list(reversed(audit)),
         head=ws.versions.head(),
+        status=422 if holdout else 200,
+        holdout_errors={"holdout": holdout} if holdout else {},
     )
 
 
 async def step(request: Request, user: User, form: FormData) -> Response:
-    draft = _draft(request)
+    draft = draft_of(request)
     ws = ctx(request).workspace
     name, why = text(form, "step"), text(form, "why").strip()
     try:
@@ -88,13 +92,14 @@ def _when(value: str) -> int:
     return int(found.timestamp())
 
 
-def _save(request: Request, user: User, draft: Draft, config: dict[str, Any], what: str) -> None:
+def save(request: Request, user: User, draft: Draft, config: dict[str, Any], what: str) -> None:
+    """Store an edit the compiler accepted, and audit-log it."""
     ctx(request).workspace.drafts.edit(draft, user, config, what)
     ctx(request).workspace.audit("draft-edit", user, what, draft=draft.id)
 
 
 async def slot_page(request: Request, user: User) -> Response:
-    draft = _draft(request)
+    draft = draft_of(request)
     name, table = _slot(draft, request)
     return _slot_form(request, user, draft, name, table, [])
 
@@ -128,19 +133,19 @@ def _slot_form(
 
 
 async def slot_save(request: Request, user: User, form: FormData) -> Response:
-    draft = _draft(request)
+    draft = draft_of(request)
     name, table = _slot(draft, request)
     values = {k: text(form, k) for k in ("default", "paths", "kind", "seed", "floor")}
     config = editing.set_slot(draft.config, name, values)
     found = editing.problems(config)
     if found:
         return _slot_form(request, user, draft, name, table, found, values)
-    _save(request, user, draft, config, f"slot {name}: settings")
+    save(request, user, draft, config, f"slot {name}: settings")
     return redirect(f"/drafts/{draft.id}/slots/{name}", "Slot saved.", request)
 
 
 async def rule_add(request: Request, user: User, form: FormData) -> Response:
-    draft = _draft(request)
+    draft = draft_of(request)
     name, table = _slot(draft, request)
     values = {k: text(form, k) for k in ("audience", "action", "variants")}
     config = editing.add_rule(draft.config, name, values)
@@ -148,28 +153,32 @@ async def rule_add(request: Request, user: User, form: FormData) -> Response:
     if found:
         prefix = editing.rule_path(draft.config, name)
         return _slot_form(request, user, draft, name, table, found, values, prefix, RULE_FORM)
-    _save(request, user, draft, config, f"slot {name}: rule for {values['audience']}")
+    save(request, user, draft, config, f"slot {name}: rule for {values['audience']}")
     return redirect(f"/drafts/{draft.id}/slots/{name}", "Rule added.", request)
 
 
 async def rule_delete(request: Request, user: User, form: FormData) -> Response:
-    draft = _draft(request)
+    draft = draft_of(request)
     name, _ = _slot(draft, request)
     config = editing.delete_rule(draft.config, name, int(request.path_params["index"]))
     found = editing.problems(config)
     if found:
         return refuse(request, user, 422, "; ".join(str(p) for p in found))
-    _save(request, user, draft, config, f"slot {name}: rule removed")
+    save(request, user, draft, config, f"slot {name}: rule removed")
     return redirect(f"/drafts/{draft.id}/slots/{name}", "Rule removed.", request)
 
 
 def _index(request: Request) -> int | None:
     raw = request.path_params["index"]
-    return None if raw == "new" else int(raw)
+    if raw == "new":
+        return None
+    if not raw.isdigit():
+        raise WorkflowError(f"no variant {raw!r}")
+    return int(raw)
 
 
 async def variant_page(request: Request, user: User) -> Response:
-    draft = _draft(request)
+    draft = draft_of(request)
     name, table = _slot(draft, request)
     index = _index(request)
     current = table.get("variants", [])[index] if index is not None else {"status": "draft"}
@@ -205,7 +214,7 @@ def _variant_form(
 
 
 async def variant_save(request: Request, user: User, form: FormData) -> Response:
-    draft = _draft(request)
+    draft = draft_of(request)
     name, table = _slot(draft, request)
     index = _index(request)
     values = {k: text(form, k) for k in VARIANT_FORM}
@@ -214,12 +223,12 @@ async def variant_save(request: Request, user: User, form: FormData) -> Response
     if found:
         return _variant_form(request, user, draft, name, table, index, values, found)
     verb = "added" if index is None else "edited"
-    _save(request, user, draft, config, f"slot {name}: variant {values['id'].strip()} {verb}")
+    save(request, user, draft, config, f"slot {name}: variant {values['id'].strip()} {verb}")
     return redirect(f"/drafts/{draft.id}/slots/{name}", f"Variant {verb}.", request)
 
 
 async def variant_delete(request: Request, user: User, form: FormData) -> Response:
-    draft = _draft(request)
+    draft = draft_of(request)
     name, table = _slot(draft, request)
     index = int(request.path_params["index"])
     vid = table["variants"][index].get("id", "")
@@ -227,103 +236,17 @@ async def variant_delete(request: Request, user: User, form: FormData) -> Respon
     found = editing.problems(config)
     if found:
         return refuse(request, user, 422, "; ".join(str(p) for p in found))
-    _save(request, user, draft, config, f"slot {name}: variant {vid} removed")
+    save(request, user, draft, config, f"slot {name}: variant {vid} removed")
     return redirect(f"/drafts/{draft.id}/slots/{name}", "Variant removed.", request)
 
 
-def _condition(form: FormData) -> tuple[Any, str]:
-    """The condition a builder form describes (rows, or the JSON box when mode is json)."""
-    if text(form, "mode") == "json":
-        raw = text(form, "json")
-        try:
-            return json.loads(raw), ""
-        except json.JSONDecodeError as exc:
-            return None, f"not valid JSON: {exc}"
-    match, rows = conditions.from_form(form, form.getlist)
-    return conditions.build(match, rows), ""
-
-
-async def audience_page(request: Request, user: User) -> Response:
-    draft = _draft(request)
-    name = request.path_params["name"]
-    entry = draft.config.get("audiences", {}).get(name, {}) if name != "new" else {}
-    condition = entry.get("condition", {})
-    shown = conditions.rows(condition)
-    return _audience_form(
-        request, user, draft, name, entry.get("description", ""), condition, shown, []
-    )
-
-
-def _audience_form(
-    request: Request,
-    user: User,
-    draft: Draft,
-    name: str,
-    description: str,
-    condition: Any,
-    shown: tuple[str, list[conditions.Row]] | None,
-    found: list[Problem],
-) -> Response:
-    errors, rest = editing.field_errors(found, f"audiences.{name}", ("condition", "description"))
-    match, rows = shown if shown is not None else ("all", [])
-    return render(
-        request,
-        "audience.html",
-        user,
-        status=422 if found else 200,
-        draft=draft,
-        name=name,
-        description=description,
-        mode="rows" if shown is not None else "json",
-        match=match,
-        rows=[*rows, conditions.Row("", "$eq", ""), conditions.Row("", "$eq", "")],
-        condition_json=json.dumps(condition, indent=2),
-        attributes=conditions.ATTRIBUTES,
-        operators=conditions.OPERATORS,
-        errors=errors,
-        other=rest,
-    )
-
-
-async def audience_save(request: Request, user: User, form: FormData) -> Response:
-    draft = _draft(request)
-    name = request.path_params["name"]
-    if name == "new":
-        name = text(form, "name").strip()
-    condition, bad_json = _condition(form)
-    description = text(form, "description")
-    shown = conditions.rows(condition) if isinstance(condition, dict) else None
-    if bad_json:
-        found = [Problem(f"audiences.{name}.condition", bad_json)]
-        return _audience_form(request, user, draft, name, description, {}, None, found)
-    config = editing.set_audience(draft.config, name, condition, description)
-    found = editing.problems(config)
-    if not name:
-        found.insert(0, Problem("audiences.", "give the audience a name"))
-    if found:
-        return _audience_form(request, user, draft, name, description, condition, shown, found)
-    _save(request, user, draft, config, f"audience {name}")
-    return redirect(f"/drafts/{draft.id}", f"Audience {name} saved.", request)
-
-
-async def audience_json(request: Request, user: User, form: FormData) -> Response:
-    """The GrowthBook JSON the builder's rows write (htmx: updated as the rows change)."""
-    condition, bad = _condition(form)
-    shown = bad or json.dumps(condition, indent=2)
-    return HTMLResponse(f"<pre id='condition-json'>{_escape(shown)}</pre>")
-
-
-def _escape(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 async def holdout_save(request: Request, user: User, form: FormData) -> Response:
-    draft = _draft(request)
+    draft = draft_of(request)
     config = editing.set_holdout(draft.config, text(form, "holdout"))
     found = editing.problems(config)
     if found:
-        return refuse(request, user, 422, "; ".join(str(p) for p in found))
-    _save(request, user, draft, config, f"holdout {text(form, 'holdout')}")
+        return _overview(request, user, draft, found)
+    save(request, user, draft, config, f"holdout {text(form, 'holdout')}")
     return redirect(f"/drafts/{draft.id}", "Holdout saved.", request)
 
 
@@ -347,7 +270,4 @@ routes = [
         action("editor")(variant_delete),
         methods=["POST"],
     ),
-    Route(D + "/audience-json", action("viewer")(audience_json), methods=["POST"]),
-    Route(D + "/audiences/{name}", page()(audience_page)),
-    Route(D + "/audiences/{name}", action("editor")(audience_save), methods=["POST"]),
 ]

@@ -97,7 +97,8 @@ async def preview_page(request: Request, user: User) -> Response:
     names = request.query_params.getlist("persona")
     visitor = request.query_params.get("visitor", "")
     draft_id = request.query_params.get("draft", "")
-    hours = int(request.query_params.get("hours", "24") or 24)
+    raw_hours = request.query_params.get("hours", "24")
+    hours = int(raw_hours) if raw_hours.isdigit() else 24
     values: dict[str, Any] = {
         "known": known,
         "names": names,

@@ -102,6 +102,7 @@ def workspace(loop: Loop) -> Iterator[Workspace]:
     where = ["--registry", str(loop.registry), "--home", str(home)]
     _cli("workspace", "user", "add", "alice", "--role", "editor", *where, stdin=PASSWORD + "\n")
     _cli("workspace", "user", "add", "bob", "--role", "approver", *where, stdin=PASSWORD + "\n")
+    original = (loop.registry / "CURRENT").read_text().strip()
     port = free_port()
     process = Process(
         "edgepick workspace",
@@ -142,6 +143,18 @@ def workspace(loop: Loop) -> Iterator[Workspace]:
         yield running
     finally:
         process.stop()
+        # leave the session's stack as found, even after a failure: the snapshot it served, and
+        # no pin (a workspace rollback pins, which would stop later scenarios' sync rounds)
+        if (loop.registry / "CURRENT").read_text().strip() != original:
+            _cli(
+                "rollback",
+                original,
+                "--registry",
+                str(loop.registry),
+                "--target",
+                f"wrangler:{loop.kv}",
+            )
+        _cli("resume", "--pin", "--registry", str(loop.registry))
 
 
 def _login(name: str) -> list[dict[str, Any]]:
@@ -287,5 +300,3 @@ def test_a_marketer_ships_and_rolls_back_a_variant(loop: Loop, workspace: Worksp
         assert f"\t{step}\t" in audit, step
     for why in ("ready for review", "copy checked", "spring launch", "off season"):
         assert why in audit, why
-    # leave the session's stack as it was found: the rollback's pin would stop later syncs
-    _cli("resume", "--pin", "--registry", str(loop.registry))

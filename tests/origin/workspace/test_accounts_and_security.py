@@ -118,3 +118,18 @@ def test_the_stylesheet_and_htmx_are_served(setup: Setup) -> None:
     assert "font-family" in client.get("/static/style.css").text
     htmx = client.get("/static/htmx.min.js")
     assert htmx.status_code == 200 and "htmx" in htmx.text[:2000]
+
+
+def test_pages_cannot_be_framed_cached_or_leak_a_referer(setup: Setup) -> None:
+    for answer in (setup.client().get("/login"), setup.client("vic").get("/audit")):
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["cache-control"] == "no-store"
+    cookie = setup.client("vic").get("/login")
+    assert cookie.status_code == 200
+    signed_in = setup.client()
+    token = csrf(signed_in.get("/login").text)
+    done = signed_in.post("/login", data={"csrf": token, "name": "vic", "password": PASSWORD})
+    set_cookie = done.headers["set-cookie"].lower()
+    assert "httponly" in set_cookie and "samesite=strict" in set_cookie

@@ -133,3 +133,25 @@ def test_nothing_is_edited_once_a_draft_is_in_review(setup: Setup) -> None:
         url + "/slots/hero/variants/new", data={"csrf": token, "id": "x", "content": "x"}
     )
     assert answer.status_code == 404 and "it is review" in answer.text
+
+
+def test_the_holdout_error_is_shown_at_the_holdout_field(setup: Setup) -> None:
+    client, token, url = _draft(setup)
+    answer = client.post(url + "/holdout", data={"csrf": token, "holdout": "0.7"})
+    assert answer.status_code == 422
+    assert _errors(answer.text) == {"site.holdout": "must be between 0.0 and 0.5 (got 0.7)"}
+    assert answer.text.index('name="holdout"') < answer.text.index('data-path="site.holdout"')
+    assert client.post(url + "/holdout", data={"csrf": token, "holdout": "0.1"}).status_code == 303
+    assert setup.ws.drafts.all()[0].config["site"]["holdout"] == 0.1
+
+
+def test_unknown_drafts_slots_and_variants_are_404s(setup: Setup) -> None:
+    client, _, url = _draft(setup)
+    for path in (
+        "/drafts/d-00000000",
+        "/drafts/nonsense",
+        url + "/slots/nope",
+        url + "/slots/cta/variants/99",
+        url + "/slots/cta/variants/abc",
+    ):
+        assert client.get(path).status_code == 404, path
