@@ -5,7 +5,9 @@
 - ``edgepick propensity train``: the model from a real store (profiles as of a cutoff, purchases
   within the horizon after it), written as JSON;
 - ``edgepick propensity profiles``: every user's stitched profile with its
-  ``propensity:<bucket>`` flag, published to the targets (``profile/<user>``, as sync does).
+  ``propensity:<bucket>`` flag, published to the targets (``profile/<user>``, as sync does);
+- ``edgepick precompute SNAPSHOT``: the off-peak job, decisions for the most frequent visitor
+  contexts as a table under ``precomputed/<snapshot id>`` (``origin.precompute``).
 """
 
 from __future__ import annotations
@@ -90,6 +92,37 @@ def _profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _precompute(args: argparse.Namespace) -> int:
+    from core.engine import Engine
+    from core.precomputed import mode_problem
+    from origin.population import population
+    from origin.precompute import demo_requests, hit_rate, precompute, table_key
+    from origin.targets import parse_target
+
+    if mode_problem(args.mode):
+        print(f"edgepick: {mode_problem(args.mode)}", file=sys.stderr)
+        return 1
+    engine = Engine.from_bytes(Path(args.snapshot).read_bytes())
+    now = int(time.time())
+    job = precompute(engine, args.visitors, args.seed, now, args.size, args.mode)
+    others = population(args.visitors, args.seed + 1, prefix="check")
+    rate = hit_rate(engine, job.table, list(demo_requests(engine, others, now)))
+    for spec in args.target or []:
+        parse_target(spec).put(table_key(engine.snapshot_id), job.blob)
+    report = {
+        "key": table_key(engine.snapshot_id),
+        "mode": args.mode,
+        "entries": len(job.table),
+        "bytes": len(job.blob),
+        "contexts": job.contexts,
+        "distinct_contexts": job.distinct,
+        "hit_rate_on_other_demo_traffic": round(rate, 4),
+        "targets": args.target or [],
+    }
+    print(json.dumps(report))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's subcommands to ``sub``."""
     p = sub.add_parser("propensity", help="the purchase-propensity model on profiles")
@@ -113,3 +146,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--model", required=True, help="a model from `propensity train` (JSON)")
     r.add_argument("--target", action="append", help="as for `edgepick publish` (repeatable)")
     r.set_defaults(run=_profiles)
+    c = sub.add_parser("precompute", help="decisions for the most frequent contexts, to KV")
+    c.add_argument("snapshot", help="snapshot file (from edgepick compile)")
+    c.add_argument("--visitors", type=int, default=2000, help="demo visitors to count contexts")
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--size", type=int, default=500, help="contexts kept (most frequent first)")
+    c.add_argument("--mode", default="always", help="always | budget:<microseconds> | off")
+    c.add_argument("--target", action="append", help="as for `edgepick publish` (repeatable)")
+    c.set_defaults(run=_precompute)
