@@ -92,3 +92,35 @@ class Accounts:
 
     def users(self) -> list[User]:
         return [User(n, str(e["role"])) for n, e in sorted(self._load().items())]
+
+
+class Throttle:
+    """Failed sign-ins allowed per key (a user name, a client address): at most ``limit`` in
+    any ``window`` seconds; past that, the key is refused until its oldest failure ages out.
+    In memory, per process: it slows guessing, the scrypt hash makes each guess cost."""
+
+    def __init__(self, limit: int = 5, window: float = 900.0) -> None:
+        self.limit = limit
+        self.window = window
+        self.failures: dict[str, list[float]] = {}
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        kept = [t for t in self.failures.get(key, []) if now - t < self.window]
+        if kept:
+            self.failures[key] = kept
+        else:
+            self.failures.pop(key, None)
+        return kept
+
+    def wait(self, keys: list[str], now: float) -> float:
+        """Seconds until every key may try again (0: now)."""
+        waits = [
+            recent[0] + self.window - now
+            for recent in (self._recent(k, now) for k in keys)
+            if len(recent) >= self.limit
+        ]
+        return max(waits, default=0.0)
+
+    def fail(self, keys: list[str], now: float) -> None:
+        for key in keys:
+            self.failures.setdefault(key, []).append(now)

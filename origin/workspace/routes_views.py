@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,8 +54,16 @@ async def login(request: Request) -> Response:
     if not csrf_ok(request, form):
         return refuse(request, None, 403, "Invalid or missing CSRF token: reload the page.")
     name, password = text(form, "name"), text(form, "password")
+    keys = [f"name:{name}", f"address:{request.client.host if request.client else ''}"]
+    now = time.monotonic()
+    wait = ctx(request).throttle.wait(keys, now)
+    if wait > 0:
+        message = f"Too many failed sign-ins: try again in {math.ceil(wait / 60)} minute(s)."
+        return render(request, "login.html", None, 429, error=message)
     user = ctx(request).workspace.accounts.verify(name, password)
     if user is None:
+        ctx(request).throttle.fail(keys, now)
+        ctx(request).workspace.audit("login-failed", name[:64], "wrong name or password")
         return render(request, "login.html", None, 401, error="Wrong name or password.")
     request.session.clear()
     request.session["user"] = user.name

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from origin.workspace.accounts import User
+from origin.workspace.accounts import Throttle, User
 from origin.workspace.service import Workspace
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -40,6 +40,7 @@ class Context:
     personas: Path
     store: Path | None
     secret: str
+    throttle: Throttle = field(default_factory=Throttle)  # failed sign-ins
 
 
 def ctx(request: Request) -> Context:

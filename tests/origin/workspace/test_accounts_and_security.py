@@ -133,3 +133,26 @@ def test_pages_cannot_be_framed_cached_or_leak_a_referer(setup: Setup) -> None:
     done = signed_in.post("/login", data={"csrf": token, "name": "vic", "password": PASSWORD})
     set_cookie = done.headers["set-cookie"].lower()
     assert "httponly" in set_cookie and "samesite=strict" in set_cookie
+
+
+def test_guessing_passwords_is_throttled_and_audited(setup: Setup) -> None:
+    client = setup.client()
+    token = csrf(client.get("/login").text)
+    for _ in range(5):
+        wrong = client.post("/login", data={"csrf": token, "name": "bob", "password": "guess"})
+        assert wrong.status_code == 401
+    right = client.post("/login", data={"csrf": token, "name": "bob", "password": PASSWORD})
+    assert right.status_code == 429 and "Too many failed sign-ins" in right.text
+    failed = [e for e in setup.ws.registry.audit_log() if e["action"] == "login-failed"]
+    assert len(failed) == 5 and failed[0]["author"] == "bob"
+
+
+def test_the_throttle_forgets_old_failures() -> None:
+    from origin.workspace.accounts import Throttle
+
+    throttle = Throttle(limit=2, window=60)
+    throttle.fail(["a"], 0.0)
+    throttle.fail(["a"], 10.0)
+    assert throttle.wait(["a"], 20.0) == 40.0
+    assert throttle.wait(["b"], 20.0) == 0.0
+    assert throttle.wait(["a"], 61.0) == 0.0  # the first failure aged out
