@@ -122,6 +122,12 @@ def set_audience(
     return new
 
 
+def delete_audience(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    new = copy.deepcopy(dict(config))
+    del new.get("audiences", {})[name]
+    return new
+
+
 def set_holdout(config: Mapping[str, Any], text: str) -> dict[str, Any]:
     new = copy.deepcopy(dict(config))
     new.setdefault("site", {})["holdout"] = _number(text)

@@ -104,8 +104,32 @@ def _escape(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+async def audience_delete(request: Request, user: User, form: FormData) -> Response:
+    """Remove an audience; refused, with the rules that still name it, while any does."""
+    draft = draft_of(request)
+    name = request.path_params["name"]
+    config = editing.delete_audience(draft.config, name)
+    found = editing.problems(config)
+    if found:
+        entry = draft.config["audiences"][name]
+        shown = conditions.rows(entry.get("condition", {}))
+        return _audience_form(
+            request,
+            user,
+            draft,
+            name,
+            entry.get("description", ""),
+            entry.get("condition", {}),
+            shown,
+            found,
+        )
+    save(request, user, draft, config, f"audience {name} removed")
+    return redirect(f"/drafts/{draft.id}", f"Audience {name} removed.", request)
+
+
 routes = [
     Route(D + "/audience-json", action("viewer")(audience_json), methods=["POST"]),
     Route(D + "/audiences/{name}", page()(audience_page)),
     Route(D + "/audiences/{name}", action("editor")(audience_save), methods=["POST"]),
+    Route(D + "/audiences/{name}/delete", action("editor")(audience_delete), methods=["POST"]),
 ]

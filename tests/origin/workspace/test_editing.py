@@ -155,3 +155,28 @@ def test_unknown_drafts_slots_and_variants_are_404s(setup: Setup) -> None:
         url + "/slots/cta/variants/abc",
     ):
         assert client.get(path).status_code == 404, path
+
+
+def test_an_audience_in_use_cannot_be_removed(setup: Setup) -> None:
+    client, token, url = _draft(setup)
+    refused = client.post(url + "/audiences/staff/delete", data={"csrf": token})
+    assert refused.status_code == 422
+    paths = _errors(refused.text).keys() | set(re.findall(r"<code>([^<]+)</code>", refused.text))
+    assert any(p.startswith("slots.") and p.endswith(".audience") for p in paths)
+    assert "staff" in setup.ws.drafts.all()[0].config["audiences"]
+    created = client.post(
+        url + "/audiences/new",
+        data={
+            "csrf": token,
+            "name": "unused",
+            "attribute": "device",
+            "operator": "$eq",
+            "value": "tablet",
+            "mode": "rows",
+            "match": "all",
+        },
+    )
+    assert created.status_code == 303
+    removed = client.post(url + "/audiences/unused/delete", data={"csrf": token})
+    assert removed.status_code == 303
+    assert "unused" not in setup.ws.drafts.all()[0].config["audiences"]

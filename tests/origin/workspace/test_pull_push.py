@@ -112,3 +112,15 @@ VALUES = st.recursive(
 @given(st.dictionaries(KEYS, VALUES, max_size=5))
 def test_toml_out_reads_back_as_the_same_document(document: dict[str, object]) -> None:
     assert tomllib.loads(dumps(document, "a comment\nin two lines")) == document
+
+
+def test_pull_a_draft(setup: Setup, tmp_path: Path) -> None:
+    alice = User("alice", "editor")
+    draft = setup.ws.start(alice, "holdout")
+    config = {**draft.config, "site": {**draft.config["site"], "holdout": 0.25}}
+    setup.ws.drafts.edit(draft, alice, config, "holdout")
+    out = tmp_path / "draft.toml"
+    assert _cli(setup, "pull", "--draft", draft.id, "-o", str(out)) == 0
+    text = out.read_text()
+    assert f"draft {draft.id} (draft)" in text.splitlines()[0]
+    assert tomllib.loads(text) == config
