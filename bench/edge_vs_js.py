@@ -144,6 +144,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1500, help="requests per worker")
     parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument(
+        "--profile", choices=("tottime", "cumtime"), help="cProfile the Python worker instead"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, no warmup")
     args = parser.parse_args()
     if not SDK_WHEEL.exists():
@@ -176,6 +179,10 @@ def main() -> None:
             "rounds": 3 if args.quick else 60,
             "per_round": 200,
         }
+        if args.profile:
+            profiled = run_node({**base, "mode": "profile", "sort": args.profile}, folder)
+            print(profiled["profile"])
+            return
         warm = run_node({**base, "mode": "warm"}, folder)
         colds = [run_node({**base, "mode": "cold"}, folder)["cold"] for _ in range(args.cold_runs)]
     cold = {key: round(statistics.median(c[key] for c in colds), 2) for key in colds[0]}

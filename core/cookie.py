@@ -1,11 +1,14 @@
 """The visitor cookie: versioned, HMAC-SHA256 signed, quantized, within a byte budget.
 
-Format: ``v1.<key id>.<payload>.<mac>`` with base64url (unpadded) parts. The payload is a msgpack
-array ``[visitor_id, visits, first_seen, last_seen, session_start, page_views, stage,
+Format: ``v2.<key id>.<payload>.<mac>`` with base64url (unpadded) parts. The payload is a compact
+JSON array ``[visitor_id, visits, first_seen, last_seen, session_start, page_views, stage,
 [category, q, ...], flags, user_id, [slot, variant, decision_id, propensity, ...], epoch]`` where
-``q = round(16 * affinity)`` (1/16 of a page view).
-The tag is the first 16 bytes of ``HMAC-SHA256(key, "v1.<key id>.<payload>")`` (RFC 2104,
-``core.signing``).
+``q = round(16 * affinity)`` (1/16 of a page view). The tag is the first 16 bytes of
+``HMAC-SHA256(key, "v2.<key id>.<payload>")`` (RFC 2104, ``core.signing``).
+
+``v1`` cookies (the same array as msgpack) are still read and re-issued as ``v2``: JSON is
+C-accelerated in Pyodide while msgpack runs its pure-Python fallback there (the whole round trip
+is several times faster; bench/decide.py measures it).
 
 Keys rotate: the cookie names its key id; any known key verifies it, and a cookie signed with
 a key other than the current one is reported as ``rotated`` so the edge re-signs it.
@@ -14,16 +17,18 @@ Anything that does not verify decodes to the fresh visitor plus a reason, never 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from core.features import VisitorState
-from core.packing import pack, unpack
+from core.packing import unpack
 from core.signing import b64decode, b64encode, tag, valid
 
-VERSION = "v1"
+VERSION = "v2"
+READ = ("v1", "v2")  # versions still read (v1: the msgpack payload)
 QUANTUM = 16.0
 MAX_INPUT = 4096
 
@@ -65,53 +70,62 @@ class Decoded:
     status: CookieStatus
 
 
-def _payload(state: VisitorState, categories: int, decisions: int) -> bytes:
+def _payload(state: VisitorState, categories: int, decisions: int, flags: int) -> bytes:
     flat: list[Any] = []
     for category, score in state.affinity[:categories]:
         flat.extend((category, min(round(score * QUANTUM), 0xFFFF)))
-    return pack(
-        [
-            state.visitor_id,
-            state.visits,
-            state.first_seen,
-            state.last_seen,
-            state.session_start,
-            state.page_views,
-            state.stage,
-            flat,
-            sorted(state.flags),
-            state.user_id,
-            [part for decision in state.decisions[:decisions] for part in decision],
-            state.decisions_epoch,
-        ]
-    )
+    document = [
+        state.visitor_id,
+        state.visits,
+        state.first_seen,
+        state.last_seen,
+        state.session_start,
+        state.page_views,
+        state.stage,
+        flat,
+        sorted(state.flags)[:flags],
+        state.user_id,
+        [part for decision in state.decisions[:decisions] for part in decision],
+        state.decisions_epoch,
+    ]
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
 
 
 def encode(state: VisitorState, keyring: Keyring, max_bytes: int = 1024) -> str:
     """The signed cookie value within ``max_bytes``.
 
     Over budget, cached decisions go first (they can be made again), then the weakest
-    affinities, then flags; ``ValueError`` only if even the bare visitor does not fit.
+    affinities, then flags: each by a binary search for the most that still fit (the value's
+    size grows with what is kept), so a state of any size costs O(n log n), not O(n^2).
+    ``ValueError`` only if even the bare visitor does not fit.
     """
     kid = keyring.current
     key = keyring.keys[kid]
-    categories, decisions = len(state.affinity), len(state.decisions)
-    while True:
-        signed = f"{VERSION}.{kid}.{b64encode(_payload(state, categories, decisions))}"
-        value = f"{signed}.{tag(key, signed)}"
-        if len(value) <= max_bytes or (categories == decisions == 0 and not state.flags):
-            break
-        if decisions:
-            decisions -= 1
-        elif categories:
-            categories -= 1
-        else:
-            state = state._replace(flags=frozenset(sorted(state.flags)[:-1]))
-    if len(value) > max_bytes:
-        raise ValueError(
-            f"cookie is {len(value)} bytes even without affinities (budget {max_bytes})"
-        )
-    return value
+
+    def value(categories: int, decisions: int, flags: int) -> str:
+        signed = f"{VERSION}.{kid}.{b64encode(_payload(state, categories, decisions, flags))}"
+        return f"{signed}.{tag(key, signed)}"
+
+    kept = [len(state.affinity), len(state.decisions), len(state.flags)]
+    best = value(*kept)
+    if len(best) <= max_bytes:
+        return best
+    for part in (1, 0, 2):  # decisions, then affinities, then flags
+        low, high = 0, kept[part]  # the most of this part that fits lies in [low, high]
+        kept[part] = 0
+        if len(value(*kept)) > max_bytes:
+            continue  # even none of it does not fit: drop the next part too
+        while low < high:
+            middle = (low + high + 1) // 2
+            kept[part] = middle
+            if len(value(*kept)) <= max_bytes:
+                low = middle
+            else:
+                high = middle - 1
+        kept[part] = low
+        return value(*kept)
+    bare = value(0, 0, 0)
+    raise ValueError(f"cookie is {len(bare)} bytes even without affinities (budget {max_bytes})")
 
 
 def decode(value: str | None, keyring: Keyring, fresh: VisitorState) -> Decoded:
@@ -124,22 +138,32 @@ def decode(value: str | None, keyring: Keyring, fresh: VisitorState) -> Decoded:
     if len(parts) != 4:
         return Decoded(fresh, CookieStatus.MALFORMED)
     version, kid, payload_b64, mac_b64 = parts
-    if version != VERSION:
+    if version not in READ:
         return Decoded(fresh, CookieStatus.UNSUPPORTED_VERSION)
     key = keyring.keys.get(kid)
     if key is None:
         return Decoded(fresh, CookieStatus.UNKNOWN_KEY)
     if not valid(key, f"{version}.{kid}.{payload_b64}", mac_b64):
         return Decoded(fresh, CookieStatus.BAD_SIGNATURE)
-    state = _state(payload_b64)
+    state = _state(payload_b64, version)
     if state is None:
         return Decoded(fresh, CookieStatus.BAD_PAYLOAD)
     return Decoded(state, CookieStatus.OK if kid == keyring.current else CookieStatus.ROTATED)
 
 
-def _state(payload_b64: str) -> VisitorState | None:
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a cookie may hold")
+
+
+def _document(payload: bytes, version: str) -> Any:
+    if version == "v1":
+        return unpack(payload)
+    return json.loads(payload, parse_constant=_refuse_constant)
+
+
+def _state(payload_b64: str, version: str) -> VisitorState | None:
     try:
-        items = unpack(b64decode(payload_b64))
+        items = _document(b64decode(payload_b64), version)
         vid, visits, first, last, start, views, stage, flat, flags, user, made, epoch = items
         ints = (visits, first, last, start, views)
         if not (isinstance(vid, str) and vid and all(type(n) is int and n >= 0 for n in ints)):
@@ -171,7 +195,7 @@ def _state(payload_b64: str) -> VisitorState | None:
             ):
                 return None
             decisions.append((slot, variant, decision_id, propensity))
-    except Exception:  # msgpack and unpacking raise many unrelated types for garbage
+    except Exception:  # json, msgpack and unpacking raise many unrelated types for garbage
         return None
     return VisitorState(
         visitor_id=vid,

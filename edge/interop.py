@@ -13,6 +13,7 @@ import json
 import os
 import time
 import traceback
+from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +28,9 @@ from js import (
     Promise,
     Request,
     Response,
+    clearTimeout,
     fetch,
+    setTimeout,
 )
 from pyodide.ffi import create_once_callable, create_proxy, to_js
 
@@ -40,7 +43,7 @@ from edge.snapshots import SnapshotCache
 
 BEACON_PATH = "/_edgepick/events"
 MAX_BEACON_BYTES = 16 * 1024
-STREAM_END_WAIT = 30.0  # seconds a streamed page's events wait for the end of its document
+STREAM_END_MS = 30_000  # how long a streamed page's events wait for the end of its document
 POINTER_CACHE_TTL = 60  # seconds: Workers KV's minimum cacheTtl (it refuses less)
 BLOB_CACHE_TTL = 86_400  # snap/<id> is immutable
 
@@ -127,12 +130,38 @@ class _End:
 
 
 async def _within(promise: Any, timeout_ms: int, controller: Any) -> Any:
-    """``promise`` (a fetch), or ``OriginTimeout`` after ``timeout_ms`` (the fetch aborted)."""
+    """``promise`` (a fetch given ``controller.signal``), or ``OriginTimeout`` when no response
+    came within ``timeout_ms``: a JS timer aborts the fetch (no Python runs unless it fires),
+    and is cleared once the response headers are in (the body may stream on)."""
+    timer = setTimeout(controller.abort.bind(controller), timeout_ms)
     try:
-        return await asyncio.wait_for(asyncio.ensure_future(promise), timeout_ms / 1000)
-    except TimeoutError:
-        controller.abort()
-        raise OriginTimeout(f"no response headers within {timeout_ms} ms") from None
+        return await promise
+    except Exception:
+        if controller.signal.aborted:
+            raise OriginTimeout(f"no response headers within {timeout_ms} ms") from None
+        raise
+    finally:
+        clearTimeout(timer)
+
+
+# handlers of pages still streaming: (when it started, its end, its handlers), oldest first
+_streaming: deque[tuple[int, asyncio.Future[bool], list[Any]]] = deque()
+
+
+def _sweep(now_ms: int) -> None:
+    """Release the handlers of streams that never ended (a visitor gone mid-page): their end
+    is settled as incomplete after ``STREAM_END_MS``."""
+    while _streaming and (_streaming[0][1].done() or now_ms - _streaming[0][0] > STREAM_END_MS):
+        _started, done, handlers = _streaming.popleft()
+        if not done.done():
+            done.set_result(False)
+            _release(handlers)
+
+
+def _release(handlers: list[Any]) -> None:
+    for handler in handlers:
+        handler.destroy()
+    handlers.clear()
 
 
 class JsIO:
@@ -156,8 +185,7 @@ class JsIO:
         controller = AbortController.new()
         init = {"method": "GET", "headers": js_object(headers), "redirect": "manual"}
         init["signal"] = controller.signal
-        response = await _within(fetch(url, js_object(init)), timeout_ms, controller)
-        return _page(response)
+        return _page(await _within(fetch(url, js_object(init)), timeout_ms, controller))
 
     async def forward(self, url: str, drop: Sequence[str] = ()) -> Page:
         request = Request.new(url, self.request)  # same method, headers, body
@@ -196,26 +224,18 @@ class JsIO:
         handlers.append(end)
         rewriter = rewriter.onDocument(end)
         transformed = rewriter.transform(page.handle)
-
-        async def release() -> None:  # the handlers live as long as the document streams
-            try:
-                await asyncio.wait_for(asyncio.shield(done), STREAM_END_WAIT)
-            except TimeoutError:
-                done.set_result(False)
-            finally:
-                for handler in handlers:
-                    handler.destroy()
-
         if stream:  # the body flows to the visitor as the origin sends it
-            self.later(release())
+            # the handlers live as long as the document streams: released at its end
+            done.add_done_callback(lambda _done: _release(handlers))
+            _sweep(self.now_ms())
+            _streaming.append((self.now_ms(), done, handlers))
             return Rewritten(_page(transformed, page.status), found, done)
         try:  # buffered: the slots found are known on return; bytes keep the page's charset
             body = await transformed.arrayBuffer()
         finally:
             if not done.done():
                 done.set_result(True)
-            for handler in handlers:
-                handler.destroy()
+            _release(handlers)
         headers = Headers.new(page.handle.headers)
         headers.delete("content-length")
         rewritten = Response.new(body, js_object({"status": page.status, "headers": headers}))

@@ -361,7 +361,7 @@ def respond(
     if view.logged and view.done is not None:  # streamed: log what it showed once it has passed
         io.later(ship_when_done(view, io, engine, config, delivery, state, presence))
     elif view.logged:
-        ship(io, config, delivery, page_events(view, remembered, state, engine))
+        ship(io, config, delivery, page_events(view, remembered, state, engine), built=True)
     return out
 
 
@@ -381,7 +381,7 @@ async def ship_when_done(
     if presence is not None and complete:
         presence.learn(view.source, view.found - page_slots(view), view.expected)
     shown = [d for d in view.decisions if d.slot in view.found]
-    ship(io, config, delivery, page_events(view, shown, state, engine))
+    ship(io, config, delivery, page_events(view, shown, state, engine), built=True)
 
 
 def page_slots(view: View) -> set[str]:

@@ -247,13 +247,13 @@ def test_exposures_reach_the_collector_through_wait_until(stack: Stack) -> None:
     stack.harness.get("/")  # this isolate now knows which slots "/" holds: the page streams
     stack.harness.call(op="settle")  # earlier requests' events: out of the way
     reply = stack.harness.get("/", user_agent=UA_MOBILE, cf={"country": "DE"})
-    # handed to ctx.waitUntil with the response: the end of the streamed document (releasing
-    # the rewriter's handlers) and the page's events, which wait for it (edge.presence) and
-    # then hand their one signed batch's delivery to ctx.waitUntil too
-    assert reply["wait_until"] == 2
+    # handed to ctx.waitUntil with the response: the page's events, which wait for the end of
+    # the streamed document (edge.presence), then hand their one signed batch's delivery to
+    # ctx.waitUntil too
+    assert reply["wait_until"] == 1
     visitor = state_of(reply.cookie_value()).visitor_id
     settled = stack.harness.call(op="settle")
-    assert settled == {"count": 3, "rejected": []}
+    assert settled == {"count": 2, "rejected": []}
     everything = [e for e in stack.collector.events() if e["visitor"] == visitor]
     (view,) = [e for e in everything if e["type"] == events.PAGE_VIEW]
     assert view["path"] == "/" and events.problem(view) is None
@@ -322,10 +322,9 @@ def test_a_preview_fills_async_slots_in_place_with_a_banner(stack: Stack) -> Non
 
     stack.harness.call(op="settle")
     logged = len(stack.collector.events())
-    # no PREVIEW_KEY in this isolate: the token is refused, visibly; a preview streams, so its
-    # one waitUntil is the end of the document (releasing the rewriter's handlers), no batch
+    # no PREVIEW_KEY in this isolate: the token is refused, visibly; nothing is logged
     reply = stack.harness.get("/?edgepick_preview=abc.def")
-    assert reply.header("x-edgepick-preview") == "invalid" and reply["wait_until"] == 1
+    assert reply.header("x-edgepick-preview") == "invalid" and reply["wait_until"] == 0
     assert "edgepick preview refused (previews are not configured)" in reply.html
     assert reply.html.index("data-edgepick-preview-banner") < reply.html.index("</body>")
     assert reply["set_cookie"] == []
@@ -334,7 +333,7 @@ def test_a_preview_fills_async_slots_in_place_with_a_banner(stack: Stack) -> Non
         found = preview.Preview(2_000_000_000, {}, {"recs": "recs-kids"})
         token = preview.encode(found, b"pyodide-preview")
         reply = stack.harness.get(f"/?edgepick_preview={token}")
-        assert reply.header("x-edgepick-preview") == "1" and reply["wait_until"] == 1
+        assert reply.header("x-edgepick-preview") == "1" and reply["wait_until"] == 0
         assert "data-edgepick-async" not in reply.html and "recs=recs-kids" in reply.html
         assert reply.html.count("data-edgepick-decision=") == 5 and reply["set_cookie"] == []
         assert stack.harness.call(op="settle")["rejected"] == []
