@@ -7,6 +7,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -175,7 +176,9 @@ async def history(request: Request, user: User) -> Response:
 
 async def do_rollback(request: Request, user: User, form: FormData) -> Response:
     try:
-        done = ctx(request).workspace.rollback(text(form, "snapshot"), user, text(form, "why"))
+        done = await run_in_threadpool(
+            ctx(request).workspace.rollback, text(form, "snapshot"), user, text(form, "why")
+        )
     except (WorkflowError, RegistryError, PublishError, TargetError) as exc:
         return refuse(request, user, 409, str(exc))
     return redirect("/history", f"Rolled back to {done.header.id}.", request)

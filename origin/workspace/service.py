@@ -11,6 +11,7 @@ does; the next publish from the workspace lifts that pin. Every step is in the a
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,9 @@ class Workspace:
 
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        # one publish or rollback at a time: the check that a draft starts from HEAD and the
+        # move of HEAD must not interleave with another's
+        self.lock = threading.Lock()
         self.versions = Versions(self.registry)
         self.drafts = Drafts(self.home / "drafts")
         self.accounts = Accounts(self.home / "users.json")
@@ -142,6 +146,10 @@ class Workspace:
         return done
 
     def publish(self, draft: Draft, user: User, why: str) -> Published:
+        with self.lock:
+            return self._publish(self.drafts.get(draft.id), user, why)
+
+    def _publish(self, draft: Draft, user: User, why: str) -> Published:
         if not user.can("approver"):
             raise WorkflowError(f"{user.name} is a {user.role}: only an approver may publish")
         if draft.status != "approved":
@@ -172,6 +180,10 @@ class Workspace:
         return done
 
     def rollback(self, snapshot: str, user: User, why: str) -> Published:
+        with self.lock:
+            return self._rollback(snapshot, user, why)
+
+    def _rollback(self, snapshot: str, user: User, why: str) -> Published:
         if not user.can("approver"):
             raise WorkflowError(f"{user.name} is a {user.role}: only an approver may roll back")
         sid = self.registry.resolve(snapshot)
