@@ -14,7 +14,7 @@ export WRANGLER_SEND_METRICS := false
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: conformance setup demo test lint typecheck unit bench clean dev dev-vars system-deps lock
+.PHONY: conformance setup demo test lint typecheck unit bench clean dev dev-vars system-deps lock nats scale
 
 setup: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL) $(OBD_ARCHIVE)
 
@@ -67,6 +67,18 @@ bench: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 	$(PY) bench/peers.py
 	$(PY) bench/edge_pyodide.py
 	$(PY) bench/exploration.py
+
+# NATS with JetStream for `edgepick lake serve` / `lake consume` (docs/scale.md): 127.0.0.1:4222,
+# stream files under out/nats, every write fsynced; Ctrl-C stops it
+nats: $(STAMP)
+	mkdir -p out/nats
+	printf 'listen: 127.0.0.1:4222\njetstream { store_dir: "%s", sync_interval: always }\n' \
+		"$(CURDIR)/out/nats" > out/nats/nats.conf
+	$(VENV)/bin/nats-server -c out/nats/nats.conf
+
+# the origin at scale (docs/scale.md): lake rounds, incremental rounds, JetStream (minutes)
+scale: $(STAMP)
+	$(PY) bench/scale.py
 
 # Debian packages the tests use, as command:package: wrk (load tests), chromium (the browser
 # tests) and a Java runtime (Spark local mode). Installed when missing if we are root;

@@ -14,11 +14,18 @@ One round:
 7. **monitor**: volume and latency alerts (log + optional webhook).
 
 The learner is seeded, so the same events give the same snapshot id and no republish.
+
+With a lake (``SyncJob.lake``, or ``EDGEPICK_LAKE=DIR`` in the environment, ``origin.lake``),
+the collect step flushes the store's new rows into the lake and brings the aggregates kept
+between rounds up to date (``origin.lake.rounds``): a round reads the events past its
+watermark, not the history, and learns exactly what the store's training rows give. Profiles
+are then recomputed for the users the new events name (late ones included).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,18 +38,32 @@ from core.features import VisitorState
 from core.model import Site
 from core.profile import encode_profile, profile_key
 from core.snapshot import encode_snapshot
-from origin.aggregates import Summer
+from origin.aggregates import Aggregates, Summer
 from origin.learn import LearnConfig, learn, overlay, widths
 from origin.monitor import Alert, AlertBook, MonitorConfig, check, report
 from origin.publish import publish
 from origin.registry import Registry, write_atomic
 from origin.retire import RetireConfig, Retirement, retirements
-from origin.stitch import build_profiles, links
+from origin.settings import LAKE_ENGINE_ENV, LAKE_ENV
+from origin.stitch import build_profiles, links, profile_for
 from origin.store import EventStore
 from origin.targets import Target
 from origin.training import Reward, Windows, training_rows
 
 STEPS = ("collect", "retire", "learn", "compile", "publish", "profiles", "monitor")
+
+
+def lake_from_env() -> Any:
+    """The ``origin.lake.rounds.LakeRounds`` that ``EDGEPICK_LAKE`` names (engine from
+    ``EDGEPICK_LAKE_ENGINE``), or ``None`` when it is not set."""
+    root = os.environ.get(LAKE_ENV, "")
+    if not root:
+        return None
+    from origin.lake.engines import engine
+    from origin.lake.rounds import LakeRounds
+    from origin.lake.segments import Lake
+
+    return LakeRounds(Lake(root), engine(os.environ.get(LAKE_ENGINE_ENV, "duckdb")))
 
 
 @dataclass
@@ -60,6 +81,7 @@ class SyncJob:
     webhook: str | None = None
     author: str = "edgepick-sync"
     clock: Callable[[], float] = time.time
+    lake: Any = field(default_factory=lake_from_env)  # origin.lake.rounds.LakeRounds, or None
 
 
 @dataclass
@@ -147,18 +169,15 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
 
     step("collect")
     site = _compile(job, base)
-    # one pass over the rows as the store yields them: nothing holds a round's rows
-    width = widths(site)
-    everything, learnable = Summer(width, learnable_only=False), Summer(width)
-    for row in training_rows(job.store, job.windows, job.reward):
-        result.rows += 1
-        result.learnable += row.learnable
-        everything.add(row)
-        learnable.add(row)
+    touched: set[str] | None = None  # the users new events name (None: by event time)
+    if job.lake is not None:
+        everything, learnable, touched = _collect_lake(job, site, result)
+    else:
+        everything, learnable = _collect(job, site, result)
 
     step("retire")
     overrides = job.registry.overrides
-    for retirement in retirements(site, everything.result(), job.retire):
+    for retirement in retirements(site, everything, job.retire):
         if overrides.is_kept(retirement.slot, retirement.variant):
             continue  # an operator unretired it: it stays until they resume
         if job.registry.overrides.retire(retirement.slot, retirement.variant):
@@ -177,7 +196,7 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
         site = _compile(job, base)
 
     step("learn")
-    learned = learn(site, learnable.result(), job.learn)  # retiring leaves the widths as they were
+    learned = learn(site, learnable, job.learn)  # retiring leaves the widths as they were
     model = _hold_paused(job, overlay(base, learned), base)
     result.model = model
 
@@ -209,14 +228,18 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
     step("profiles")
     mark = _watermark(job)
     since = int(mark.get("profiles_ms", 0))
-    touched = {e["user"] for e in job.store.identifies() if e["ts"] >= since}
-    linked = links(job.store)
-    for e in job.store.exposures(since):
-        user = e.get("user") or linked.get(e["visitor"], "")
-        if user:
-            touched.add(user)
-    if since == 0 or touched:
-        profiles = build_profiles(job.store, site.signals, None if since == 0 else touched)
+    if touched is None:
+        touched = {e["user"] for e in job.store.identifies() if e["ts"] >= since}
+        linked = links(job.store)
+        for e in job.store.exposures(since):
+            user = e.get("user") or linked.get(e["visitor"], "")
+            if user:
+                touched.add(user)
+    if since == 0:
+        profiles = build_profiles(job.store, site.signals)
+        result.profiles, result.profile_errors = _publish_profiles(job, profiles)
+    elif touched:
+        profiles = _profiles_of(job, site, touched)
         result.profiles, result.profile_errors = _publish_profiles(job, profiles)
     mark["profiles_ms"] = int(now * 1000)
     write_atomic(job.registry.root / "sync.json", json.dumps(mark).encode())
@@ -226,6 +249,49 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
     result.alerts = check(job.store, int(now * 1000), job.monitor, book)
     report(result.alerts, job.webhook)
     return result
+
+
+def _collect(job: SyncJob, site: Site, result: RoundResult) -> tuple[Aggregates, Aggregates]:
+    """Every exposure's training row, summed: (every exposure, the policy draws)."""
+    # one pass over the rows as the store yields them: nothing holds a round's rows
+    width = widths(site)
+    everything, learnable = Summer(width, learnable_only=False), Summer(width)
+    for row in training_rows(job.store, job.windows, job.reward):
+        result.rows += 1
+        result.learnable += row.learnable
+        everything.add(row)
+        learnable.add(row)
+    return everything.result(), learnable.result()
+
+
+def _collect_lake(
+    job: SyncJob, site: Site, result: RoundResult
+) -> tuple[Aggregates, Aggregates, set[str] | None]:
+    """The same sums from the lake's aggregates, brought up to date with the store's new rows;
+    and the users whose profiles the new events change (``None``: anyone's)."""
+    path = getattr(job.store, "path", None)
+    if path is None:
+        raise ValueError(f"sync with a lake: the store {job.store!r} is not a SQLite file")
+    found = job.lake.round(widths(site), job.windows, job.reward, store_path=path)
+    result.rows, result.learnable = found.rows, found.learnable_rows
+    touched: set[str] | None = None
+    if found.visitors is not None and found.users is not None:
+        touched = set(found.users)
+        for visitor in found.visitors:
+            user = job.store.user_of(visitor)
+            if user:
+                touched.add(user)
+    return found.everything, found.learnable, touched
+
+
+def _profiles_of(job: SyncJob, site: Site, users: set[str]) -> dict[str, VisitorState]:
+    """The profiles of ``users`` (those the origin knows), each from the events it depends on."""
+    profiles = {}
+    for user in sorted(users):
+        state = profile_for(job.store, site.signals, user)
+        if state is not None:
+            profiles[user] = state
+    return profiles
 
 
 def run_loop(

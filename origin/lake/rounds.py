@@ -57,6 +57,10 @@ class RoundAggregates:
     learnable_rows: int
     recomputed: tuple[int, int] | None  # the [lo, hi) span recomputed, None when nothing new
     files_read: int
+    # who the new events name (visitor ids, and the user ids events carry); None after a
+    # recomputation from scratch (everyone)
+    visitors: frozenset[str] | None = frozenset()
+    users: frozenset[str] | None = frozenset()
 
 
 def _fingerprint(widths: Mapping[str, int], windows: Windows, reward: Reward, cap: int) -> str:
@@ -139,7 +143,9 @@ class LakeRounds:
             seen = 0 if fresh else int(state.get("seq", 0))
             last = manifest.next_seq - 1
             new = [s for s in manifest.segments if s.seq > seen and s.kind == "flush"]
-            span = None if fresh or not new else self._span(new, windows, reward)
+            span, visitors, users = None, frozenset[str](), frozenset[str]()
+            if new and not fresh:
+                span, visitors, users = self._new(new, windows, reward)
             files = 0
             if fresh or span is not None:
                 width = max([0, *widths.values()])
@@ -149,12 +155,24 @@ class LakeRounds:
             elif last != seen and kept is not None:
                 self._save({"seq": last, "fingerprint": fingerprint}, kept)
         assert kept is not None
-        return _totals(kept, widths, span, files)
+        found = _totals(kept, widths, span, files)
+        if fresh:
+            found.visitors = found.users = None
+        else:
+            found.visitors, found.users = visitors, users
+        return found
 
-    def _span(self, new: list[Any], windows: Windows, reward: Reward) -> tuple[int, int] | None:
-        table = self.lake.read([str(self.lake.root / s.path) for s in new], ["type", "ts"])
+    def _new(
+        self, new: list[Any], windows: Windows, reward: Reward
+    ) -> tuple[tuple[int, int] | None, frozenset[str], frozenset[str]]:
+        """The dirty span of the new segments, and the visitors and users they name."""
+        paths = [str(self.lake.root / s.path) for s in new]
+        table = self.lake.read(paths, ["type", "ts", "visitor", "user"])
         types = table.column("type").to_numpy(zero_copy_only=False)
-        return dirty_span(types, table.column("ts").to_numpy(), windows, reward)
+        span = dirty_span(types, table.column("ts").to_numpy(), windows, reward)
+        visitors = frozenset(str(v) for v in pc.unique(table.column("visitor")).to_pylist())
+        named = pc.unique(table.column("user")).to_pylist()
+        return span, visitors, frozenset(str(u) for u in named if u)
 
     def _compute(
         self,

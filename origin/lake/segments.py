@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -118,18 +119,19 @@ class Lake:
         """Write ``events`` as one segment per UTC hour (added to ``manifest``, not saved)."""
         if events.num_rows == 0:
             return
+        events = events.sort_by([("ts", "ascending"), ("id", "ascending")])
         ts = events.column("ts").to_numpy()
         hours = ts - ts % HOUR_MS
-        for hour in sorted({int(h) for h in hours}):
-            part = events.filter(pa.array(hours == hour))
-            part = part.sort_by([("ts", "ascending"), ("id", "ascending")])
+        cuts = np.flatnonzero(np.diff(hours)) + 1
+        for start, end in zip([0, *cuts.tolist()], [*cuts.tolist(), len(ts)], strict=True):
+            part = events.slice(start, end - start)
+            hour = int(hours[start])
             seq = manifest.next_seq
             manifest.next_seq += 1
             rel = f"{partition(hour)}/seg-{seq:08d}.parquet"
             self._write(self.root / rel, part)
-            column = part.column("ts").to_numpy()
             manifest.segments.append(
-                Segment(seq, rel, part.num_rows, hour, int(column.min()), int(column.max()), kind)
+                Segment(seq, rel, part.num_rows, hour, int(ts[start]), int(ts[end - 1]), kind)
             )
 
     @staticmethod

@@ -1,0 +1,328 @@
+"""The origin at scale: lake rounds on DuckDB, incremental rounds, collectors behind JetStream.
+
+    .venv/bin/python bench/scale.py [--sizes 250000,500000,1000000,2000000] [--history 4000000]
+        [--stream-seconds 10] [--only round|incremental|stream]
+
+Prints one JSON document. Every measurement runs in a child process of its own, so its peak
+RSS (``ru_maxrss``) is the measured work's plus the interpreter with pyarrow and DuckDB loaded
+(``baseline_rss_mb``, measured the same way with no work). What each timed region holds:
+
+- ``rounds``: a lake of N exposures (+ about 9% clicks) over ``days`` days, written beforehand
+  (not timed); the region is one ``LakeRounds.round`` with no state (the aggregation SQL over
+  every segment on DuckDB, the sums into ``Aggregates``, the state saved) plus ``learn``.
+- ``incremental``: a history lake, its state brought up to date (not timed); then 10,000 new
+  events (exposures and clicks, in the last hour) written as new segments (not timed); the
+  region is one ``LakeRounds.round`` (the new segments read, the dirty hours recomputed, every
+  window summed) plus ``learn``.
+- ``stream``: nats-server (JetStream, file storage, ``sync_interval: always``), two collectors
+  (``edgepick lake serve``) and one consumer (``edgepick lake consume``); ``wrk`` (4 threads,
+  one connection each, per collector) POSTs pre-signed, distinct 100-event batches for the stated
+  seconds; events/s = events in batches the collectors answered 200 (wrk's responses, matched to
+  their batches) over wrk's duration; then the consumer drains into SQLite and the bench
+  counts what is missing.
+
+Events are real decisions of the fixture site (``origin.lake.traffic``), a pool of them repeated
+with new ids, visitors and times (numpy, so generating millions stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+START_MS = 1_790_000_000_000
+DAY_MS = 86_400_000
+
+
+def _site() -> Any:
+    from compile.site import compile_site, load_model, load_toml
+
+    fixtures = ROOT / "fixtures"
+    config = load_toml(fixtures / "site.toml")
+    return compile_site(config, load_model(fixtures / "model.json"), str(fixtures / "site.toml"))
+
+
+def _pool() -> pa.Table:
+    """Lake rows of real decisions: about 20,000 exposures of the fixture site."""
+    from compile.build import build_snapshot
+    from core.engine import Engine
+    from origin.lake.schema import table
+    from origin.lake.traffic import events
+
+    fixtures = ROOT / "fixtures"
+    engine = Engine.from_bytes(build_snapshot(fixtures / "site.toml", fixtures / "model.json"))
+    found = [e for e in events(engine, 2500, START_MS, seed=7) if e["type"] == "exposure"]
+    return table(found)
+
+
+def synthetic(pool: pa.Table, n: int, start_ms: int, span_ms: int, seed: int, tag: str) -> pa.Table:
+    """``n`` exposures drawn from ``pool`` with new ids, visitors and times, plus ~9% clicks."""
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, pool.num_rows, n)
+    rows = pool.take(pa.array(pick))
+    ts = np.sort(start_ms + rng.integers(0, span_ms, n))
+    ids = np.char.add(f"{tag}-", np.arange(n).astype(str))
+    visitors = np.char.add("v", rng.integers(0, max(1, n // 4), n).astype(str))
+    rows = rows.set_column(rows.schema.get_field_index("id"), "id", pa.array(ids))
+    rows = rows.set_column(rows.schema.get_field_index("ts"), "ts", pa.array(ts))
+    rows = rows.set_column(rows.schema.get_field_index("visitor"), "visitor", pa.array(visitors))
+    rows = pa.Table.from_arrays(rows.columns, schema=pool.schema)
+    clicked = np.flatnonzero(rng.random(n) < 0.09)
+    k = len(clicked)
+    clicks = {
+        "type": pa.array(["click"] * k),
+        "id": pa.array(np.char.add(ids[clicked], ":click:c")),
+        "ts": pa.array(ts[clicked] + rng.integers(500, 600_000, k)),
+        "visitor": pa.array(visitors[clicked]),
+        "decision": pa.array(ids[clicked]),
+        "value": pa.array(np.zeros(k)),
+        "payload": pa.array(["{}"] * k),
+    }
+    schema = pool.schema
+    columns = [clicks.get(f.name, pa.nulls(k, f.type)) for f in schema]
+    return pa.concat_tables([rows, pa.Table.from_arrays(columns, schema=schema)])
+
+
+def write_lake(root: Path, exposures: int, days: int, seed: int = 0) -> dict[str, Any]:
+    """A lake of ``exposures`` over ``days`` days, written a day at a time."""
+    from origin.lake.segments import Lake
+
+    lake = Lake(root)
+    pool = _pool()
+    manifest = lake.manifest()
+    per_day = exposures // days
+    rows = 0
+    for day in range(days):
+        part = synthetic(pool, per_day, START_MS + day * DAY_MS, DAY_MS, seed + day, f"d{day}")
+        lake.write_segments(manifest, part)
+        rows += part.num_rows
+    lake.save(manifest)
+    return {"rows": rows, "exposures": per_day * days, "segments": len(manifest.segments)}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def one_round(root: Path) -> dict[str, Any]:
+    """Child: one round on the lake at ``root`` (timed), then learn (timed)."""
+    import duckdb  # noqa: F401 (imported before the timed region, as in a running sync loop)
+
+    from origin.lake.engines import DuckDBEngine
+    from origin.lake.rounds import LakeRounds
+    from origin.lake.segments import Lake
+    from origin.learn import learn, widths
+
+    site = _site()
+    rounds = LakeRounds(Lake(root), DuckDBEngine(threads=2, memory_limit="1GB"))
+    started = time.perf_counter()
+    found = rounds.round(widths(site))
+    aggregated = time.perf_counter()
+    learn(site, found.learnable)
+    done = time.perf_counter()
+    return {
+        "round_s": round(done - started, 3),
+        "aggregate_s": round(aggregated - started, 3),
+        "learn_s": round(done - aggregated, 3),
+        "rows": found.rows,
+        "policy_draws": found.learnable_rows,
+        "files_read": found.files_read,
+        "recomputed_hours": (found.recomputed[1] - found.recomputed[0]) // 3_600_000
+        if found.recomputed
+        else 0,
+        "peak_rss_mb": round(_rss_mb(), 1),
+    }
+
+
+def add_new(root: Path, n: int) -> dict[str, Any]:
+    """Child: ``n`` new events (exposures and clicks) in the lake's last hour, as new segments."""
+    from origin.lake.segments import HOUR_MS, Lake
+
+    lake = Lake(root)
+    manifest = lake.manifest()
+    last = max(s.max_ts for s in manifest.segments)
+    part = synthetic(_pool(), int(n / 1.09), last - last % HOUR_MS, HOUR_MS - 1, 99, "new")
+    lake.write_segments(manifest, part)
+    lake.save(manifest)
+    return {"new_events": part.num_rows}
+
+
+def _child(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"bench child {args} failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def bench_rounds(sizes: list[int], days: int, work: Path) -> list[dict[str, Any]]:
+    curve = []
+    for size in sizes:
+        root = work / f"lake-{size}"
+        written = _child("write", str(root), str(size), str(days))
+        measured = _child("round", str(root))
+        curve.append({"exposures": size, "days": days, **written, **measured})
+        print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
+    return curve
+
+
+def bench_incremental(history: int, days: int, work: Path) -> dict[str, Any]:
+    root = work / "history"
+    written = _child("write", str(root), str(history), str(days))
+    full = _child("round", str(root))
+    added = _child("add", str(root), "10000")
+    incremental = _child("round", str(root))
+    return {"history": written, "first_round": full, **added, "incremental_round": incremental}
+
+
+COLLECTORS = 2
+PER_BATCH = 100
+WRK_THREADS = 4  # per collector; one connection each (bench/load.lua paces and matches replies)
+
+
+def _level(work: Path, url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """One bounded load level: COLLECTORS collectors, each driven by its own paced wrk."""
+    import secrets
+    import threading
+
+    from bench.load import HOST, run_wrk, write_batches
+    from cli.devstack import Process, free_port, wait_http
+    from origin.store import SqliteStore
+
+    secret = secrets.token_hex(16)
+    env = {**os.environ, "EDGEPICK_SECRET": secret, "EDGEPICK_NATS_URL": url}
+    tag = secrets.token_hex(3)
+    store = work / f"events-{tag}.db"
+    edgepick = [sys.executable, "-m", "cli.main", "lake"]
+    procs, ports, dirs, ids = [], [], [], []
+    for n in range(COLLECTORS):
+        port = free_port()
+        log = work / f"collector-{port}.log"
+        procs.append(Process(f"c{n}", [*edgepick, "serve", "--port", str(port)], log, env))
+        wait_http(f"http://{HOST}:{port}/health", procs[-1], timeout=30)
+        ports.append(port)
+        dirs.append(work / f"wrk-{tag}-{n}")
+        dirs[-1].mkdir()
+        per_thread = int(rate * seconds / WRK_THREADS * 1.1) + 5
+        batches = write_batches(
+            dirs[-1], secret.encode(), WRK_THREADS, per_thread, PER_BATCH, f"{tag}{n}"
+        )
+        ids.append(batches)
+    consumer = Process(
+        "consumer", [*edgepick, "consume", "--store", str(store)], work / "k.log", env
+    )
+    results: list[Any] = [None] * COLLECTORS
+
+    def drive(n: int) -> None:
+        url = f"http://{HOST}:{ports[n]}"
+        results[n] = run_wrk(url, "collector", dirs[n], rate, WRK_THREADS, seconds)
+
+    try:
+        drivers = [threading.Thread(target=drive, args=(n,)) for n in range(COLLECTORS)]
+        for driver in drivers:
+            driver.start()
+        for driver in drivers:
+            driver.join()
+        acked: set[str] = set()
+        for n, result in enumerate(results):
+            for tid, index, status, *_ in result.responses:
+                if status == "200" and (int(tid), int(index)) in ids[n]:
+                    acked.update(ids[n][(int(tid), int(index))])
+        started = time.monotonic()
+        stored: set[str] = set()
+        while time.monotonic() - started < 120 and not acked <= stored:
+            time.sleep(1.0)
+            stored = SqliteStore(store).ids()
+        drained = time.monotonic() - started
+    finally:
+        for proc in (*procs, consumer):
+            proc.stop()
+    duration = max(r.duration_s for r in results)
+    return {
+        "offered_events_per_s": rate * COLLECTORS * PER_BATCH,
+        "accepted_events_per_s": round(len(acked) / duration, 1),
+        "acknowledged": len(acked),
+        "stored": len(stored),
+        "lost": len(acked - stored),
+        "non_2xx": sum(r.completed - sum(1 for x in r.responses if x[2] == "200") for r in results),
+        "latency_ms_p50_p99": [[r.latency_ms["p50"], r.latency_ms["p99"]] for r in results],
+        "consumer_drained_s_after_load": round(drained, 1),
+    }
+
+
+def bench_stream(work: Path, seconds: float, normal: float) -> dict[str, Any]:
+    """Collectors behind JetStream at 1x and 5x a stated normal load (paced wrk, bounded)."""
+    from tests.origin.lake.natsd import nats_server
+
+    out: dict[str, Any] = {
+        "normal_events_per_s": normal * COLLECTORS * PER_BATCH,
+        "collectors": COLLECTORS,
+        "events_per_batch": PER_BATCH,
+        "seconds": seconds,
+    }
+    for level in (1, 5):
+        root = work / f"nats-{level}"
+        root.mkdir()
+        with nats_server(root) as url:
+            out[f"{level}x"] = _level(root, url, normal * level, seconds)
+        print(json.dumps(out[f"{level}x"]), file=sys.stderr, flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="250000,500000,1000000,2000000")
+    parser.add_argument("--days", type=int, default=4)
+    parser.add_argument("--history", type=int, default=4_000_000)
+    parser.add_argument("--history-days", type=int, default=20)
+    parser.add_argument("--stream-seconds", type=int, default=10)
+    parser.add_argument("--only", choices=("round", "incremental", "stream"))
+    parser.add_argument("--normal", type=float, default=20.0, help="batches/s per collector")
+    parser.add_argument("--child", nargs="+")
+    args = parser.parse_args()
+    if args.child:
+        kind, rest = args.child[0], args.child[1:]
+        if kind == "write":
+            result = write_lake(Path(rest[0]), int(rest[1]), int(rest[2]))
+        elif kind == "round":
+            result = one_round(Path(rest[0]))
+        elif kind == "add":
+            result = add_new(Path(rest[0]), int(rest[1]))
+        else:
+            from origin.lake.engines import DuckDBEngine  # noqa: F401 (the baseline loads it)
+
+            result = {"peak_rss_mb": round(_rss_mb(), 1)}
+        print(json.dumps(result))
+        return
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    out["baseline_rss_mb"] = _child("baseline")["peak_rss_mb"]
+    with tempfile.TemporaryDirectory(prefix="edgepick-scale-") as tmp:
+        work = Path(tmp)
+        if args.only in (None, "round"):
+            sizes = [int(s) for s in args.sizes.split(",")]
+            out["rounds"] = bench_rounds(sizes, args.days, work)
+        if args.only in (None, "incremental"):
+            out["incremental"] = bench_incremental(args.history, args.history_days, work)
+        if args.only in (None, "stream"):
+            out["stream"] = bench_stream(work, args.stream_seconds, args.normal)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
