@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from origin.workspace import routes_audiences, routes_drafts, routes_views
-from origin.workspace.drafts import WorkflowError
+from origin.workspace.drafts import Conflict, WorkflowError
 from origin.workspace.service import Workspace
 from origin.workspace.web import TEMPLATES, Context, refuse, user_of
 
@@ -58,6 +58,9 @@ def create_app(
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return refuse(request, user_of(request), 404, str(exc))
+
+    async def conflict(request: Request, exc: Exception) -> Response:
+        return refuse(request, user_of(request), 409, str(exc))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -102,7 +105,12 @@ def create_app(
             ),
             Middleware(Headers),
         ],
-        exception_handlers={WorkflowError: not_found, IndexError: not_found, KeyError: not_found},
+        exception_handlers={
+            Conflict: conflict,
+            WorkflowError: not_found,
+            IndexError: not_found,
+            KeyError: not_found,
+        },
         lifespan=lifespan,
     )
     app.state.ws = Context(workspace, templates, edge_url, preview_key, personas, store, secret)

@@ -36,6 +36,10 @@ class WorkflowError(ValueError):
     """A step the draft's status or the user's role does not allow; the message says why."""
 
 
+class Conflict(WorkflowError):
+    """The draft changed since the page the request came from was rendered."""
+
+
 @dataclass
 class Draft:
     id: str
@@ -73,6 +77,19 @@ class Drafts:
         )
         self._note(draft, author, "create", "")
         return self.save(draft)
+
+    def current(self, did: str, rev: str) -> Draft:
+        """The draft, if it is still as the page showed it: ``rev`` is the number of steps in
+        its history then (a form's hidden field); otherwise ``Conflict``, so nobody edits an
+        index that moved or approves content they have not seen."""
+        draft = self.get(did)
+        if rev != str(len(draft.history)):
+            last = draft.history[-1] if draft.history else {}
+            raise Conflict(
+                f"draft {did} changed since this page was loaded ({last.get('who', '?')}: "
+                f"{last.get('step', '?')} {last.get('why', '')}): reload it and redo your change"
+            )
+        return draft
 
     def save(self, draft: Draft) -> Draft:
         write_atomic(self._path(draft.id), json.dumps(asdict(draft), sort_keys=True).encode())

@@ -73,7 +73,7 @@ def _audience_form(
 
 
 async def audience_save(request: Request, user: User, form: FormData) -> Response:
-    draft = draft_of(request)
+    draft = draft_of(request, form)
     name = request.path_params["name"]
     if name == "new":
         name = text(form, "name").strip()
@@ -106,7 +106,7 @@ def _escape(value: str) -> str:
 
 async def audience_delete(request: Request, user: User, form: FormData) -> Response:
     """Remove an audience; refused, with the rules that still name it, while any does."""
-    draft = draft_of(request)
+    draft = draft_of(request, form)
     name = request.path_params["name"]
     config = editing.delete_audience(draft.config, name)
     found = editing.problems(config)

@@ -28,8 +28,10 @@ SLOT_FORM = ("default", "paths", "policy.kind", "policy.seed", "policy.floor", "
 RULE_FORM = ("audience", "action", "variant", "variants")
 
 
-def draft_of(request: Request) -> Draft:
-    return ctx(request).workspace.drafts.get(request.path_params["draft"])
+def draft_of(request: Request, form: FormData | None = None) -> Draft:
+    """The draft the path names; for a form, as the form's page showed it (``Conflict``)."""
+    drafts, did = ctx(request).workspace.drafts, request.path_params["draft"]
+    return drafts.get(did) if form is None else drafts.current(did, text(form, "rev"))
 
 
 def _slot(draft: Draft, request: Request) -> tuple[str, dict[str, Any]]:
@@ -66,7 +68,7 @@ def _overview(request: Request, user: User, draft: Draft, holdout: list[Problem]
 
 
 async def step(request: Request, user: User, form: FormData) -> Response:
-    draft = draft_of(request)
+    draft = draft_of(request, form)
     ws = ctx(request).workspace
     name, why = text(form, "step"), text(form, "why").strip()
     try:
@@ -134,7 +136,7 @@ def _slot_form(
 
 
 async def slot_save(request: Request, user: User, form: FormData) -> Response:
-    draft = draft_of(request)
+    draft = draft_of(request, form)
     name, table = _slot(draft, request)
     values = {k: text(form, k) for k in ("default", "paths", "kind", "seed", "floor")}
     config = editing.set_slot(draft.config, name, values)
@@ -146,7 +148,7 @@ async def slot_save(request: Request, user: User, form: FormData) -> Response:
 
 
 async def rule_add(request: Request, user: User, form: FormData) -> Response:
-    draft = draft_of(request)
+    draft = draft_of(request, form)
     name, table = _slot(draft, request)
     values = {k: text(form, k) for k in ("audience", "action", "variants")}
     config = editing.add_rule(draft.config, name, values)
@@ -159,7 +161,7 @@ async def rule_add(request: Request, user: User, form: FormData) -> Response:
 
 
 async def rule_delete(request: Request, user: User, form: FormData) -> Response:
-    draft = draft_of(request)
+    draft = draft_of(request, form)
     name, _ = _slot(draft, request)
     config = editing.delete_rule(draft.config, name, int(request.path_params["index"]))
     found = editing.problems(config)
@@ -215,7 +217,7 @@ def _variant_form(
 
 
 async def variant_save(request: Request, user: User, form: FormData) -> Response:
-    draft = draft_of(request)
+    draft = draft_of(request, form)
     name, table = _slot(draft, request)
     index = _index(request)
     values = {k: text(form, k) for k in VARIANT_FORM}
@@ -229,7 +231,7 @@ async def variant_save(request: Request, user: User, form: FormData) -> Response
 
 
 async def variant_delete(request: Request, user: User, form: FormData) -> Response:
-    draft = draft_of(request)
+    draft = draft_of(request, form)
     name, table = _slot(draft, request)
     index = int(request.path_params["index"])
     vid = table["variants"][index].get("id", "")
@@ -242,7 +244,7 @@ async def variant_delete(request: Request, user: User, form: FormData) -> Respon
 
 
 async def holdout_save(request: Request, user: User, form: FormData) -> Response:
-    draft = draft_of(request)
+    draft = draft_of(request, form)
     config = editing.set_holdout(draft.config, text(form, "holdout"))
     found = editing.problems(config)
     if found:

@@ -53,6 +53,11 @@ class Setup:
         return (self.kv / "snap" / "current").read_text()
 
 
+def rev(setup: Setup) -> str:
+    """What a page of the newest draft carries in its forms' ``rev`` field (its step count)."""
+    return str(len(setup.ws.drafts.all()[0].history))
+
+
 def csrf(html: str) -> str:
     found = CSRF.search(html)
     assert found, "no CSRF field on the page"

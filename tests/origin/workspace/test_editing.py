@@ -8,7 +8,7 @@ from html import unescape
 from starlette.testclient import TestClient
 
 from origin.workspace import conditions
-from tests.origin.workspace.conftest import Setup, csrf
+from tests.origin.workspace.conftest import Setup, csrf, rev
 
 
 def _draft(setup: Setup, user: str = "alice") -> tuple[TestClient, str, str]:
@@ -25,8 +25,16 @@ def _errors(html: str) -> dict[str, str]:
 
 def test_a_new_variant_is_saved_once_the_compiler_accepts_it(setup: Setup) -> None:
     client, token, url = _draft(setup)
-    form = {"csrf": token, "id": "hero-spring", "content": "<p>Spring</p>", "status": "active"}
-    bad = client.post(url + "/slots/hero/variants/new", data={**form, "weight": "-1"})
+    form = {
+        "csrf": token,
+        "rev": rev(setup),
+        "id": "hero-spring",
+        "content": "<p>Spring</p>",
+        "status": "active",
+    }
+    bad = client.post(
+        url + "/slots/hero/variants/new", data={**form, "rev": rev(setup), "weight": "-1"}
+    )
     assert bad.status_code == 422
     path = "slots.hero.variants[8].weight"
     assert _errors(bad.text) == {path: "must be between 0.0 and None (got -1)"}
@@ -38,9 +46,13 @@ def test_a_new_variant_is_saved_once_the_compiler_accepts_it(setup: Setup) -> No
     )
     draft = setup.ws.drafts.all()[0]
     assert all(v["id"] != "hero-spring" for v in draft.config["slots"]["hero"]["variants"])
-    text_weight = client.post(url + "/slots/hero/variants/new", data={**form, "weight": "lots"})
+    text_weight = client.post(
+        url + "/slots/hero/variants/new", data={**form, "rev": rev(setup), "weight": "lots"}
+    )
     assert _errors(text_weight.text) == {path: "expected a number (got 'lots')"}
-    good = client.post(url + "/slots/hero/variants/new", data={**form, "weight": "2"})
+    good = client.post(
+        url + "/slots/hero/variants/new", data={**form, "rev": rev(setup), "weight": "2"}
+    )
     assert good.status_code == 303
     variants = setup.ws.drafts.all()[0].config["slots"]["hero"]["variants"]
     assert variants[-1] == {
@@ -55,7 +67,13 @@ def test_several_problems_each_by_its_field(setup: Setup) -> None:
     client, token, url = _draft(setup)
     answer = client.post(
         url + "/slots/hero/variants/0",
-        data={"csrf": token, "id": "hero brand!", "content": "x", "status": "gone"},
+        data={
+            "csrf": token,
+            "rev": rev(setup),
+            "id": "hero brand!",
+            "content": "x",
+            "status": "gone",
+        },
     )
     found = _errors(answer.text)
     assert found["slots.hero.variants[0].id"].startswith("a variant id may use only")
@@ -67,20 +85,33 @@ def test_several_problems_each_by_its_field(setup: Setup) -> None:
 def test_slot_policy_and_rules(setup: Setup) -> None:
     client, token, url = _draft(setup)
     bad = client.post(
-        url + "/slots/cta", data={"csrf": token, "default": "cta-shop-now", "kind": "greedy"}
+        url + "/slots/cta",
+        data={"csrf": token, "rev": rev(setup), "default": "cta-shop-now", "kind": "greedy"},
     )
     assert _errors(bad.text) == {
         "slots.cta.policy.kind": "must be one of: fixed, thompson, linear (got 'greedy')"
     }
     rule = client.post(
         url + "/slots/cta/rules",
-        data={"csrf": token, "audience": "mobile", "action": "force", "variants": "nope"},
+        data={
+            "csrf": token,
+            "rev": rev(setup),
+            "audience": "mobile",
+            "action": "force",
+            "variants": "nope",
+        },
     )
     assert rule.status_code == 422
     assert "no such variant in this slot" in _errors(rule.text)["slots.cta.rules[0].variant"]
     ok = client.post(
         url + "/slots/cta/rules",
-        data={"csrf": token, "audience": "mobile", "action": "force", "variants": "cta-shop-now"},
+        data={
+            "csrf": token,
+            "rev": rev(setup),
+            "audience": "mobile",
+            "action": "force",
+            "variants": "cta-shop-now",
+        },
     )
     assert ok.status_code == 303
     cta = setup.ws.drafts.all()[0].config["slots"]["cta"]
@@ -99,7 +130,9 @@ def test_the_condition_builder_writes_growthbook_json(setup: Setup) -> None:
     }
     shown = client.post(url + "/audience-json", data=rows)
     assert '"$or"' in shown.text and '"$in"' in shown.text
-    saved = client.post(url + "/audiences/new", data={**rows, "name": "phones_or_home"})
+    saved = client.post(
+        url + "/audiences/new", data={**rows, "rev": rev(setup), "name": "phones_or_home"}
+    )
     assert saved.status_code == 303
     audience = setup.ws.drafts.all()[0].config["audiences"]["phones_or_home"]
     assert audience["condition"] == {
@@ -107,7 +140,13 @@ def test_the_condition_builder_writes_growthbook_json(setup: Setup) -> None:
     }
     bad = client.post(
         url + "/audiences/mobile",
-        data={**rows, "attribute": ["device"], "operator": ["$regex"], "value": ["(a+)+$"]},
+        data={
+            **rows,
+            "rev": rev(setup),
+            "attribute": ["device"],
+            "operator": ["$regex"],
+            "value": ["(a+)+$"],
+        },
     )
     assert bad.status_code == 422
     assert any(p.startswith("audiences.mobile.condition") for p in _errors(bad.text))
@@ -128,20 +167,30 @@ def test_conditions_read_back_into_rows() -> None:
 
 def test_nothing_is_edited_once_a_draft_is_in_review(setup: Setup) -> None:
     client, token, url = _draft(setup)
-    client.post(url + "/step", data={"csrf": token, "step": "submit", "why": "ready"})
+    client.post(
+        url + "/step", data={"csrf": token, "rev": rev(setup), "step": "submit", "why": "ready"}
+    )
     answer = client.post(
-        url + "/slots/hero/variants/new", data={"csrf": token, "id": "x", "content": "x"}
+        url + "/slots/hero/variants/new",
+        data={"csrf": token, "rev": rev(setup), "id": "x", "content": "x"},
     )
     assert answer.status_code == 404 and "it is review" in answer.text
 
 
 def test_the_holdout_error_is_shown_at_the_holdout_field(setup: Setup) -> None:
     client, token, url = _draft(setup)
-    answer = client.post(url + "/holdout", data={"csrf": token, "holdout": "0.7"})
+    answer = client.post(
+        url + "/holdout", data={"csrf": token, "rev": rev(setup), "holdout": "0.7"}
+    )
     assert answer.status_code == 422
     assert _errors(answer.text) == {"site.holdout": "must be between 0.0 and 0.5 (got 0.7)"}
     assert answer.text.index('name="holdout"') < answer.text.index('data-path="site.holdout"')
-    assert client.post(url + "/holdout", data={"csrf": token, "holdout": "0.1"}).status_code == 303
+    assert (
+        client.post(
+            url + "/holdout", data={"csrf": token, "rev": rev(setup), "holdout": "0.1"}
+        ).status_code
+        == 303
+    )
     assert setup.ws.drafts.all()[0].config["site"]["holdout"] == 0.1
 
 
@@ -159,7 +208,7 @@ def test_unknown_drafts_slots_and_variants_are_404s(setup: Setup) -> None:
 
 def test_an_audience_in_use_cannot_be_removed(setup: Setup) -> None:
     client, token, url = _draft(setup)
-    refused = client.post(url + "/audiences/staff/delete", data={"csrf": token})
+    refused = client.post(url + "/audiences/staff/delete", data={"csrf": token, "rev": rev(setup)})
     assert refused.status_code == 422
     paths = _errors(refused.text).keys() | set(re.findall(r"<code>([^<]+)</code>", refused.text))
     assert any(p.startswith("slots.") and p.endswith(".audience") for p in paths)
@@ -168,6 +217,7 @@ def test_an_audience_in_use_cannot_be_removed(setup: Setup) -> None:
         url + "/audiences/new",
         data={
             "csrf": token,
+            "rev": rev(setup),
             "name": "unused",
             "attribute": "device",
             "operator": "$eq",
@@ -177,6 +227,6 @@ def test_an_audience_in_use_cannot_be_removed(setup: Setup) -> None:
         },
     )
     assert created.status_code == 303
-    removed = client.post(url + "/audiences/unused/delete", data={"csrf": token})
+    removed = client.post(url + "/audiences/unused/delete", data={"csrf": token, "rev": rev(setup)})
     assert removed.status_code == 303
     assert "unused" not in setup.ws.drafts.all()[0].config["audiences"]

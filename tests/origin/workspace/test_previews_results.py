@@ -11,7 +11,7 @@ from core import preview
 from origin.store import SqliteStore
 from origin.workspace.previews import ShareLinks
 from tests.origin.helpers import exposure, outcome
-from tests.origin.workspace.conftest import PREVIEW_KEY, Setup
+from tests.origin.workspace.conftest import PREVIEW_KEY, Setup, rev
 
 FRAME = re.compile(r'<iframe src="([^"]+)"')
 
@@ -49,6 +49,7 @@ def test_a_draft_is_compared_per_persona(setup: Setup) -> None:
         url + "/slots/cta/rules",
         data={
             "csrf": token.group(1),
+            "rev": rev(setup),
             "audience": "returning",
             "action": "force",
             "variants": "cta-shop-now",

@@ -9,7 +9,7 @@ import pytest
 from core.snapshot import decode_snapshot
 from origin.workspace.accounts import User
 from origin.workspace.drafts import Draft, WorkflowError
-from tests.origin.workspace.conftest import Setup, csrf
+from tests.origin.workspace.conftest import Setup, csrf, rev
 
 ALICE, BOB, CAROL = User("alice", "editor"), User("bob", "approver"), User("carol", "approver")
 VARIANT = {"id": "cta-spring", "content": "Spring sale", "status": "active"}
@@ -22,7 +22,9 @@ def _with_variant(setup: Setup) -> str:
     url: str = client.post("/drafts", data={"csrf": token, "title": "Spring CTA"}).headers[
         "location"
     ]
-    added = client.post(url + "/slots/cta/variants/new", data={"csrf": token, **VARIANT})
+    added = client.post(
+        url + "/slots/cta/variants/new", data={"csrf": token, "rev": rev(setup), **VARIANT}
+    )
     assert added.status_code == 303
     return url
 
@@ -36,22 +38,27 @@ def test_the_whole_review_through_the_pages(setup: Setup) -> None:
     assert "cta: new variant cta-spring." in changes  # the diff in words, before publishing
     assert (
         alice.post(
-            url + "/step", data={"csrf": token, "step": "submit", "why": "ready"}
+            url + "/step", data={"csrf": token, "rev": rev(setup), "step": "submit", "why": "ready"}
         ).status_code
         == 303
     )
     # alice (an editor) cannot approve; bob can, carol too; nobody approves their own
-    refused = alice.post(url + "/step", data={"csrf": token, "step": "approve", "why": "me"})
+    refused = alice.post(
+        url + "/step", data={"csrf": token, "rev": rev(setup), "step": "approve", "why": "me"}
+    )
     assert refused.status_code == 409 and "only an approver may approve" in refused.text
     bob = setup.client("bob")
     btoken = csrf(bob.get(url).text)
     assert (
         bob.post(
-            url + "/step", data={"csrf": btoken, "step": "approve", "why": "looks right"}
+            url + "/step",
+            data={"csrf": btoken, "rev": rev(setup), "step": "approve", "why": "looks right"},
         ).status_code
         == 303
     )
-    published = bob.post(url + "/step", data={"csrf": btoken, "step": "publish", "why": "spring"})
+    published = bob.post(
+        url + "/step", data={"csrf": btoken, "rev": rev(setup), "step": "publish", "why": "spring"}
+    )
     assert published.status_code == 303
     live = setup.live()
     assert live != first and setup.ws.registry.current() == live
@@ -63,7 +70,9 @@ def test_the_whole_review_through_the_pages(setup: Setup) -> None:
     # one click back: the edge and the config HEAD move back together
     seed = setup.ws.versions.log()[1]
     assert seed["action"] == "seed" and seed["snapshot"] == first
-    back = bob.post("/rollback", data={"csrf": btoken, "snapshot": first, "why": "too early"})
+    back = bob.post(
+        "/rollback", data={"csrf": btoken, "rev": rev(setup), "snapshot": first, "why": "too early"}
+    )
     assert back.status_code == 303
     assert setup.live() == first and setup.ws.versions.head() == seed["id"]
     audit = bob.get("/audit").text
@@ -97,7 +106,9 @@ def test_rollback_moves_snapshot_and_config_back(setup: Setup) -> None:
     bob = setup.client("bob")
     token = csrf(bob.get("/history").text)
     assert (
-        bob.post("/rollback", data={"csrf": token, "snapshot": one, "why": "oops"}).status_code
+        bob.post(
+            "/rollback", data={"csrf": token, "rev": rev(setup), "snapshot": one, "why": "oops"}
+        ).status_code
         == 303
     )
     assert setup.live() == one and ws.registry.current() == one
@@ -174,3 +185,24 @@ def test_a_failing_scheduled_publish_is_logged_and_unscheduled(setup: Setup) -> 
     assert ws.drafts.get(draft.id).publish_at == 0
     failed = [e for e in ws.registry.audit_log() if e["action"] == "draft-schedule-failed"]
     assert failed and "live config changed" in failed[0]["reason"]
+
+
+def test_a_stale_page_cannot_edit_or_approve(setup: Setup) -> None:
+    """An approver's page of a draft that was reopened and changed since cannot approve it,
+    and an edit from a page older than the last edit (indexes may have moved) is refused."""
+    url = _with_variant(setup)
+    alice = setup.client("alice")
+    token = csrf(alice.get(url).text)
+    stale = rev(setup)
+    alice.post(url + "/step", data={"csrf": token, "rev": stale, "step": "submit", "why": ""})
+    bob = setup.client("bob")
+    btoken = csrf(bob.get(url).text)
+    seen = rev(setup)  # bob's page
+    alice.post(url + "/step", data={"csrf": token, "rev": seen, "step": "reopen", "why": ""})
+    alice.post(url + "/slots/cta/variants/0/delete", data={"csrf": token, "rev": rev(setup)})
+    alice.post(url + "/step", data={"csrf": token, "rev": rev(setup), "step": "submit"})
+    approve = bob.post(url + "/step", data={"csrf": btoken, "rev": seen, "step": "approve"})
+    assert approve.status_code == 409 and "changed since this page was loaded" in approve.text
+    assert setup.ws.drafts.all()[0].status == "review"
+    old = alice.post(url + "/holdout", data={"csrf": token, "rev": stale, "holdout": "0.1"})
+    assert old.status_code == 409
