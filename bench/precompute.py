@@ -6,14 +6,19 @@ per request (microseconds, median and p99 over batches, ``bench.timing``): **liv
 ``core.decide.decide`` for the page's inline slots; **precomputed** is
 ``core.precomputed.decide_cached`` (context key, table lookup, the visitor's own draws) and, on
 a miss, ``decide`` as well (what the edge does under load). Both run on the same requests in
-the same order; CPython, this machine. Run: ``.venv/bin/python bench/precompute.py``.
+the same order, under CPython and under Pyodide 0.28.2 (Node, real WebAssembly: the edge's
+runtime). Run: ``.venv/bin/python bench/precompute.py [--no-pyodide]``.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
 import json
 import platform
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.timing import measure  # noqa: E402
-from compile.build import build_snapshot  # noqa: E402
 from core.decide import decide  # noqa: E402
 from core.engine import Engine  # noqa: E402
 from core.precomputed import decide_cached, serving  # noqa: E402
@@ -31,8 +35,8 @@ from origin.precompute import demo_requests, hit_rate, inline_slots, precompute 
 NOW = 1_790_000_000
 
 
-def run(visitors: int = 2000) -> dict[str, Any]:
-    blob = build_snapshot(ROOT / "fixtures" / "site.toml", ROOT / "fixtures" / "model.json")
+def figures(blob: bytes, visitors: int = 2000) -> dict[str, Any]:
+    """The table, its hit rate and the per-request times (module docstring), in this runtime."""
     engine = Engine.from_bytes(blob)
     job = precompute(engine, visitors, seed=1, now=NOW)
     traffic = list(demo_requests(engine, population(visitors, 2, prefix="bench"), NOW + 10_000))
@@ -77,5 +81,56 @@ def run(visitors: int = 2000) -> dict[str, Any]:
     }
 
 
+PYODIDE_CODE = """
+import base64, json
+from bench.precompute import figures
+json.dumps(figures(base64.b64decode("{blob}")))
+"""
+
+
+def pyodide(blob: bytes) -> dict[str, Any]:
+    """``figures`` inside Pyodide 0.28.2 with the worker bundle (``bench/pyodide_run.mjs``)."""
+    from compile.bundle import build
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "bundle"
+        build(bundle)
+        extra = Path(tmp) / "extra"
+        for package, names in (
+            ("bench", ("__init__.py", "timing.py", "precompute.py")),
+            ("origin", ("__init__.py", "population.py", "precompute.py")),
+        ):
+            (extra / package).mkdir(parents=True)
+            for name in names:
+                (extra / package / name).write_bytes((ROOT / package / name).read_bytes())
+        config = Path(tmp) / "config.json"
+        code = PYODIDE_CODE.replace("{blob}", base64.b64encode(blob).decode())
+        packages = {"bench": str(extra / "bench"), "origin": str(extra / "origin")}
+        config.write_text(json.dumps({"bundle": str(bundle), "packages": packages, "code": code}))
+        done = subprocess.run(
+            ["node", str(ROOT / "bench" / "pyodide_run.mjs"), str(config)],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=True,
+            cwd=ROOT,
+        )
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def main() -> None:
+    from compile.build import build_snapshot
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-pyodide", action="store_true", help="CPython only")
+    args = parser.parse_args()
+    blob = build_snapshot(ROOT / "fixtures" / "site.toml", ROOT / "fixtures" / "model.json")
+    out = {"cpython": figures(blob)}
+    if not args.no_pyodide:
+        out["pyodide"] = pyodide(blob)
+    print(json.dumps(out, indent=1))
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(), indent=1))
+    main()

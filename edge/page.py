@@ -22,12 +22,13 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
 
 from core import events
-from core.decide import Decision, applies, decide
+from core.decide import Decision, applies
 from core.engine import Engine
 from core.features import VisitorState, route
 from core.model import Granularity, Placement
 from core.profile import decode_profile, profile_key
 from core.profile import merge_profile as merge
+from edge import precomputed
 from edge import visitor as visitors
 from edge.client_js import page_marks
 from edge.config import EdgeConfig
@@ -218,8 +219,9 @@ def decide_slots(view: View, io: EdgeIO, engine: Engine) -> None:
     placements = (Placement.INLINE, Placement.ASYNC) if who.preview else (Placement.INLINE,)
     wanted = [n for n, s in engine.slots.items() if s.slot.placement in placements]
     fresh = [n for n in wanted if n not in reuse or (overrides and n in overrides)]
-    view.decisions = decide(
-        engine, view.state, who.context, now, fresh, nonce=view.nonce, overrides=overrides
+    # the pre-computed table when it serves this request (edge.precomputed), else live: the same
+    view.decisions = precomputed.decide_fresh(
+        engine, io, view.state, who.context, now, fresh, view.nonce, overrides, view.started_us
     )
     cached = [
         visitors.cached_decision(engine.slots[n], *reuse[n])

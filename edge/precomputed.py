@@ -3,9 +3,10 @@ Workers KV (``core.precomputed``, published by ``edgepick precompute``), loaded 
 per snapshot, and the choice between it and the live path for each request.
 
 The table is read after a response (``io.later``), never on a visitor's time: the first
-requests of a snapshot decide live, later ones find the table loaded. It is re-read every
-``TTL_MS`` (the job may publish a new one for the same snapshot); a missing or unreadable table
-means live decisions, always (fail open). Its mode says when it serves: ``always`` (every
+requests of a snapshot decide live, later ones find the table loaded. It is read once per
+snapshot and isolate (a snapshot's table changes with the snapshot: publish the snapshot, then
+run the job); while it is missing or unreadable it is looked for again every ``RETRY_MS``, and
+decisions are live (fail open). Its mode says when it serves: ``always`` (every
 request whose context it holds), ``budget:<us>`` (only once the request has used that much CPU
 before deciding: under workerd, whose clocks stand still during CPU work, such a budget never
 trips, so use ``always`` there) or ``off``. A context the table does not hold is decided live.
@@ -23,14 +24,14 @@ from core.precomputed import Served, decide_cached, decode_table, serving
 from edge.io import EdgeIO
 
 KEY_PREFIX = "precomputed/"
-TTL_MS = 60_000
+RETRY_MS = 600_000  # a missing table is looked for again after this long
 
 
 @dataclass
 class Loaded:
     served: Served | None = None
     mode: str = "off"
-    checked_ms: int = -TTL_MS
+    checked_ms: int = -RETRY_MS
     loading: bool = False
 
 
@@ -57,14 +58,16 @@ class Tables:
             loaded.loading = False
 
     def current(self, io: EdgeIO, engine: Engine) -> Loaded:
-        """The snapshot's table as loaded so far; schedules a (re)load when due."""
+        """The snapshot's table as loaded so far; schedules a load when due (never once one is
+        loaded: each extra read is one more ``waitUntil`` of some request)."""
         loaded = self.by_snapshot.get(engine.snapshot_id)
         if loaded is None:
             if len(self.by_snapshot) >= 4:  # old snapshots' tables go
                 self.by_snapshot.clear()
             loaded = self.by_snapshot[engine.snapshot_id] = Loaded()
         now = io.now_ms()
-        if not loaded.loading and now - loaded.checked_ms >= TTL_MS:
+        due = loaded.served is None and now - loaded.checked_ms >= RETRY_MS
+        if due and not loaded.loading:
             loaded.loading, loaded.checked_ms = True, now
             io.later(self.load(io, engine, loaded))
         return loaded
