@@ -230,3 +230,23 @@ def test_an_audience_in_use_cannot_be_removed(setup: Setup) -> None:
     removed = client.post(url + "/audiences/unused/delete", data={"csrf": token, "rev": rev(setup)})
     assert removed.status_code == 303
     assert "unused" not in setup.ws.drafts.all()[0].config["audiences"]
+
+
+def test_what_people_type_is_escaped_on_every_page(setup: Setup) -> None:
+    client, token, url = _draft(setup)
+    evil = "<script>alert(1)</script>"
+    form = {"csrf": token, "rev": rev(setup), "id": "cta-x", "content": evil, "status": "draft"}
+    assert client.post(url + "/slots/cta/variants/new", data=form).status_code == 303
+    described = {
+        "csrf": token,
+        "rev": rev(setup),
+        "name": "odd",
+        "description": evil,
+        "mode": "json",
+        "json": '{"path": "' + evil.replace("/", "\\/") + '"}',
+    }
+    assert client.post(url + "/audiences/new", data=described).status_code == 303
+    for path in (url, url + "/slots/cta", url + "/slots/cta/variants/4", url + "/audiences/odd"):
+        page = client.get(path).text
+        assert evil not in page and "<script>alert" not in page, path
+    assert "&lt;script&gt;" in client.get(url + "/slots/cta/variants/4").text

@@ -206,3 +206,28 @@ def test_a_stale_page_cannot_edit_or_approve(setup: Setup) -> None:
     assert setup.ws.drafts.all()[0].status == "review"
     old = alice.post(url + "/holdout", data={"csrf": token, "rev": stale, "holdout": "0.1"})
     assert old.status_code == 409
+
+
+def test_the_app_publishes_a_due_draft_by_itself(setup: Setup) -> None:
+    """The app's background task (every ``tick`` seconds) publishes what is due."""
+    from starlette.testclient import TestClient
+
+    from compile import defaults
+    from origin.workspace.app import create_app
+
+    ws = setup.ws
+    draft = ws.start(ALICE, "due")
+    _holdout(setup, draft, 0.15)
+    ws.step(draft, ALICE, "submit", "")
+    ws.step(draft, BOB, "approve", "")
+    ws.step(draft, BOB, "schedule", "", int(time.time()) + 3600)
+    due = ws.drafts.get(draft.id)
+    due.publish_at = int(time.time()) - 1  # as if the hour had passed
+    ws.drafts.save(due)
+    app = create_app(ws, secret="s", personas=defaults.path("personas.toml"), tick=0.05)
+    with TestClient(app):  # runs the lifespan, hence the scheduler
+        deadline = time.monotonic() + 30
+        while ws.drafts.get(draft.id).status != "published":
+            assert time.monotonic() < deadline, "the scheduler did not publish the due draft"
+            time.sleep(0.05)
+    assert ws.registry.current() == ws.drafts.get(draft.id).snapshot == setup.live()
