@@ -11,6 +11,7 @@ Who may do what (``origin.workspace.accounts`` roles):
 | reject / reopen | review, approved | draft | approver (reject); editor (reopen) |
 | schedule | approved | approved, with ``publish_at`` | approver |
 | publish | approved | published | approver (or the scheduler when ``publish_at`` is due) |
+| discard | draft, review, approved | discarded | editor |
 
 Every step is recorded by the caller in the registry's audit log, with who, when and why.
 """
@@ -28,7 +29,7 @@ from typing import Any
 from origin.registry import write_atomic
 from origin.workspace.accounts import User
 
-STATUSES = ("draft", "review", "approved", "published")
+STATUSES = ("draft", "review", "approved", "published", "discarded")
 DRAFT_ID = re.compile(r"^d-[0-9a-f]{8}$")
 
 
@@ -115,7 +116,8 @@ class Drafts:
         return self.save(draft)
 
     def step(self, draft: Draft, user: User, step: str, why: str, publish_at: int = 0) -> Draft:
-        """submit, approve, reject, reopen or schedule (publishing is ``Workspace.publish``)."""
+        """submit, approve, reject, reopen, schedule or discard (publishing is
+        ``Workspace.publish``)."""
         if step == "submit":
             _need(user, "editor", "submit a draft")
             _status(draft, step, "draft")
@@ -134,6 +136,10 @@ class Drafts:
             _need(user, "editor", "reopen a draft")
             _status(draft, step, "review", "approved")
             draft.status, draft.approver, draft.publish_at = "draft", "", 0
+        elif step == "discard":
+            _need(user, "editor", "discard a draft")
+            _status(draft, step, "draft", "review", "approved")
+            draft.status, draft.publish_at = "discarded", 0
         elif step == "schedule":
             _need(user, "approver", "schedule a publish")
             _status(draft, step, "approved")

@@ -86,7 +86,8 @@ async def home(request: Request, user: User) -> Response:
         user,
         head=ws.versions.head(),
         live=ws.registry.current(),
-        drafts=ws.drafts.all(),
+        # open drafts first, then the published and discarded ones; newest first within each
+        drafts=sorted(ws.drafts.all(), key=lambda d: d.status in ("published", "discarded")),
         holds=ws.registry.overrides.holds(),
     )
 

@@ -231,3 +231,18 @@ def test_the_app_publishes_a_due_draft_by_itself(setup: Setup) -> None:
             assert time.monotonic() < deadline, "the scheduler did not publish the due draft"
             time.sleep(0.05)
     assert ws.registry.current() == ws.drafts.get(draft.id).snapshot == setup.live()
+
+
+def test_a_discarded_draft_goes_no_further(setup: Setup) -> None:
+    ws = setup.ws
+    draft = ws.start(ALICE, "never mind")
+    ws.step(draft, ALICE, "submit", "")
+    ws.step(draft, ALICE, "discard", "wrong idea")
+    with pytest.raises(WorkflowError, match="it is discarded"):
+        ws.step(draft, BOB, "approve", "")
+    with pytest.raises(WorkflowError, match="it is discarded"):
+        ws.publish(draft, BOB, "")
+    with pytest.raises(WorkflowError, match="only an editor may discard"):
+        ws.step(ws.start(ALICE, "x"), User("vic", "viewer"), "discard", "")
+    home = setup.client("vic").get("/").text
+    assert home.index("never mind") > home.index(">x<")  # listed after the open ones
