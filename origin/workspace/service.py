@@ -2,8 +2,9 @@
 
 Publishing a draft is the registry's own publish (``origin.publish``): the draft's config, with
 the registry's retirements applied (``overrides.apply``) and the learned model of the live
-snapshot (pruned to the draft's variants), is compiled by ``compile.site``, written to every
-target, and its config version becomes HEAD (``origin.workspace.versions``). Rolling back moves
+snapshot (pruned to the draft's variants; saved as the new snapshot's model, as sync does), is
+compiled by ``compile.site``, written to every target, and its config version becomes HEAD
+(``origin.workspace.versions``). Rolling back moves
 the snapshot and the config HEAD back together and pins the snapshot, as ``edgepick rollback``
 does; the next publish from the workspace lifts that pin. Every step is in the audit log.
 """
@@ -23,7 +24,7 @@ from core.model import Site
 from core.snapshot import decode_header, decode_snapshot, encode_snapshot
 from origin import diff
 from origin.publish import Published, publish, rollback
-from origin.registry import Registry
+from origin.registry import Registry, write_atomic
 from origin.targets import Target
 from origin.workspace.accounts import Accounts, User
 from origin.workspace.drafts import Draft, Drafts, WorkflowError
@@ -160,7 +161,9 @@ class Workspace:
                 f"the live config changed since this draft started (now {head}, draft from "
                 f"{draft.base}): reopen it and start a new draft from the live config"
             )
-        site = self.compile(draft.config)
+        applied = self.registry.overrides.apply(draft.config)
+        model = self.model(applied)
+        site = compile_site(applied, model, f"draft {draft.id}")
         note = f"{draft.title} ({draft.id}): {why}" if why else f"{draft.title} ({draft.id})"
         blob = encode_snapshot(
             site,
@@ -170,6 +173,9 @@ class Workspace:
             message=note,
         )
         done = publish(blob, self.targets, self.registry, author=user.name, note=note)
+        if model is not None:  # what the next publish (and sync's paused slots) build on
+            learned = self.registry.root / "models" / f"{done.header.id}.json"
+            write_atomic(learned, json.dumps(model, sort_keys=True).encode())
         vid = self.versions.put(draft.config)
         self.versions.move(vid, "publish", user.name, why, snapshot=done.header.id)
         lifted = self.registry.overrides.resume(pin=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -246,3 +247,31 @@ def test_a_discarded_draft_goes_no_further(setup: Setup) -> None:
         ws.step(ws.start(ALICE, "x"), User("vic", "viewer"), "discard", "")
     home = setup.client("vic").get("/").text
     assert home.index("never mind") > home.index(">x<")  # listed after the open ones
+
+
+def test_learned_numbers_of_removed_variants_are_dropped(setup: Setup) -> None:
+    """The model names hero-running's cold-start share and hl-fast-shipping's weights, overall
+    and per segment: a draft that removes those variants still compiles and publishes."""
+    from origin.workspace.editing import delete_variant
+
+    ws = setup.ws
+    model = ws.model(ws.head()[1]) or {}
+    assert "hero-running" in model["slots"]["hero"]["cold_start"]
+    assert "hl-fast-shipping" in model["slots"]["headline"]["segments"]["mobile"]
+    draft = ws.start(ALICE, "fewer")
+    hero = [v["id"] for v in draft.config["slots"]["hero"]["variants"]]
+    headline = [v["id"] for v in draft.config["slots"]["headline"]["variants"]]
+    config = delete_variant(draft.config, "hero", hero.index("hero-running"))
+    config = delete_variant(config, "headline", headline.index("hl-fast-shipping"))
+    ws.drafts.edit(draft, ALICE, config, "fewer variants")
+    ws.step(draft, ALICE, "submit", "")
+    ws.step(draft, BOB, "approve", "")
+    assert "hero: variant hero-running removed; nobody sees it any more." in ws.changes(draft)
+    published = ws.publish(draft, BOB, "")
+    site = decode_snapshot(ws.registry.get(published.header.id)).site
+    assert "hero-running" not in [v.id for s in site.slots for v in s.variants]
+    # the numbers it was compiled with are kept as its model: the next publish builds on them
+    saved = json.loads((ws.registry.root / "models" / f"{published.header.id}.json").read_text())
+    assert "hl-fast-shipping" not in saved["slots"]["headline"]["segments"]["mobile"]
+    assert saved["slots"]["headline"]["weights"]["hl-free-returns"] == 0.42
+    assert ws.model(ws.drafts.get(draft.id).config) == saved
