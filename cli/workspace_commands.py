@@ -76,6 +76,11 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     key = (args.preview_key or os.environ.get("PREVIEW_KEY", "")).encode()
+    if not key:
+        print(
+            "edgepick workspace: no PREVIEW_KEY: the worker will refuse the previews' tokens",
+            file=sys.stderr,
+        )
     app = create_app(
         ws,
         secret=_secret(ws.home),

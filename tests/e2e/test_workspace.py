@@ -11,6 +11,7 @@ one click and the worker stops serving it; every step is in the audit log page.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -122,12 +123,11 @@ def workspace(loop: Loop) -> Iterator[Workspace]:
             f"wrangler:{loop.kv}",
             "--edge-url",
             loop.base,
-            "--preview-key",
-            loop.preview_key,
             "--store",
             str(loop.db),
         ],
         loop.tmp / "logs" / "workspace.log",
+        env={**os.environ, "PREVIEW_KEY": loop.preview_key},  # secrets stay off the command line
     )
     running = Workspace(port, process)
     try:
