@@ -241,7 +241,19 @@ async function coldStart() {
   const handler = (req, spec) =>
     dispatch({ entrypoint: entry.Default, workers, env, ctx, request: req, cf: { country: spec.country } });
   const spec = config.traffic[0];
+  if (config.sort) {
+    py.globals.set("_SORT", config.sort);
+    py.runPython("import cProfile\n_profile = cProfile.Profile()\n_profile.enable()");
+  }
   const first = await timed(handler, spec, "");
+  if (config.sort) {
+    process.stderr.write(py.runPython(`
+_profile.disable()
+import io, pstats
+_out = io.StringIO()
+pstats.Stats(_profile, stream=_out).sort_stats(_SORT).print_stats(30)
+_out.getvalue()`));
+  }
   const second = await timed(handler, config.traffic[1], "");
   // what decode + prepare of this snapshot costs on its own, in the same (now warm) isolate
   py.runPython("from core.engine import Engine");

@@ -14,12 +14,14 @@ stops and says to run ``npm ci``.
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
+
+from core.snapshot import SnapshotError, decode_header
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "build" / "worker"
@@ -74,8 +76,23 @@ def vitals_module(modules: Path) -> str:
     )
 
 
-def contents() -> dict[str, bytes]:
-    """Every file of the bundle: its path inside the bundle -> its bytes."""
+BUNDLED_MODULE = "bundled.py"  # inside the bundle's edge/: a snapshot prepared at import
+
+
+def bundled_module(snapshot: bytes) -> str:
+    """``edge/bundled.py``: a snapshot the worker prepares at import (``edge.interop``), so
+    that the runtime's memory snapshot of the imported worker holds it ready; KV's current
+    snapshot supersedes it when they differ."""
+    header = decode_header(snapshot)[0]  # refuses what is not a snapshot
+    return (
+        f'"""Snapshot {header.id}, bundled by compile.bundle; do not edit."""\n\n'
+        f"SNAPSHOT = {snapshot!r}\n"
+    )
+
+
+def contents(snapshot: bytes | None = None) -> dict[str, bytes]:
+    """Every file of the bundle: its path inside the bundle -> its bytes (with ``snapshot``:
+    also ``edge/bundled.py``)."""
     library = vitals_module(node_modules())  # first: a missing node_modules changes nothing
     files: dict[str, bytes] = {}
     sources = {name: ROOT / name for name in PACKAGES}
@@ -86,10 +103,12 @@ def contents() -> dict[str, bytes]:
     files[f"edge/{VITALS_MODULE}"] = library.encode()
     for entry in _python_files(ROOT / "edge" / "entries"):
         files[entry.name] = entry.read_bytes()
+    if snapshot is not None:
+        files[f"edge/{BUNDLED_MODULE}"] = bundled_module(snapshot).encode()
     return files
 
 
-def build(out: Path = DEFAULT_OUT) -> list[Path]:
+def build(out: Path = DEFAULT_OUT, snapshot: bytes | None = None) -> list[Path]:
     """Bring the bundle in ``out`` up to date; returns its files.
 
     Safe under ``wrangler dev``'s watcher, which starts a build for every change it sees (an
@@ -97,7 +116,7 @@ def build(out: Path = DEFAULT_OUT) -> list[Path]:
     is rewritten only when its bytes change, each by an atomic rename (a reader sees the old file
     or the new one, never half of one, and never a missing bundle), and files no longer part of
     the bundle are removed last."""
-    files = contents()
+    files = contents(snapshot)
     out.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -119,10 +138,22 @@ def build(out: Path = DEFAULT_OUT) -> list[Path]:
 
 
 def main() -> None:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT
-    files = build(out)
+    parser = argparse.ArgumentParser(prog="python -m compile.bundle", description=__doc__)
+    parser.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--snapshot",
+        type=Path,
+        default=os.environ.get("EDGEPICK_BUNDLE_SNAPSHOT") or None,
+        help="a compiled snapshot to prepare at import (default: $EDGEPICK_BUNDLE_SNAPSHOT)",
+    )
+    args = parser.parse_args()
+    try:
+        snapshot = args.snapshot.read_bytes() if args.snapshot else None
+        files = build(args.out, snapshot)
+    except (OSError, SnapshotError) as exc:
+        raise SystemExit(f"compile.bundle: {args.snapshot}: {exc}") from None
     size = sum(f.stat().st_size for f in files)
-    print(f"worker bundle: {len(files)} files, {size / 1024:.0f} KiB in {out}")
+    print(f"worker bundle: {len(files)} files, {size / 1024:.0f} KiB in {args.out}")
 
 
 if __name__ == "__main__":

@@ -51,26 +51,34 @@ def gbhash(seed: str, value: str, version: int) -> float | None:
 
 
 def _digit_prefixes() -> dict[bytes, int]:
-    """The FNV state after each three-digit prefix (the second pass starts from the offset)."""
-    return {f"{n:03d}".encode(): fnv1a32(f"{n:03d}") for n in range(1000)}
+    """The FNV state after each three-digit prefix (the second pass starts from the offset),
+    built digit by digit (1,110 steps)."""
+    table: dict[bytes, int] = {}
+    digits = b"0123456789"
+    for a in digits:
+        ha = ((_FNV_OFFSET ^ a) * 0x01000193) & 0xFFFFFFFF
+        for b in digits:
+            hb = ((ha ^ b) * 0x01000193) & 0xFFFFFFFF
+            for c in digits:
+                table[bytes((a, b, c))] = ((hb ^ c) * 0x01000193) & 0xFFFFFFFF
+    return table
 
 
-_PREFIXES: dict[bytes, int] = {}
+# made at import: in a worker, the runtime's memory snapshot of the imported code holds it
+_PREFIXES: dict[bytes, int] = _digit_prefixes()
 
 
 class SeededHash:
     """``gbhash(seed, value, 2)`` with the seed's FNV state computed once (FNV-1a is a stream).
 
     The second pass hashes the first's decimal digits from the offset basis, so its state after
-    the first three digits comes from a table of 1,000 (built once, on first use).
+    the first three digits comes from a table of 1,000 (built once, at import).
     """
 
     __slots__ = ("prefixes", "state")
 
     def __init__(self, seed: str) -> None:
         self.state = fnv1a32(seed)
-        if not _PREFIXES:
-            _PREFIXES.update(_digit_prefixes())
         self.prefixes = _PREFIXES
 
     def __call__(self, value: str) -> float:

@@ -9,11 +9,11 @@ JS objects are used below, so both behave the same.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import time
 import traceback
-from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ from js import (
 )
 from pyodide.ffi import create_once_callable, create_proxy, to_js
 
+from core.engine import Engine
 from edge import config as edge_config
 from edge.delivery import DeliveryStats, deliver
 from edge.handler import Stats, handle
@@ -93,40 +94,62 @@ def _html_option() -> Any:
     return _HTML_OPTION
 
 
-class _Filler:
-    """An HTMLRewriter element handler filling one slot."""
+class _Rewrite:
+    """One page's rewrite as it streams: the slots met so far and the end of its document."""
 
-    def __init__(self, html: str, decision: str, slot: str, found: set[str]) -> None:
-        self.html, self.decision, self.slot, self.found = html, decision, slot, found
-        self.option = _html_option()
+    __slots__ = ("done", "found", "started_ms")
 
-    def element(self, element: Any) -> None:
-        element.setInnerContent(self.html, self.option)
-        element.setAttribute("data-edgepick-decision", self.decision)
-        element.removeAttribute("data-edgepick-async")  # filled now: the client leaves it
-        self.found.add(self.slot)
+    def __init__(self, started_ms: int, done: asyncio.Future[bool]) -> None:
+        self.started_ms, self.done, self.found = started_ms, done, set[str]()
 
 
-class _Banner:
-    """An HTMLRewriter element handler appending HTML inside an element (``<body>``...)."""
-
-    def __init__(self, html: str) -> None:
-        self.html = html
-        self.option = _html_option()
-
-    def element(self, element: Any) -> None:
-        element.append(self.html, self.option)
+# pages being rewritten, by key, oldest first. The element handlers are three Python functions
+# made JS-callable once per isolate; each page's handlers are plain JS objects holding them
+# bound to that page's data, so the rewriter finds ``element`` without calling into Python and a
+# page costs no proxy of its own (nothing to release).
+_rewrites: dict[int, _Rewrite] = {}
+_keys = itertools.count()
+_callables: dict[str, Any] = {}
 
 
-class _End:
-    """An HTMLRewriter document handler: settles ``done`` at the end of the document."""
+def _fill(key: int, html: str, decision: str, slot: str, element: Any) -> None:
+    element.setInnerContent(html, _html_option())
+    element.setAttribute("data-edgepick-decision", decision)
+    element.removeAttribute("data-edgepick-async")  # filled now: the client leaves it
+    rewrite = _rewrites.get(key)
+    if rewrite is not None:
+        rewrite.found.add(slot)
 
-    def __init__(self, done: asyncio.Future[bool]) -> None:
-        self.done = done
 
-    def end(self, _end: Any) -> None:
-        if not self.done.done():
-            self.done.set_result(True)
+def _append(html: str, element: Any) -> None:
+    element.append(html, _html_option())
+
+
+def _end(key: int, _end: Any) -> None:
+    rewrite = _rewrites.pop(key, None)
+    if rewrite is not None and not rewrite.done.done():
+        rewrite.done.set_result(True)
+
+
+def _handler(kind: str, *bound: Any) -> Any:
+    """A JS handler object: ``{element: f}`` (``{end: f}`` for the document), ``f`` being the
+    isolate's JS-callable ``kind`` function with ``bound`` as its first arguments."""
+    function = _callables.get(kind)
+    if function is None:
+        function = _callables[kind] = create_proxy(
+            {"fill": _fill, "append": _append, "end": _end}[kind]
+        )
+    method = "end" if kind == "end" else "element"
+    return js_object({method: function.bind(None, *bound)})
+
+
+def _sweep(now_ms: int) -> None:
+    """Forget pages whose document never ended (a visitor gone mid-page): their end is settled
+    as incomplete after ``STREAM_END_MS``."""
+    for key in [k for k, r in _rewrites.items() if now_ms - r.started_ms > STREAM_END_MS]:
+        rewrite = _rewrites.pop(key)
+        if not rewrite.done.done():
+            rewrite.done.set_result(False)
 
 
 async def _within(promise: Any, timeout_ms: int, controller: Any) -> Any:
@@ -142,26 +165,6 @@ async def _within(promise: Any, timeout_ms: int, controller: Any) -> Any:
         raise
     finally:
         clearTimeout(timer)
-
-
-# handlers of pages still streaming: (when it started, its end, its handlers), oldest first
-_streaming: deque[tuple[int, asyncio.Future[bool], list[Any]]] = deque()
-
-
-def _sweep(now_ms: int) -> None:
-    """Release the handlers of streams that never ended (a visitor gone mid-page): their end
-    is settled as incomplete after ``STREAM_END_MS``."""
-    while _streaming and (_streaming[0][1].done() or now_ms - _streaming[0][0] > STREAM_END_MS):
-        _started, done, handlers = _streaming.popleft()
-        if not done.done():
-            done.set_result(False)
-            _release(handlers)
-
-
-def _release(handlers: list[Any]) -> None:
-    for handler in handlers:
-        handler.destroy()
-    handlers.clear()
 
 
 class JsIO:
@@ -204,42 +207,29 @@ class JsIO:
         appends: Mapping[str, str] | None = None,
         stream: bool = False,
     ) -> Rewritten:
-        found: set[str] = set()
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        now = self.now_ms()
+        _sweep(now)
+        key = next(_keys)
+        rewrite = _rewrites[key] = _Rewrite(now, asyncio.get_running_loop().create_future())
         rewriter = HTMLRewriter.new()
-        handlers = []
         for selector, (html, decision, slot) in fills.items():
-            handler = create_proxy(_Filler(html, decision, slot, found))
-            handlers.append(handler)
-            rewriter = rewriter.on(selector, handler)
+            rewriter.on(selector, _handler("fill", key, html, decision, slot))
         if banner:
-            handler = create_proxy(_Banner(banner))
-            handlers.append(handler)
-            rewriter = rewriter.on("body", handler)
+            rewriter.on("body", _handler("append", banner))
         for selector, html in (appends or {}).items():  # the page client's marks
-            handler = create_proxy(_Banner(html))
-            handlers.append(handler)
-            rewriter = rewriter.on(selector, handler)
-        end = create_proxy(_End(done))
-        handlers.append(end)
-        rewriter = rewriter.onDocument(end)
+            rewriter.on(selector, _handler("append", html))
+        rewriter.onDocument(_handler("end", key))
         transformed = rewriter.transform(page.handle)
         if stream:  # the body flows to the visitor as the origin sends it
-            # the handlers live as long as the document streams: released at its end
-            done.add_done_callback(lambda _done: _release(handlers))
-            _sweep(self.now_ms())
-            _streaming.append((self.now_ms(), done, handlers))
-            return Rewritten(_page(transformed, page.status), found, done)
+            return Rewritten(_page(transformed, page.status), rewrite.found, rewrite.done)
         try:  # buffered: the slots found are known on return; bytes keep the page's charset
             body = await transformed.arrayBuffer()
         finally:
-            if not done.done():
-                done.set_result(True)
-            _release(handlers)
+            _end(key, None)
         headers = Headers.new(page.handle.headers)
         headers.delete("content-length")
         rewritten = Response.new(body, js_object({"status": page.status, "headers": headers}))
-        return Rewritten(Page(page.status, page.headers, rewritten), found, done)
+        return Rewritten(Page(page.status, page.headers, rewritten), rewrite.found, rewrite.done)
 
     def later(self, work: Coroutine[Any, Any, None]) -> None:
         self.ctx.waitUntil(_promise(work))
@@ -287,11 +277,34 @@ def _var(env: Any, name: str) -> str:
 _isolate: tuple[edge_config.EdgeConfig, SnapshotCache, Stats] | None = None
 
 
+def _bundled() -> Engine | None:
+    """The snapshot bundled with the worker (``python -m compile.bundle --snapshot``), prepared
+    here at import: the runtime's memory snapshot of the imported worker holds it, so a new
+    isolate starts with it ready and reads KV only for the pointer (a different current
+    snapshot there supersedes it). None when the bundle has none, or it cannot be prepared."""
+    try:
+        from edge.bundled import SNAPSHOT
+    except ImportError:
+        return None
+    try:
+        return Engine.from_bytes(SNAPSHOT)
+    except Exception:
+        traceback.print_exc()
+        return None
+
+
+BUNDLED = _bundled()
+
+
 def _state(env: Any) -> tuple[edge_config.EdgeConfig, SnapshotCache, Stats]:
     global _isolate
     if _isolate is None:
         config = edge_config.load(lambda name: _var(env, name))
-        _isolate = (config, SnapshotCache(config.snapshot_ttl_ms), Stats())
+        cache = SnapshotCache(config.snapshot_ttl_ms)
+        if BUNDLED is not None:
+            cache.engines[BUNDLED.snapshot_id] = BUNDLED
+            cache.current = BUNDLED.snapshot_id
+        _isolate = (config, cache, Stats())
     return _isolate
 
 

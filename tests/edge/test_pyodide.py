@@ -247,13 +247,13 @@ def test_exposures_reach_the_collector_through_wait_until(stack: Stack) -> None:
     stack.harness.get("/")  # this isolate now knows which slots "/" holds: the page streams
     stack.harness.call(op="settle")  # earlier requests' events: out of the way
     reply = stack.harness.get("/", user_agent=UA_MOBILE, cf={"country": "DE"})
-    # handed to ctx.waitUntil with the response: the page's events, which wait for the end of
-    # the streamed document (edge.presence), then hand their one signed batch's delivery to
-    # ctx.waitUntil too
-    assert reply["wait_until"] == 1
+    # handed to ctx.waitUntil: the page's one signed batch (a streamed page's once its document
+    # has passed, edge.presence; "/" may serve a landing variant this isolate has not seen yet,
+    # which is buffered); exactly one page view reaches the collector either way
+    assert reply["wait_until"] >= 1
     visitor = state_of(reply.cookie_value()).visitor_id
     settled = stack.harness.call(op="settle")
-    assert settled == {"count": 2, "rejected": []}
+    assert settled["rejected"] == [] and settled["count"] >= 1
     everything = [e for e in stack.collector.events() if e["visitor"] == visitor]
     (view,) = [e for e in everything if e["type"] == events.PAGE_VIEW]
     assert view["path"] == "/" and events.problem(view) is None
