@@ -10,7 +10,7 @@ from core.model import Lifecycle, RuleAction, Site, Slot, Snapshot
 from core.policies import PreparedPolicy, prepare
 from core.predicates import Hits, compile_hits
 from core.snapshot import decode_snapshot
-from core.targeting import PreparedRule, PreparedSlot, resolve
+from core.targeting import OneHot, PreparedRule, PreparedSlot, resolve
 
 __all__ = ["Engine", "PreparedRule", "PreparedSlot"]
 
@@ -75,7 +75,7 @@ def _prepare_slot(slot: Slot, position: int, policy: PreparedPolicy, hits: Hits)
                 index_of[r.variants[0]] if r.variants else -1,
             )
         )
-    certain = tuple(tuple(1.0 if j == i else 0.0 for j in range(len(ids))) for i in range(len(ids)))
+    certain = OneHot(len(ids))
     return PreparedSlot(
         slot,
         ids,
