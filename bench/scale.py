@@ -128,7 +128,7 @@ def one_round(root: Path) -> dict[str, Any]:
     from origin.learn import learn, widths
 
     site = _site()
-    rounds = LakeRounds(Lake(root), DuckDBEngine(threads=2, memory_limit="1GB"))
+    rounds = LakeRounds(Lake(root), DuckDBEngine(threads=2))
     started = time.perf_counter()
     found = rounds.round(widths(site))
     aggregated = time.perf_counter()

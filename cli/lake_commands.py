@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any, cast
 
 NATS_ENV = "EDGEPICK_NATS_URL"
@@ -59,7 +60,7 @@ def _aggregate(args: argparse.Namespace) -> int:
     from origin.learn import widths
     from origin.training import Reward, Windows
 
-    site = compile_site(load_toml(args.config), None, args.config)
+    site = compile_site(load_toml(Path(args.config)), None, args.config)
     rounds = LakeRounds(_lake(args), engine(args.engine))
     windows = Windows(args.click_window * 60_000, args.conversion_window * 3_600_000)
     started = time.perf_counter()

@@ -9,7 +9,9 @@ this process. Spark (the ``spark`` extra, PyPI ``pyspark``) runs in local mode b
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -28,13 +30,21 @@ class Engine(Protocol):
 
 
 class DuckDBEngine:
-    """DuckDB in this process (``memory_limit`` bounds it; it spills to ``temp_directory``)."""
+    """DuckDB in this process. ``memory_limit`` bounds its buffers (joins, the window function,
+    aggregation); beyond it, it spills to ``temp_directory`` (default: a directory under the
+    system's temporary directory)."""
 
     name = "duckdb"
 
-    def __init__(self, threads: int | None = None, memory_limit: str = "1GB") -> None:
+    def __init__(
+        self,
+        threads: int | None = None,
+        memory_limit: str = "500MB",
+        temp_directory: str | None = None,
+    ) -> None:
         self.threads = threads
         self.memory_limit = memory_limit
+        self.temp_directory = temp_directory or str(Path(tempfile.gettempdir()) / "edgepick-duckdb")
 
     def run(
         self, sql: str, files: Sequence[str], widths: Sequence[tuple[str, int]]
@@ -44,6 +54,7 @@ class DuckDBEngine:
         db = duckdb.connect()
         try:
             db.execute(f"SET memory_limit = '{self.memory_limit}'")
+            db.execute(f"SET temp_directory = '{self.temp_directory}'")
             db.execute("SET preserve_insertion_order = false")
             if self.threads:
                 db.execute(f"SET threads = {int(self.threads)}")

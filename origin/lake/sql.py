@@ -22,7 +22,9 @@ It computes, for the exposures with ``lo <= ts < hi``, exactly what ``origin.tra
   segment (``segment_key``);
 - **sums**, over ``z = [1, x]``: ``n``, ``successes = sum clip(r, 0, 1)``, ``reward = sum r``,
   and over the ``m`` rows whose feature vector has the key's width: ``yty = sum r^2``,
-  ``xtx_i_j = sum z_i z_j`` (i <= j, the upper triangle), ``xty_i = sum z_i r``.
+  ``xtx_i_j = sum z_i z_j`` (i <= j, the upper triangle), ``xty_i = sum z_i r``. Each row's
+  ``g_i = [width ok] z_i`` is computed once (one list lookup per feature, not per product);
+  ``g_i g_j`` is exactly ``z_i z_j`` on the rows that count and 0 on the others.
 
 Outcomes are read from ``lo - SKEW_MS`` on with no upper bound: an outcome arriving after its
 window does not count, but its value still enters ``MAX(value)`` as in the store's query.
@@ -55,7 +57,9 @@ def _double(x: float) -> str:
 
 
 def _z(i: int) -> str:
-    return _double(1.0) if i == 0 else f"COALESCE(try_element_at(features, {i}), {_double(0)})"
+    if i == 0:
+        return _double(1.0)
+    return f"COALESCE(try_element_at(k.features, {i}), {_double(0)})"
 
 
 def columns(max_width: int) -> tuple[list[tuple[int, int]], list[int]]:
@@ -71,10 +75,9 @@ def aggregation_sql(q: Query) -> str:
     ok = "(k.fwidth = COALESCE(w.width, 0))"
     pairs, singles = columns(q.max_width)
     zero = _double(0)
-    sums = [
-        f"SUM(CASE WHEN {ok} THEN {_z(i)} * {_z(j)} ELSE {zero} END) AS xtx_{i}_{j}"
-        for i, j in pairs
-    ] + [f"SUM(CASE WHEN {ok} THEN {_z(i)} * k.r ELSE {zero} END) AS xty_{i}" for i in singles]
+    gates = [f"CASE WHEN {ok} THEN {_z(i)} ELSE {zero} END AS g_{i}" for i in singles]
+    sums = [f"SUM(g_{i} * g_{j}) AS xtx_{i}_{j}" for i, j in pairs]
+    sums += [f"SUM(g_{i} * r) AS xty_{i}" for i in singles]
     ref = "substr(o.id, instr(o.id, ':') + 1)"
     cw, vw = q.windows.click_ms, q.windows.conversion_ms
     one = _double(1)
@@ -129,15 +132,19 @@ keyed AS (
   SELECT ts, concat(slot, '@', segment) AS key, 1 AS seg, variant, features, fwidth, r,
     learnable
   FROM rewarded WHERE segment <> ''
+),
+gated AS (
+  SELECT k.ts - k.ts % {HOUR_MS} AS hour_ms, k.key AS key, k.seg AS seg, k.variant AS variant,
+    k.learnable AS learnable, k.r AS r,
+    {(", " + chr(10) + "    ").join(gates)}
+  FROM keyed k LEFT JOIN widths w ON w.key = k.key
 )
-SELECT k.ts - k.ts % {HOUR_MS} AS hour_ms, k.key AS key, k.seg AS seg, k.variant AS variant,
-  k.learnable AS learnable, COUNT(*) AS n,
-  SUM(LEAST(GREATEST(k.r, {zero}), {one})) AS successes, SUM(k.r) AS reward,
-  SUM(CASE WHEN {ok} THEN 1 ELSE 0 END) AS m,
-  SUM(CASE WHEN {ok} THEN k.r * k.r ELSE {zero} END) AS yty,
+SELECT hour_ms, key, seg, variant, learnable, COUNT(*) AS n,
+  SUM(LEAST(GREATEST(r, {zero}), {one})) AS successes, SUM(r) AS reward,
+  SUM(CASE WHEN g_0 > {zero} THEN 1 ELSE 0 END) AS m, SUM(g_0 * r * r) AS yty,
   {(", " + chr(10) + "  ").join(sums)}
-FROM keyed k LEFT JOIN widths w ON w.key = k.key
-GROUP BY k.ts - k.ts % {HOUR_MS}, k.key, k.seg, k.variant, k.learnable
+FROM gated
+GROUP BY hour_ms, key, seg, variant, learnable
 ORDER BY hour_ms, key, variant, learnable
 """
 
