@@ -97,10 +97,11 @@ def _html_option() -> Any:
 class _Rewrite:
     """One page's rewrite as it streams: the slots met so far and the end of its document."""
 
-    __slots__ = ("done", "found", "started_ms")
+    __slots__ = ("done", "found", "slots", "started_ms")
 
     def __init__(self, started_ms: int, done: asyncio.Future[bool]) -> None:
         self.started_ms, self.done, self.found = started_ms, done, set[str]()
+        self.slots: dict[str, tuple[str, str]] = {}  # slot -> (html, decision id), by attribute
 
 
 # pages being rewritten, by key, oldest first. The element handlers are three Python functions
@@ -121,6 +122,21 @@ def _fill(key: int, html: str, decision: str, slot: str, element: Any) -> None:
         rewrite.found.add(slot)
 
 
+def _fill_marked(key: int, element: Any) -> None:
+    """Any element marked ``data-edgepick-slot``: filled if this page decided that slot (one
+    handler for every slot with the default selector, instead of one per slot)."""
+    rewrite = _rewrites.get(key)
+    if rewrite is None:
+        return
+    slot = str(element.getAttribute("data-edgepick-slot"))
+    fill = rewrite.slots.get(slot)
+    if fill is not None:
+        element.setInnerContent(fill[0], _html_option())
+        element.setAttribute("data-edgepick-decision", fill[1])
+        element.removeAttribute("data-edgepick-async")
+        rewrite.found.add(slot)
+
+
 def _append(html: str, element: Any) -> None:
     element.append(html, _html_option())
 
@@ -136,9 +152,8 @@ def _handler(kind: str, *bound: Any) -> Any:
     isolate's JS-callable ``kind`` function with ``bound`` as its first arguments."""
     function = _callables.get(kind)
     if function is None:
-        function = _callables[kind] = create_proxy(
-            {"fill": _fill, "append": _append, "end": _end}[kind]
-        )
+        python = {"fill": _fill, "marked": _fill_marked, "append": _append, "end": _end}[kind]
+        function = _callables[kind] = create_proxy(python)
     method = "end" if kind == "end" else "element"
     return js_object({method: function.bind(None, *bound)})
 
@@ -213,7 +228,12 @@ class JsIO:
         rewrite = _rewrites[key] = _Rewrite(now, asyncio.get_running_loop().create_future())
         rewriter = HTMLRewriter.new()
         for selector, (html, decision, slot) in fills.items():
-            rewriter.on(selector, _handler("fill", key, html, decision, slot))
+            if selector == f'[data-edgepick-slot="{slot}"]':  # the default: one handler for all
+                rewrite.slots[slot] = (html, decision)
+            else:
+                rewriter.on(selector, _handler("fill", key, html, decision, slot))
+        if rewrite.slots:
+            rewriter.on("[data-edgepick-slot]", _handler("marked", key))
         if banner:
             rewriter.on("body", _handler("append", banner))
         for selector, html in (appends or {}).items():  # the page client's marks
