@@ -67,6 +67,8 @@ bench: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 	$(PY) bench/peers.py
 	$(PY) bench/edge_pyodide.py
 	$(PY) bench/exploration.py
+	$(PY) bench/edge_vs_js.py
+	$(PY) bench/edge_scaling.py
 
 # NATS with JetStream for `edgepick lake serve` / `lake consume` (docs/scale.md): 127.0.0.1:4222,
 # stream files under out/nats, every write fsynced; Ctrl-C stops it
