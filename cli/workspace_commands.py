@@ -24,6 +24,7 @@ DEFAULT_REGISTRY = "out/registry"
 DEFAULT_PORT = 8800
 SECRET_ENV = "EDGEPICK_WORKSPACE_SECRET"
 PULLED = re.compile(r"^# edgepick config version ([0-9a-f]{20})", re.MULTILINE)
+HINT = "Edit, commit, then `edgepick push` it: it becomes a draft for review."
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -65,7 +66,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     ws = _workspace(args, args.target)
     seeded = args.config and ws.seed(
-        load_toml(Path(args.config)), os.environ.get("USER") or "workspace", args.config
+        load_toml(Path(args.config)),
+        os.environ.get("USER") or "workspace",
+        args.config,
+        Path(args.config).read_text(encoding="utf-8"),
     )
     if seeded:
         print(f"edgepick workspace: seeded the first config version from {args.config}")
@@ -122,6 +126,12 @@ def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_header(text: str) -> str:
+    """A pulled file's text without the header lines an earlier pull wrote."""
+    lines = [line for line in text.splitlines() if not PULLED.match(line) and line != f"# {HINT}"]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
 def _pull(args: argparse.Namespace) -> int:
     from origin.registry import Registry
     from origin.workspace.tomlout import dumps
@@ -139,11 +149,12 @@ def _pull(args: argparse.Namespace) -> int:
             print(f"edgepick: no config version in {args.registry} yet", file=sys.stderr)
             return 1
         vid, config, what = found, versions.get(found), "the live config"
-    text = dumps(
-        config,
-        f"edgepick config version {vid} (edgepick pull: {what})\n"
-        "Edit, commit, then `edgepick push` it: it becomes a draft for review.",
-    )
+    header = f"edgepick config version {vid} (edgepick pull: {what})\n{HINT}"
+    kept = None if args.draft else versions.text(vid)
+    if kept is not None:  # the file it was pushed as: its comments and layout
+        text = "".join(f"# {line}\n" for line in header.splitlines()) + _without_header(kept)
+    else:
+        text = dumps(config, header)
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -164,7 +175,7 @@ def _push(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     author = User(args.author, "editor")
     if ws.versions.head() is None:
-        vid = ws.seed(config, args.author, args.config)
+        vid = ws.seed(config, args.author, args.config, text)
         print(f"edgepick: {args.config} is the first config version ({vid})")
         return 0
     head, live = ws.head()
@@ -181,6 +192,7 @@ def _push(args: argparse.Namespace) -> int:
         return 0
     try:
         draft = ws.drafts.create(args.message or f"pushed {args.config}", author, head, config)
+        ws.versions.keep_text(version_id(config), text)  # pull gives it back once published
         ws.audit("draft-create", author, args.message, draft=draft.id, base=head, source="push")
         ws.step(draft, author, "submit", args.message or "pushed from git")
     except WorkflowError as exc:

@@ -91,12 +91,15 @@ class Workspace:
             )
         return vid, self.versions.get(vid)
 
-    def seed(self, config: dict[str, Any], author: str, source: str) -> str | None:
-        """Make ``config`` the first version when there is none (the compiler must accept it)."""
+    def seed(self, config: dict[str, Any], author: str, source: str, text: str = "") -> str | None:
+        """Make ``config`` the first version when there is none (the compiler must accept it);
+        ``text``: the TOML it was read from, kept for ``pull``."""
         if self.versions.head() is not None:
             return None
         compile_site(config, None, source)
         vid = self.versions.put(config)
+        if text:
+            self.versions.keep_text(vid, text)
         live = self.registry.current()
         # linked to the live snapshot when that is this config compiled (ids are content hashes)
         same = (
@@ -159,7 +162,7 @@ class Workspace:
         if head != draft.base:
             raise WorkflowError(
                 f"the live config changed since this draft started (now {head}, draft from "
-                f"{draft.base}): reopen it and start a new draft from the live config"
+                f"{draft.base}): discard it and start a new draft from the live config"
             )
         applied = self.registry.overrides.apply(draft.config)
         model = self.model(applied)

@@ -3,6 +3,8 @@
 Layout, inside the snapshot registry (``origin.registry``)::
 
     configs/<id>.json    one authored config, canonical JSON; id = sha256 of that text (20 hex)
+    configs/<id>.toml    the TOML file it came from, when it came from one (push, seed): pull
+                         gives developers back their comments and layout
     configs/HEAD         the version live now (published or rolled back to); drafts start here
     configs/log.jsonl    append-only: every move of HEAD (publish, rollback, seed) with who,
                          when, why, the parent version and the snapshot compiled from it
@@ -17,6 +19,7 @@ import hashlib
 import json
 import os
 import time
+import tomllib
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +49,17 @@ class Versions:
         if not path.exists():
             write_atomic(path, canonical(config).encode())
         return vid
+
+    def keep_text(self, vid: str, text: str) -> None:
+        """Keep the TOML text a version was read from (it must parse to that version)."""
+        if version_id(tomllib.loads(text)) != vid:
+            raise RegistryError(f"config version {vid}: the text is another config")
+        write_atomic(self.root / f"{vid}.toml", text.encode())
+
+    def text(self, vid: str) -> str | None:
+        """The TOML text the version was read from, if it came from a file."""
+        path = self.root / f"{vid}.toml"
+        return path.read_text(encoding="utf-8") if path.exists() else None
 
     def get(self, vid: str) -> dict[str, Any]:
         path = self.root / f"{vid}.json"

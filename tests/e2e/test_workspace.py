@@ -25,6 +25,7 @@ import pytest
 
 from cli.devstack import ROOT, Process, free_port
 from core.snapshot import decode_snapshot
+from origin.registry import Registry
 from tests.e2e.conftest import CHROMIUM, DRIVER, BrowserError, BrowserRun, Loop, node
 
 PASSWORD = "e2e workspace password"
@@ -154,7 +155,7 @@ def workspace(loop: Loop) -> Iterator[Workspace]:
                 "--target",
                 f"wrangler:{loop.kv}",
             )
-        _cli("resume", "--pin", "--registry", str(loop.registry))
+        Registry(loop.registry).overrides.resume(pin=True)  # nothing to lift if it failed early
 
 
 def _login(name: str) -> list[dict[str, Any]]:

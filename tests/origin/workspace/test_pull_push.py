@@ -33,7 +33,9 @@ def test_pull_edit_push_review_publish_pull_again(
     text = pulled.read_text()
     assert text.startswith(f"# edgepick config version {head}")
     assert tomllib.loads(text) == load_toml(defaults.path("site.toml"))  # exactly the config
-    edited = text.replace('default = "cta-shop-now"', 'default = "cta-explore"')
+    edited = text.replace(
+        'default = "cta-shop-now"', 'default = "cta-explore"  # explore tested better in May'
+    )
     assert edited != text
     pulled.write_text(edited)
     assert _cli(setup, "push", str(pulled), "--author", "dev", "--message", "CTA default") == 0
@@ -45,6 +47,11 @@ def test_pull_edit_push_review_publish_pull_again(
     again = tmp_path / "again.toml"
     assert _cli(setup, "pull", "-o", str(again)) == 0
     assert tomllib.loads(again.read_text()) == tomllib.loads(edited)
+    # the file as pushed, comments and all, under a fresh header naming the new version
+    assert again.read_text().startswith(f"# edgepick config version {setup.ws.versions.head()}")
+    assert "# explore tested better in May" in again.read_text()
+    assert again.read_text().count("edgepick config version") == 1
+    assert again.read_text().count("Edit, commit") == 1
     # what was published is the pushed file, compiled: the edge gets the new default
     live = setup.ws.registry.current()
     cta = next(s for s in setup.ws.compile(tomllib.loads(edited)).slots if s.name == "cta")
