@@ -114,7 +114,9 @@ async def preview_page(request: Request, user: User) -> Response:
         "known": known,
         "names": names,
         "visitor": visitor,
-        "drafts": [d for d in c.workspace.drafts.all() if d.status != "published"],
+        "drafts": [
+            d for d in c.workspace.drafts.all() if d.status in ("draft", "review", "approved")
+        ],
         "draft_id": draft_id,
         "hours": hours if hours in SHARE_HOURS else 24,
         "share_hours": SHARE_HOURS,
