@@ -22,7 +22,6 @@ from origin.targets import TargetError
 from origin.workspace import previews
 from origin.workspace.accounts import User
 from origin.workspace.drafts import WorkflowError
-from origin.workspace.results import results
 from origin.workspace.web import (
     action,
     csrf_ok,
@@ -157,6 +156,13 @@ async def results_page(request: Request, user: User) -> Response:
     c = ctx(request)
     if c.store is None or not c.store.exists():
         return render(request, "results.html", user, found=None, store=c.store)
+    try:  # origin.report draws its plots with matplotlib: imported only for this page
+        from origin.workspace.results import results
+    except ImportError as exc:
+        message = (
+            f"The results page needs the report's packages: pip install 'edgepick[eval]' ({exc})"
+        )
+        return refuse(request, user, 501, message)
     store = SqliteStore(c.store)
     try:
         found = results(store, c.workspace.registry)
