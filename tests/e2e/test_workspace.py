@@ -2,10 +2,12 @@
 
 ``edgepick workspace`` runs as its own process on the session's registry, publishing to the
 local KV that ``wrangler dev`` serves. Chromium (tests/e2e/browser.mjs) signs in as an editor,
-creates a variant, sees the compiler's error next to the field, previews two personas side by
+creates a variant, sees the compiler's error next to the field, gives new visitors a rule that
+shows it and sets the holdout to 0, reads the change in words, previews two personas side by
 side (iframes of the worker with signed preview tokens), submits; a second user, an approver,
-approves and publishes; the worker then serves the new variant; the approver rolls back with
-one click and the worker stops serving it; every step is in the audit log page.
+approves and publishes; the worker then serves the new variant to a new visitor (a fresh
+browser); the approver rolls back with one click and the worker stops serving it; every step is
+in the audit log page.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +32,9 @@ from origin.registry import Registry
 from tests.e2e.conftest import CHROMIUM, DRIVER, BrowserError, BrowserRun, Loop, node
 
 PASSWORD = "e2e workspace password"
-CONTENT = "Spring into the trail"
-FORCED = {"landing": "home-standard", "cta": "cta-spring"}
+CONTENT = "Spring into the trail"  # the new headline
+FORCED = {"landing": "home-standard", "headline": "hl-spring"}
+HEADLINE = '[data-edgepick-slot="headline"]'
 PANES = """[...document.querySelectorAll('.pane')].map(p => ({
   src: p.querySelector('iframe').src,
   rows: [...p.querySelectorAll('.decisions tr')].map(r => [...r.cells].map(c => c.textContent)),
@@ -38,6 +42,11 @@ PANES = """[...document.querySelectorAll('.pane')].map(p => ({
 FIRST_VALUE = "document.querySelector('[name=value]')"
 JSON_SHOWN = "document.querySelector('#condition-json')"
 FIRST_WHY = "document.querySelector('form.step input[name=why]')"
+
+
+def _flash(text: str) -> str:
+    """JS: the page's flash message says ``text`` (the next page has loaded)."""
+    return f"document.querySelector('.flash')?.textContent === {json.dumps(text)}"
 
 
 def _rollback_form(snapshot: str) -> str:
@@ -178,22 +187,32 @@ def _fill(values: Mapping[str, str]) -> dict[str, str]:
     return {"eval": js}
 
 
-def _edge_cta(loop: Loop) -> str:
-    """The cta the worker serves when a preview forces cta-spring (the default if unknown)."""
+def _forced(loop: Loop) -> str:
+    """The page the worker serves when a preview forces hl-spring (unknown: not forced)."""
     token = loop.preview_token(FORCED)
     status, headers, body = loop.http(f"/?edgepick_preview={token}")
     assert status == 200 and headers.get("x-edgepick-preview") == "1"
     return body.decode()
 
 
-def test_a_marketer_ships_and_rolls_back_a_variant(loop: Loop, workspace: Workspace) -> None:
+def _visitor_sees(browser: Callable[..., BrowserRun]) -> str:
+    """The headline a new visitor (a fresh Chromium profile) gets from the worker."""
+    run = browser([{"goto": "/"}, {"text": HEADLINE}])
+    assert run.results[0]["status"] == 200
+    text: str = run.value(1)
+    return text
+
+
+def test_a_marketer_ships_and_rolls_back_a_variant(
+    loop: Loop, workspace: Workspace, browser: Callable[..., BrowserRun]
+) -> None:
     live_before = (loop.registry / "CURRENT").read_text().strip()
-    assert CONTENT not in _edge_cta(loop)
-    # --- alice, an editor: a draft, a refused variant, then a good one, a preview, submit
+    assert CONTENT not in _forced(loop) and CONTENT not in _visitor_sees(browser)
+    # --- alice, an editor: a draft, a refused variant, then a good one, a rule, the holdout
     run = workspace.browse(
         [
             *_login("alice"),
-            _fill({"title": "Spring CTA"}),
+            _fill({"title": "Spring headline"}),
             {"click": "form[action='/drafts'] button"},
             {"waitFor": "h1 .status.draft"},
             {"eval": "location.pathname"},
@@ -202,20 +221,43 @@ def test_a_marketer_ships_and_rolls_back_a_variant(loop: Loop, workspace: Worksp
     assert run.value(1) == "/login"
     draft = run.value(8)
     assert draft.startswith("/drafts/d-")
-    variant = {"id": "cta-spring", "content": CONTENT, "status": "active"}
-    weight = ".error[data-path='slots.cta.variants[4].weight']"
+    site = tomllib.loads((ROOT / "fixtures" / "site.toml").read_text())
+    index = len(site["slots"]["headline"]["variants"])  # the new variant's place
+    weight = f".error[data-path='slots.headline.variants[{index}].weight']"
+    variant = {"id": "hl-spring", "content": CONTENT, "status": "active"}
+    rule = {"audience": "new_visitor", "action": "force", "variants": "hl-spring"}
     run = workspace.browse(
         [
             *_login("alice"),
-            {"goto": f"{draft}/slots/cta/variants/new"},
+            {"goto": f"{draft}/slots/headline/variants/new"},
             _fill({**variant, "weight": "-1"}),
             {"click": "#variant-form button.primary"},
             {"waitFor": weight},
             {"text": weight},
-            _fill({"weight": "2"}),
+            _fill({"weight": "1"}),
             {"click": "#variant-form button.primary"},
             {"waitFor": ".flash"},
             {"text": ".flash"},
+            _fill(rule),  # on the slot page: new visitors always see it
+            {"click": "form[action$='/rules'] button"},
+            {"waitFunction": _flash("Rule added.")},
+            {"goto": draft},
+            _fill({"holdout": "0"}),  # the holdout would keep 5% of new visitors on the default
+            {"click": "form[action$='/holdout'] button"},
+            {"waitFunction": _flash("Holdout saved.")},
+            {"text": "ul.changes"},
+        ]
+    )
+    assert "must be between 0.0 and None (got -1)" in run.value(9)
+    assert run.value(13) == "Variant added."
+    changes = run.value(21)  # the diff in words, before anyone publishes
+    assert "headline: new variant hl-spring." in changes
+    assert "headline: new rule, visitors in new_visitor always see hl-spring." in changes
+    assert "Holdout: 5% -> 0%" in changes
+    # --- the condition builder, two personas side by side, submit
+    run = workspace.browse(
+        [
+            *_login("alice"),
             # the audience builder writes GrowthBook JSON as the rows change (htmx, CSRF header)
             {"goto": f"{draft}/audiences/mobile"},
             _fill({"value": "tablet"}),
@@ -234,10 +276,8 @@ def test_a_marketer_ships_and_rolls_back_a_variant(loop: Loop, workspace: Worksp
             {"waitFor": "h1 .status.review"},
         ]
     )
-    assert "must be between 0.0 and None (got -1)" in run.value(9)
-    assert run.value(13) == "Variant added."
-    assert '"device": {' in run.value(18) and '"tablet"' in run.value(18)
-    panes = run.value(23)
+    assert '"device": {' in run.value(9) and '"tablet"' in run.value(9)
+    panes = run.value(14)
     assert len(panes) == 2 and all(p["src"].startswith(loop.base) for p in panes)
     documents = [r for r in run.requests if "edgepick_preview=" in r["url"]]
     assert len(documents) >= 2  # both iframes loaded the real pages from the worker
@@ -246,12 +286,13 @@ def test_a_marketer_ships_and_rolls_back_a_variant(loop: Loop, workspace: Worksp
     for pane in panes:  # what the iframes show: the worker's pages, as previews
         status, headers, body = loop.http(pane["src"][len(loop.base) :])
         assert status == 200 and headers.get("x-edgepick-preview") == "1"
-        shown = dict(row[:2] for row in pane["rows"][1:])  # slot -> the live variant
+        shown = {row[0]: row[1] for row in pane["rows"][1:]}  # slot -> the live variant
         page = body.decode()
         on_page = [s for s in ("headline", "cta") if f'data-edgepick-slot="{s}"' in page]
         assert "headline" in on_page
         for slot in on_page:  # the table says what the frame shows
             assert content[slot, shown[slot]] in page, (slot, shown[slot])
+        assert shown["headline"] != "hl-spring"  # live: not yet; the draft column has it
     # --- bob, an approver (not the author): approve, publish
     run = workspace.browse(
         [
@@ -268,7 +309,8 @@ def test_a_marketer_ships_and_rolls_back_a_variant(loop: Loop, workspace: Worksp
     )
     published = run.value(12).removeprefix("Published snapshot ").rstrip(".")
     assert (loop.registry / "CURRENT").read_text().strip() == published != live_before
-    assert CONTENT in _edge_cta(loop)  # wrangler dev serves the new variant
+    assert CONTENT in _forced(loop)  # wrangler dev serves the new variant ...
+    assert _visitor_sees(browser) == CONTENT  # ... to a new visitor, through its rule
     # --- one click back
     back = _rollback_form(live_before)
     run = workspace.browse(
@@ -285,7 +327,7 @@ def test_a_marketer_ships_and_rolls_back_a_variant(loop: Loop, workspace: Worksp
     )
     assert run.value(9) == f"Rolled back to {live_before}."
     assert (loop.registry / "CURRENT").read_text().strip() == live_before
-    assert CONTENT not in _edge_cta(loop)
+    assert CONTENT not in _forced(loop) and CONTENT not in _visitor_sees(browser)
     audit = run.value(11)
     for step in (
         "login",
