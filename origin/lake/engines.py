@@ -9,6 +9,7 @@ this process. Spark (the ``spark`` extra, PyPI ``pyspark``) runs in local mode b
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ import pyarrow as pa
 
 from origin.lake.schema import SCHEMA
 
+SPARK_MASTER_ENV = "EDGEPICK_SPARK_MASTER"
 DUCKDB_MACROS = "CREATE OR REPLACE MACRO try_element_at(l, i) AS list_extract(l, i)"
 
 
@@ -78,21 +80,24 @@ class DuckDBEngine:
 
 
 class SparkEngine:
-    """Spark SQL through ``pyspark``: local mode by default, or the session given."""
+    """Spark SQL through ``pyspark``: the session given, else one on ``master`` (default:
+    ``EDGEPICK_SPARK_MASTER``, else ``local[2]``; ``""`` leaves it to ``spark-submit``)."""
 
     name = "spark"
 
-    def __init__(self, master: str = "local[2]", session: Any = None) -> None:
-        self.master = master
+    def __init__(self, master: str | None = None, session: Any = None) -> None:
+        self.master = master if master is not None else os.environ.get(SPARK_MASTER_ENV, "local[2]")
         self._session = session
 
     def session(self) -> Any:
         if self._session is None:
             from pyspark.sql import SparkSession
 
+            builder = (
+                SparkSession.builder.master(self.master) if self.master else SparkSession.builder
+            )
             self._session = (
-                SparkSession.builder.master(self.master)
-                .appName("edgepick-lake")
+                builder.appName("edgepick-lake")
                 .config("spark.sql.shuffle.partitions", "4")
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")

@@ -3,12 +3,14 @@ DuckDB and Spark SQL, and incremental rounds equal to a recomputation from scrat
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from origin.aggregates import Aggregates, Summer
+from origin.lake import spark_job
 from origin.lake.engines import DuckDBEngine, SparkEngine
 from origin.lake.flush import flush
 from origin.lake.rounds import LakeRounds, RoundAggregates, dirty_span
@@ -16,6 +18,7 @@ from origin.lake.segments import DAY_MS, HOUR_MS, Lake
 from origin.lake.sql import Query, aggregation_sql, widths_rows
 from origin.store import SqliteStore
 from origin.training import Reward, Windows, training_rows
+from tests.conftest import FIXTURES
 from tests.origin.helpers import exposure, outcome
 from tests.origin.lake.conftest import START_MS, fill
 
@@ -60,7 +63,7 @@ def test_duckdb_round_equals_the_stores_training_rows(
 
 
 def test_spark_and_duckdb_give_identical_aggregates(
-    store: SqliteStore, tmp_path: Path, slot_widths: dict[str, int]
+    store: SqliteStore, tmp_path: Path, slot_widths: dict[str, int], capsys: Any
 ) -> None:
     lake = Lake(tmp_path / "lake")
     flush(store.path, lake)
@@ -69,11 +72,8 @@ def test_spark_and_duckdb_give_identical_aggregates(
         Query(min(hours), max(hours) + HOUR_MS, Windows(), REWARD, max(slot_widths.values()))
     )
     duck = DuckDBEngine().run(sql, lake.files(), widths_rows(slot_widths))
-    spark = SparkEngine()
-    try:
-        theirs = spark.run(sql, lake.files(), widths_rows(slot_widths))
-    finally:
-        spark.stop()
+    spark = SparkEngine(master="local[2]")
+    theirs = spark.run(sql, lake.files(), widths_rows(slot_widths))
     assert len(duck) > 100 and len(duck) == len(theirs)
     for mine, other in zip(duck, theirs, strict=True):
         assert mine.keys() == other.keys()
@@ -82,6 +82,16 @@ def test_spark_and_duckdb_give_identical_aggregates(
                 assert abs(value - other[column]) <= 1e-9 * max(1.0, abs(value)), column
             else:
                 assert value == other[column], column
+
+    # the spark-submit job (on the session above) leaves the state a DuckDB round continues
+    args = ["--lake", str(lake.root), "--config", str(FIXTURES / "site.toml"), "--master", ""]
+    assert spark_job.main([*args, "--reward", "click=1,conversion=2,value=0.01"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    python = python_path(store, slot_widths, REWARD)
+    assert summary["rows"] == python[2] and summary["recomputed"] is not None
+    later = LakeRounds(lake, DuckDBEngine()).round(slot_widths, Windows(), REWARD)
+    assert later.recomputed is None  # nothing new since the Spark round: its state is used
+    assert_same(later, python)
 
 
 def test_dirty_span_follows_the_new_events_and_the_weighted_windows() -> None:
