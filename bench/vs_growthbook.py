@@ -2,7 +2,10 @@
 
 The experiment (``bench/peer_work.py``): two force rules and a 4-way split behind a condition,
 hash version 2, the same seed on both sides, so both put each visitor in the same variation
-(checked for 200 visitors on every run).
+(checked for 200 visitors on every run). The visitors are realistic and mixed
+(``bench.peer_work.mixed_visitors``: 16-hex ids; countries, devices, visit counts, referrers
+and UTM sources such that the force rules, the experiment and the default all occur), each
+side given its own form of the same visitor.
 
 Per evaluation: each side's inputs (edgepick's visitor states, GrowthBook's attribute
 documents) are built before timing; the timed call is the evaluation for one new visitor. (At
@@ -32,10 +35,9 @@ from typing import Any
 import bench.peer_work as work
 from core.decide import decide
 from core.engine import Engine
-from core.features import VisitorState
+from core.features import RequestContext, VisitorState
 
 ROOT = Path(__file__).resolve().parent.parent
-ATTRS = {"country": "US", "device": "mobile", "visits": 4, "referrer": "search", "utmSource": ""}
 FEATURES = {
     "cta": {
         "defaultValue": "shop-now",
@@ -57,6 +59,21 @@ VISITORS = 2000
 COUNTED_CALLS = 2000  # calls per side under callgrind
 
 
+def state_of(doc: dict[str, Any]) -> VisitorState:
+    """edgepick's form of a visitor document: what its cookie holds."""
+    return VisitorState(doc["id"], visits=doc["visits"])
+
+
+def context_of(doc: dict[str, Any]) -> RequestContext:
+    """edgepick's form of a visitor document: what its request says."""
+    return RequestContext(
+        device=doc["device"],
+        country=doc["country"],
+        referrer=doc["referrer"],
+        utm_source=doc["utmSource"],
+    )
+
+
 class Sides:
     """Both engines, prepared, with each side's inputs for ``VISITORS`` visitors built."""
 
@@ -65,14 +82,15 @@ class Sides:
 
         self.growthbook_class = GrowthBook
         self.engine = Engine.from_site(work.rules_site())
-        self.states: list[VisitorState] = [work.visitor(i) for i in range(VISITORS)]
+        self.documents = work.mixed_visitors(VISITORS)
+        self.states: list[VisitorState] = [state_of(d) for d in self.documents]
+        self.contexts = [context_of(d) for d in self.documents]
         self.nonces = [f"{i:016x}" for i in range(VISITORS)]  # the edge's request ids
-        self.documents = [{**ATTRS, "id": f"peer-{i}"} for i in range(VISITORS)]
         self.reused = GrowthBook(attributes=self.documents[0], features=FEATURES)
 
     def ours(self, i: int) -> str:
-        state, nonce = self.states[i], self.nonces[i]
-        return decide(self.engine, state, work.CONTEXT, work.NOW, ("cta",), nonce=nonce)[0].variant
+        state, context, nonce = self.states[i], self.contexts[i], self.nonces[i]
+        return decide(self.engine, state, context, work.NOW, ("cta",), nonce=nonce)[0].variant
 
     def theirs_reused(self, i: int) -> Any:
         self.reused.set_attributes(self.documents[i])
@@ -85,11 +103,12 @@ class Sides:
     # the same calls, each building its own input first (a visitor state and request id; an
     # attribute document), for readers who count that in
     def ours_building(self, i: int) -> str:
-        state, nonce = work.visitor(i), f"{i:016x}"
-        return decide(self.engine, state, work.CONTEXT, work.NOW, ("cta",), nonce=nonce)[0].variant
+        doc, nonce = self.documents[i], f"{i:016x}"
+        state, context = state_of(doc), context_of(doc)
+        return decide(self.engine, state, context, work.NOW, ("cta",), nonce=nonce)[0].variant
 
     def theirs_reused_building(self, i: int) -> Any:
-        self.reused.set_attributes({**ATTRS, "id": f"peer-{i}"})
+        self.reused.set_attributes(dict(self.documents[i]))
         return self.reused.eval_feature("cta").value
 
     def calls(self) -> dict[str, Callable[[int], Any]]:
