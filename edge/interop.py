@@ -9,6 +9,7 @@ JS objects are used below, so both behave the same.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -314,6 +315,9 @@ def _bundled() -> Engine | None:
 
 
 BUNDLED = _bundled()
+# what import made (modules, the bundled engine) lives as long as the isolate: out of the
+# cyclic collector's way, so its collections scan only what requests allocate (shorter pauses)
+gc.freeze()
 
 
 def _state(env: Any) -> tuple[edge_config.EdgeConfig, SnapshotCache, Stats]:

@@ -7,6 +7,7 @@ good engine (and count the error); with none at all the caller fails open.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -64,6 +65,7 @@ class SnapshotCache:
         )
         self.engines[sid] = engine
         self.current, self.loaded_at_ms = sid, now_ms
+        gc.freeze()  # the engine lives until superseded: out of the cyclic collector's scans
 
     def _fail(self, reason: str) -> None:
         self.errors += 1
