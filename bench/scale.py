@@ -145,6 +145,7 @@ def one_round(root: Path) -> dict[str, Any]:
         if found.recomputed
         else 0,
         "peak_rss_mb": round(_rss_mb(), 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),  # others' work on the VM meanwhile
     }
 
 
