@@ -22,9 +22,26 @@ def b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+_KEYED: dict[bytes, hmac.HMAC] = {}  # an HMAC keyed once per key (a few per site), copied per use
+_MAX_KEYED = 64
+
+
+def mac(key: bytes, message: bytes) -> hmac.HMAC:
+    """``HMAC-SHA256(key, message)``, from a copy of the keyed state kept per key (RFC 2104's
+    key padding and inner/outer set-up done once per key, not per message)."""
+    keyed = _KEYED.get(key)
+    if keyed is None:
+        if len(_KEYED) >= _MAX_KEYED:
+            _KEYED.clear()
+        keyed = _KEYED[key] = hmac.new(key, digestmod=sha256)
+    state = keyed.copy()
+    state.update(message)
+    return state
+
+
 def tag(key: bytes, signed: str) -> str:
     """The base64url tag of ``signed`` (ASCII) under ``key``."""
-    return b64encode(hmac.new(key, signed.encode("ascii"), sha256).digest()[:TAG_BYTES])
+    return b64encode(mac(key, signed.encode("ascii")).digest()[:TAG_BYTES])
 
 
 def valid(key: bytes, signed: str, given: str) -> bool:
