@@ -6,6 +6,9 @@ Layout of the registry directory::
     CURRENT               the id the origin last published or rolled back to
     audit.jsonl           append-only: one JSON object per publish, retirement, rollback, ...
     overrides.json        retirements the origin applies before compiling (origin.overrides)
+    models/<id>.json      the learned numbers a snapshot was compiled with
+    configs/              config versions and HEAD, written by the workspace and
+                          ``edgepick push`` (origin.workspace.versions)
 
 Ids are content hashes of the compiled site (``core.snapshot``), so ids may be abbreviated to
 any unique prefix on the command line.
