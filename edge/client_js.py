@@ -26,7 +26,19 @@ What the client does:
   decisions on this page. Each call has an outcome id of its own (returned);
 - **vitals**: LCP, INP, CLS, TTFB, FCP (web-vitals) and navigation timing (DOMContentLoaded
   and load ends), sent once per page when it is first hidden, with the page's decision ids;
-- ``edgepick.identify(token)``: links the visitor to a user (a token the site signed).
+- ``edgepick.identify(token)``: links the visitor to a user (a token the site signed);
+- **behavioural signals** (``core.events`` ``signal``): the deepest scroll of the page (one
+  event, when hidden), clicks on ``[data-edgepick-track=NAME]``, forms started / submitted /
+  abandoned (started, not submitted when the page is hidden; by ``data-edgepick-form``, id or
+  name: never a field's value), site searches (a ``form[data-edgepick-search]``'s
+  ``input[type=search]`` or ``input[name=q]``, normalized like ``core.events.normalize_query``
+  before it leaves the page), product views (a product marked ``data-edgepick-view``, e.g. a
+  product page's, half visible; sampled at the script tag's ``data-edgepick-sample`` rate), add to cart / remove (``[data-edgepick-cart=add|remove]``
+  inside ``[data-edgepick-product=ID][data-edgepick-category=CAT]``); ``edgepick.signal(kind,
+  fields)`` sends one of the site's own. Nothing is sent under Global Privacy Control or a
+  consent cookie ``ep_consent`` saying no (and the edge takes them only from a visitor with a
+  valid cookie, i.e. consent). Queued and sent 2 s after the first, at 10 queued, on submit and
+  when the page is hidden, in beacons of at most 20; at most ``MAX_SIGNALS`` per page.
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from core.engine import Engine
 from core.model import Granularity, Placement
 
 TIMEOUT_MS = 1500  # async slots fall back to their default after this long without decisions
+MAX_SIGNALS = 20  # browser signals one page sends at most (the beacon takes 30 a minute)
 
 CLIENT = r"""// edgepick page client (see edge/client_js.py)
 (function () {
@@ -122,7 +135,7 @@ CLIENT = r"""// edgepick page client (see edge/client_js.py)
     send([ev]);
   }
   // after web-vitals' own listeners (capture, on window), which finalize the values when hidden
-  d.addEventListener("visibilitychange", function () { if (d.visibilityState === "hidden") report(); });
+  d.addEventListener("visibilitychange", function () { if (d.visibilityState === "hidden") { report(); leave(); } });
   w.edgepick = {
     convert: function (value, slot) {
       var id = uid(), v = +value;
@@ -135,9 +148,52 @@ CLIENT = r"""// edgepick page client (see edge/client_js.py)
     page: page,
     vitals: vitals
   };
-  if (d.readyState === "loading") d.addEventListener("DOMContentLoaded", fill); else fill();
+  var q = [], sent = 0, tq, depth = 0, forms = {}, seen = {}, me = d.currentScript, rate = +(me && me.getAttribute("data-edgepick-sample")) || 1;
+  function sig(kind, x, sample) {
+    if (navigator.globalPrivacyControl || /(^|; *)ep_consent=(0|no|false|denied)(;|$)/.test(d.cookie) || sent >= MAX_SIGNALS || (sample && Math.random() >= rate)) return;
+    x.type = "signal"; x.signal = kind; x.id = uid(); x.path = location.pathname;
+    if (sample) x.rate = rate;
+    q.push(x); sent++;
+    if (q.length > 9) flush(); else tq = tq || setTimeout(flush, 2000);
+  }
+  function flush() { clearTimeout(tq); tq = 0; while (q.length) send(q.splice(0, 20)); }
+  function attr(el, a) { return ((el && el.getAttribute(a)) || "").slice(0, 128); }
+  function product(el, action) { sig("product", { name: attr(el, "data-edgepick-product"), category: attr(el, "data-edgepick-category"), action: action }, action == "view"); }
+  function fname(f) { return attr(f, "data-edgepick-form") || f.id || attr(f, "name") || "form"; }
+  d.addEventListener("click", function (e) {
+    var t = e.target && e.target.closest ? e.target : null, k = t && t.closest("[data-edgepick-track]"), c = t && t.closest("[data-edgepick-cart]"), p = c && c.closest("[data-edgepick-product]");
+    k && sig("track", { name: attr(k, "data-edgepick-track") });
+    if (p) product(p, attr(c, "data-edgepick-cart") == "remove" ? "remove" : "add");
+  }, true);
+  d.addEventListener("focusin", function (e) {
+    var f = e.target.form;
+    if (f && !f.hasAttribute("data-edgepick-search") && !forms[fname(f)]) { forms[fname(f)] = 1; sig("form", { name: fname(f), action: "start" }); }
+  }, true);
+  d.addEventListener("submit", function (e) {
+    var f = e.target, i = f.querySelector("input[type=search],input[name=q]"), v = i ? i.value.slice(0, 256).toLowerCase().replace(/\S+@\S+|\d{5,}|[^\p{L}\p{M}\p{N}\s'-]+|_/gu, " ").replace(/\s+/g, " ").trim().slice(0, 64) : "";
+    if (!f.hasAttribute("data-edgepick-search")) { forms[fname(f)] = 2; sig("form", { name: fname(f), action: "submit" }); } else if (v) sig("search", { query: v });
+    flush();
+  }, true);
+  w.addEventListener("scroll", function () {
+    depth = Math.max(depth, Math.min(100, Math.round((w.scrollY + w.innerHeight) * 100 / d.documentElement.scrollHeight)) || 0);
+  }, { passive: true });
+  function go() {
+    var io = new IntersectionObserver(function (es) {
+      es.forEach(function (x) { var n = attr(x.target, "data-edgepick-product"); if (x.isIntersecting && !seen[n]) { seen[n] = 1; product(x.target, "view"); } });
+    }, { threshold: 0.5 });
+    d.querySelectorAll("[data-edgepick-product][data-edgepick-view]").forEach(function (el) { io.observe(el); });
+    fill();
+  }
+  function leave() {
+    if (depth) sig("scroll", { depth: depth });
+    depth = 0;
+    for (var f in forms) if (forms[f] == 1) { forms[f] = 3; sig("form", { name: f, action: "abandon" }); }
+    flush();
+  }
+  w.edgepick.signal = sig;
+  if (d.readyState === "loading") d.addEventListener("DOMContentLoaded", go); else go();
 })();
-""".replace("TIMEOUT_MS", str(TIMEOUT_MS))
+""".replace("TIMEOUT_MS", str(TIMEOUT_MS)).replace("MAX_SIGNALS", str(MAX_SIGNALS))
 
 
 def _library() -> str:

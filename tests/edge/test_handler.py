@@ -285,7 +285,8 @@ def test_client_script_is_small(fixture_blob: bytes) -> None:
     edge = Edge(fixture_blob)
     out = edge.request("/_edgepick/client.js")
     assert out.body == CLIENT_JS
-    assert len(gzip.compress(CLIENT_JS.encode(), 9)) < 2048
+    # the budget: 5 KB gzipped for edgepick's own script (web-vitals comes on top; docs/signals.md)
+    assert len(gzip.compress(CLIENT_JS.encode(), 9)) < 5 * 1024
 
 
 def test_missing_keys_mean_no_cookie(fixture_blob: bytes) -> None:
