@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from core.model import Signals
@@ -123,6 +124,23 @@ def _precompute(args: argparse.Namespace) -> int:
     return 0
 
 
+def _needs_eval(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``run``, saying which install it needs when scikit-learn (training) is missing."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except ImportError as exc:
+            print(
+                f"edgepick: training the propensity model needs {exc.name}: "
+                "pip install 'edgepick[eval]'",
+                file=sys.stderr,
+            )
+            return 1
+
+    return guarded
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's subcommands to ``sub``."""
     p = sub.add_parser("propensity", help="the purchase-propensity model on profiles")
@@ -132,14 +150,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--seed", type=int, default=1)
     e.add_argument("--config", default="fixtures/site.toml", help="site config (its signals)")
     e.add_argument("--out", help="also write the model (JSON)")
-    e.set_defaults(run=_evaluate)
+    e.set_defaults(run=_needs_eval(_evaluate))
     t = which.add_parser("train", help="train on a store: profiles at a cutoff, later purchases")
     t.add_argument("--store", required=True, help="SQLite event store")
     t.add_argument("--config", required=True, help="site config (its signals)")
     t.add_argument("--horizon-days", type=float, default=7.0)
     t.add_argument("--cutoff-ms", type=int, default=0, help="default: now minus the horizon")
     t.add_argument("-o", "--out", required=True, help="the model file to write (JSON)")
-    t.set_defaults(run=_train)
+    t.set_defaults(run=_needs_eval(_train))
     r = which.add_parser("profiles", help="publish profiles with their propensity bucket")
     r.add_argument("--store", required=True, help="SQLite event store")
     r.add_argument("--config", required=True, help="site config (its signals)")
