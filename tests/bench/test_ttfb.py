@@ -1,0 +1,24 @@
+"""The time-to-first-byte benchmark streams through a real wrangler dev (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from bench.ttfb import ROOT
+
+
+def test_the_ttfb_benchmark_streams_through_the_worker() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/ttfb.py", "--samples", "2", "--delay", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout[done.stdout.index("{") :])
+    # streamed: the worker's first byte comes long before the origin's tail (2 s later)
+    assert result["through_worker_streamed"]["first_byte"]["max_ms"] < 1500
+    assert result["through_worker_first_view_buffered_ms"]["first_byte"] >= 2000
