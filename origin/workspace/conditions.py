@@ -23,6 +23,8 @@ ATTRIBUTES = (
     "category",
     "visits",
     "pageViews",
+    "visitFrequency",
+    "pageViewsPerVisit",
     "newVisitor",
     "stage",
     "topCategory",
