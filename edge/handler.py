@@ -18,6 +18,7 @@ from core import events
 from core.decide import Decision, decide
 from core.engine import Engine
 from core.features import VisitorState
+from edge import precomputed
 from edge import visitor as visitors
 from edge.client_js import SOURCE as CLIENT_JS
 from edge.config import EdgeConfig
@@ -196,6 +197,11 @@ def _health(
             "config_problems": list(config.problems),
             "origin_timeouts": stats.origin_timeouts,
             "pages": stats.presence.as_dict(),
+            "precomputed": {
+                "hits": precomputed.TABLES.hits,
+                "misses": precomputed.TABLES.misses,
+                "errors": precomputed.TABLES.errors,
+            },
         },
         status,
     )

@@ -67,8 +67,10 @@ def test_a_path_seen_before_streams_and_logs_only_what_the_page_showed(
     assert {e["slot"] for e in edge.exposures()} == {"headline"} and remembered(edge) == {
         "headline"
     }
-    pages = local.health(edge)["pages"]
+    health = local.health(edge)
+    pages = health["pages"]
     assert pages["streamed"] == 3 and pages["buffered"] == 1 and pages["mismatches"] == 1
+    assert set(health["precomputed"]) == {"hits", "misses", "errors"}
 
 
 def test_a_page_view_is_logged_once_whether_buffered_or_streamed(fixture_blob: bytes) -> None:
