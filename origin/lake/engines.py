@@ -93,18 +93,18 @@ class SparkEngine:
         if self._session is None:
             from pyspark.sql import SparkSession
 
-            builder = (
-                SparkSession.builder.master(self.master) if self.master else SparkSession.builder
-            )
-            self._session = (
-                builder.appName("edgepick-lake")
-                .config("spark.sql.shuffle.partitions", "4")
-                .config("spark.ui.enabled", "false")
-                .config("spark.ui.showConsoleProgress", "false")
-                .config("spark.driver.bindAddress", "127.0.0.1")
-                .config("spark.driver.host", "127.0.0.1")
-                .getOrCreate()
-            )
+            builder = SparkSession.builder.appName("edgepick-lake")
+            if self.master:
+                builder = builder.master(self.master)
+            if self.master.startswith("local"):  # one machine: small, quiet, loopback only
+                builder = (
+                    builder.config("spark.sql.shuffle.partitions", "4")
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.ui.showConsoleProgress", "false")
+                    .config("spark.driver.bindAddress", "127.0.0.1")
+                    .config("spark.driver.host", "127.0.0.1")
+                )
+            self._session = builder.getOrCreate()
             self._session.sparkContext.setLogLevel("ERROR")
         return self._session
 

@@ -1,14 +1,16 @@
 """The lake's round as a Spark application, for ``spark-submit`` on a cluster (docs/scale.md).
 
-    spark-submit --master spark://HOST:7077 --py-files edgepick.zip \\
-        origin/lake/spark_job.py --lake /shared/lake --config site.toml [--reward click=1]
+    spark-submit --master spark://HOST:7077 --deploy-mode client \\
+        "$(python -c 'import origin.lake.spark_job as m; print(m.__file__)')" \\
+        --lake /shared/lake --config site.toml [--reward click=1]
 
 It runs ``LakeRounds.round`` with a ``SparkEngine`` on the session ``spark-submit`` made (its
 master, executors and memory): the same SQL text as DuckDB, over the same segments, leaving the
 same aggregate state in ``LAKE/_aggregates`` (the state does not record the engine, so a later
 ``edgepick sync`` with DuckDB continues from it incrementally). The lake's directory must be one
-the driver and the executors see under the same path (a shared filesystem). Prints the round's
-summary as JSON.
+the driver and the executors see under the same path (a shared filesystem). The executors run
+SQL only (no Python UDFs): only the driver needs edgepick installed. Prints the round's summary
+as JSON.
 """
 
 from __future__ import annotations
