@@ -259,7 +259,14 @@ def _sync(args: argparse.Namespace) -> int:
         monitor=MonitorConfig(budget_us=args.budget_us),
         webhook=args.webhook,
         author=args.author,
+        propensity=Path(args.propensity) if args.propensity else None,
     )
+    if args.lake:
+        from origin.lake.engines import engine
+        from origin.lake.rounds import LakeRounds
+        from origin.lake.segments import Lake
+
+        job.lake = LakeRounds(Lake(args.lake), engine(args.lake_engine))
     run_loop(job, rounds=args.rounds, interval=args.interval, once=args.once)
     return 0
 
@@ -537,6 +544,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     y.add_argument("--webhook", help="POST alerts here as JSON")
     y.add_argument("--seed", type=int, default=0)
     y.add_argument("--author", default="edgepick-sync")
+    y.add_argument("--lake", help="learn from this event lake's kept aggregates (docs/scale.md)")
+    y.add_argument("--lake-engine", choices=("duckdb", "spark"), default="duckdb")
+    y.add_argument(
+        "--propensity",
+        help="purchase-propensity model for the profiles' bucket flag (default: "
+        "REGISTRY/propensity.json when it exists; docs/signals.md)",
+    )
     registry_arg(y)
     target_arg(y)
     y.set_defaults(run=_guarded(_sync))

@@ -82,6 +82,9 @@ class SyncJob:
     author: str = "edgepick-sync"
     clock: Callable[[], float] = time.time
     lake: Any = field(default_factory=lake_from_env)  # origin.lake.rounds.LakeRounds, or None
+    # a purchase-propensity model (origin.propensity; default: REGISTRY/propensity.json when it
+    # exists): each published profile carries its ``propensity:<bucket>`` flag
+    propensity: Path | None = None
 
 
 @dataclass
@@ -236,10 +239,10 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
             if user:
                 touched.add(user)
     if since == 0:
-        profiles = build_profiles(job.store, site.signals)
+        profiles = _with_propensity(job, build_profiles(job.store, site.signals), now)
         result.profiles, result.profile_errors = _publish_profiles(job, profiles)
     elif touched:
-        profiles = _profiles_of(job, site, touched)
+        profiles = _with_propensity(job, _profiles_of(job, site, touched), now)
         result.profiles, result.profile_errors = _publish_profiles(job, profiles)
     mark["profiles_ms"] = int(now * 1000)
     write_atomic(job.registry.root / "sync.json", json.dumps(mark).encode())
@@ -282,6 +285,18 @@ def _collect_lake(
             if user:
                 touched.add(user)
     return found.everything, found.learnable, touched
+
+
+def _with_propensity(
+    job: SyncJob, profiles: Mapping[str, VisitorState], now: float
+) -> Mapping[str, VisitorState]:
+    """The profiles with their purchase-propensity bucket, when a model is there to say it."""
+    path = job.propensity or job.registry.root / "propensity.json"
+    if not path.is_file() or not profiles:
+        return profiles
+    from origin.propensity import PropensityModel, flags_for
+
+    return flags_for(profiles, PropensityModel.from_json(path.read_text()), int(now))
 
 
 def _profiles_of(job: SyncJob, site: Site, users: set[str]) -> dict[str, VisitorState]:
