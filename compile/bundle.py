@@ -116,10 +116,13 @@ def build(out: Path = DEFAULT_OUT, snapshot: bytes | None = None) -> list[Path]:
     is rewritten only when its bytes change, each by an atomic rename (a reader sees the old file
     or the new one, never half of one, and never a missing bundle), and files no longer part of
     the bundle are removed last."""
-    files = contents(snapshot)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # read under the lock: a build that waited writes the sources as they are now, never
+        # an older edit over a newer one
+        files = contents(snapshot)
+        out.mkdir(parents=True, exist_ok=True)
         for relative, data in files.items():
             target = out / relative
             if target.is_file() and target.read_bytes() == data:

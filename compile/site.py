@@ -363,9 +363,31 @@ def _slot(
         policy=policy,
         rules=tuple(rules),
         placement=r.choice(table, "placement", path, Placement, Placement.INLINE),
-        selector=r.string(table, "selector", path, f'[data-edgepick-slot="{name}"]'),
+        selector=_selector(r, table, path, name),
         paths=tuple(_paths(r, table, path, granularity)),
     )
+
+
+# what HTMLRewriter's selectors (lol-html) support besides type, class, id, attribute
+# selectors and the descendant and child combinators
+_PSEUDO = re.compile(r":(?:first-child|first-of-type|nth-child|nth-of-type|not)(?=\(|$|[\s>.#\[:])")
+_ATTRIBUTE = re.compile(r"\[(?:[^\]\"']|\"[^\"]*\"|'[^']*')*\]")
+
+
+def _selector(r: Reader, table: dict[str, Any], path: str, name: str) -> str:
+    """The slot's selector; refused when HTMLRewriter would refuse it at the edge (there every
+    page would fail to be filled): sibling combinators and pseudo-classes it lacks."""
+    selector = r.string(table, "selector", path, f'[data-edgepick-slot="{name}"]')
+    outside = _ATTRIBUTE.sub("[]", selector)  # attribute values may hold anything
+    unsupported = re.sub(r"\([^()]*\)", "", _PSEUDO.sub("", outside))
+    if ":" in unsupported or "+" in unsupported or "~" in unsupported or "," in unsupported:
+        r.add(
+            f"{path}.selector",
+            "HTMLRewriter supports type, class, id and attribute selectors, descendant and child "
+            "combinators, :first-child, :first-of-type, :nth-child(), :nth-of-type() and :not()",
+            selector,
+        )
+    return selector
 
 
 def _paths(r: Reader, table: dict[str, Any], path: str, granularity: Granularity) -> list[str]:

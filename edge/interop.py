@@ -160,12 +160,22 @@ def _handler(kind: str, *bound: Any) -> Any:
 
 
 def _sweep(now_ms: int) -> None:
-    """Forget pages whose document never ended (a visitor gone mid-page): their end is settled
-    as incomplete after ``STREAM_END_MS``."""
+    """Forget pages whose document never ended (a visitor gone mid-page) after
+    ``STREAM_END_MS``; their own request settles its wait (``edge.page.ship_when_done``): a
+    future is never resolved from another request's context."""
     for key in [k for k, r in _rewrites.items() if now_ms - r.started_ms > STREAM_END_MS]:
-        rewrite = _rewrites.pop(key)
-        if not rewrite.done.done():
-            rewrite.done.set_result(False)
+        del _rewrites[key]
+
+
+def _on(rewriter: Any, selector: str, handler: Any) -> bool:
+    """``rewriter.on``; False (logged) for a selector HTMLRewriter refuses: that slot stays as
+    the origin sent it, the page's other slots are still filled."""
+    try:
+        rewriter.on(selector, handler)
+    except Exception as exc:
+        print(f"edgepick: selector {selector!r} refused by HTMLRewriter: {exc}")
+        return False
+    return True
 
 
 async def _within(promise: Any, timeout_ms: int, controller: Any) -> Any:
@@ -232,13 +242,13 @@ class JsIO:
             if selector == f'[data-edgepick-slot="{slot}"]':  # the default: one handler for all
                 rewrite.slots[slot] = (html, decision)
             else:
-                rewriter.on(selector, _handler("fill", key, html, decision, slot))
+                _on(rewriter, selector, _handler("fill", key, html, decision, slot))
         if rewrite.slots:
             rewriter.on("[data-edgepick-slot]", _handler("marked", key))
         if banner:
             rewriter.on("body", _handler("append", banner))
         for selector, html in (appends or {}).items():  # the page client's marks
-            rewriter.on(selector, _handler("append", html))
+            _on(rewriter, selector, _handler("append", html))
         rewriter.onDocument(_handler("end", key))
         transformed = rewriter.transform(page.handle)
         if stream:  # the body flows to the visitor as the origin sends it

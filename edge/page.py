@@ -16,6 +16,7 @@ Each step reads and extends one ``View``. What is logged follows what the visito
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
@@ -86,6 +87,7 @@ class View:
     # rewriter has met every slot the page holds
     expected: frozenset[str] | None = None
     done: Awaitable[bool] | None = None
+    filling: bool = False  # streamed with slots to fill (which it holds is known only later)
 
     @property
     def now(self) -> int:
@@ -105,6 +107,12 @@ class View:
     @property
     def logged(self) -> bool:
         return self.counted and self.who.context.device != "bot"
+
+    @property
+    def personalized(self) -> bool:
+        """Whether the page's content is this visitor's: a slot filled (found, or for a streamed
+        view, any fill attempted: its slots are not known yet), a page-level variant, a preview."""
+        return bool(self.found) or self.filling or self.page_decision is not None
 
     @property
     def shown(self) -> set[str]:
@@ -311,6 +319,7 @@ async def fill_slots(
                 slots = {slot for _html, _id, slot in fills.values()}
                 view.expected = frozenset(slots & expected if expected is not None else slots)
                 view.done = done.done
+                view.filling = bool(fills)
                 presence.streamed += 1  # type: ignore[union-attr]
             elif presence is not None and view.logged:
                 presence.buffered += 1
@@ -349,22 +358,35 @@ def respond(
     out = Outgoing(view.page.status, page=view.page)
     out.headers.append(server_timing(view.decision_us))
     who = view.who
-    if view.shown or who.previewing:  # personalized: for this visitor only
+    private = view.personalized or who.previewing
+    if private:  # this visitor's page: no cache may keep it
         out.headers.append(("cache-control", "private, no-store"))
     if who.previewing:
         out.headers.append(("x-edgepick-preview", "1" if who.preview else "invalid"))
         return out
     if not view.counted:  # not a view: the cookie stays as it was (or goes, without consent)
         out.headers += cookie_header(who, who.state, engine, config) if not who.stored else []
-        return out
+        return _private_with_cookie(out, private)
     remembered = [d for d in view.decisions if d.slot in view.shown] if view.logged else []
     state = visitors.remember(view.state, remembered, engine.site.epoch)
     out.headers += cookie_header(who, state, engine, config)
+    _private_with_cookie(out, private)
     if view.logged and view.done is not None:  # streamed: log what it showed once it has passed
         io.later(ship_when_done(view, io, engine, config, delivery, state, presence))
     elif view.logged:
         ship(io, config, delivery, page_events(view, remembered, state, engine), built=True)
     return out
+
+
+def _private_with_cookie(out: Outgoing, private: bool) -> Outgoing:
+    """A reply that sets the visitor's cookie is theirs alone even when the page is not: shared
+    caches must not keep it (the browser may, as the origin said)."""
+    if not private and any(name == "set-cookie" for name, _ in out.headers):
+        out.headers.append(("cache-control", "private"))
+    return out
+
+
+STREAM_WAIT_S = 25.0  # a streamed page's events wait this long for its end (waitUntil: 30 s)
 
 
 async def ship_when_done(
@@ -379,7 +401,10 @@ async def ship_when_done(
     """A streamed page's events, once the rewriter has met every slot it holds: the page view,
     and an exposure per fresh decision the page really showed."""
     assert view.done is not None
-    complete = await view.done
+    try:  # a timer of this request's own: a visitor gone mid-page still has the view logged
+        complete = await asyncio.wait_for(asyncio.shield(view.done), STREAM_WAIT_S)
+    except TimeoutError:
+        complete = False
     if presence is not None and complete:
         presence.learn(view.source, view.found - page_slots(view), view.expected)
     shown = [d for d in view.decisions if d.slot in view.found]

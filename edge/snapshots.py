@@ -7,7 +7,6 @@ good engine (and count the error); with none at all the caller fails open.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -42,7 +41,7 @@ class SnapshotCache:
             self._fail(f"{POINTER} is missing")
             return
         if sid in self.engines:
-            if sid != self.current:
+            if sid != self.current or not self.loaded_at_ms:  # a bundled one: confirmed now
                 self.current, self.loaded_at_ms = sid, now_ms
             return
         blob = await kv_get(f"snap/{sid}", True)
@@ -65,7 +64,6 @@ class SnapshotCache:
         )
         self.engines[sid] = engine
         self.current, self.loaded_at_ms = sid, now_ms
-        gc.freeze()  # the engine lives until superseded: out of the cyclic collector's scans
 
     def _fail(self, reason: str) -> None:
         self.errors += 1

@@ -110,11 +110,13 @@ def test_untouched_requests_drop_forged_edgepick_headers(fixture_blob: bytes) ->
     assert out.untouched and edge.io.dropped == ["x-edgepick-hero"]
 
 
-def test_a_page_nothing_personalized_keeps_its_caching(fixture_blob: bytes) -> None:
+def test_a_page_nothing_personalized_is_private_not_no_store(fixture_blob: bytes) -> None:
     edge = Edge(fixture_blob)
     edge.io.pages["/about"] = (200, HTML, NO_SLOT)
     out = new_visitor(edge, "/about")
-    assert header(out, "cache-control") is None  # the origin's own caching applies
+    # nothing personalized, but the reply sets the visitor's cookie: no shared cache may keep
+    # it; the browser may, as the origin said (not no-store)
+    assert header(out, "cache-control") == "private"
     assert header(out, "set-cookie")  # the view still counts
     out = new_visitor(edge, "/")
     assert header(out, "cache-control") == "private, no-store"
@@ -162,3 +164,32 @@ def test_pages_are_known_by_the_origin_path_they_came_from(fixture_blob: bytes) 
     presence = edge.stats.presence
     assert {"/", "/landing/outdoor"} <= set(presence.paths)
     assert presence.mismatches == 0 and presence.streamed >= 20
+
+
+def test_a_streamed_page_that_gains_slots_is_still_private(fixture_blob: bytes) -> None:
+    """The isolate learnt the page held no slots; this view's page holds three: its content is
+    filled while it streams, so the reply is no-store whatever the origin said."""
+    edge = Edge(fixture_blob)
+    edge.io.pages["/flip"] = (200, HTML, NO_SLOT)
+    new_visitor(edge, "/flip")  # buffered: learns "no slots"
+    edge.io.pages["/flip"] = (200, HTML, TWO_SLOTS)
+    out = new_visitor(edge, "/flip")
+    assert edge.io.streamed == 1
+    assert header(out, "cache-control") == "private, no-store"
+
+
+def test_a_bundled_snapshot_reports_its_age_from_when_kv_confirmed_it(fixture_blob: bytes) -> None:
+    from core.engine import Engine
+    from edge.snapshots import SnapshotCache
+
+    engine = Engine.from_bytes(fixture_blob)
+    cache = SnapshotCache(ttl_ms=0)
+    cache.engines[engine.snapshot_id], cache.current = engine, engine.snapshot_id  # as interop
+
+    async def kv_get(key: str, binary: bool) -> bytes | str | None:
+        return engine.snapshot_id if key == "snap/current" else None
+
+    import asyncio
+
+    assert asyncio.run(cache.engine(kv_get, 1_790_000_000_000)) is engine
+    assert cache.loaded_at_ms == 1_790_000_000_000 and cache.errors == 0

@@ -146,8 +146,8 @@ def test_request_headers_reach_the_origin_and_forged_ones_do_not(stack: Stack) -
     assert got["authorization"] == "Bearer abc" and got["if-none-match"] == '"v7"'
     assert "203.0.113.9" in got["x-forwarded-for"]
     assert "x-edgepick-evil" not in got
-    # nothing personalized on that page: the origin's caching stands
-    assert response.getheader("cache-control") == "public, max-age=60"
+    # nothing personalized on that page, but it sets a new visitor's cookie: private to them
+    assert response.getheader("cache-control") == "private"
     response, _arrived, _body = stack.get("/logo.png", {**sent, "accept": "image/png"})
     assert "x-edgepick-evil" not in Origin.seen[-1]  # untouched requests too
     assert Origin.seen[-1]["authorization"] == "Bearer abc"
