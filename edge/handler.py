@@ -18,6 +18,7 @@ from core import events
 from core.decide import Decision, decide
 from core.engine import Engine
 from core.features import VisitorState
+from core.session_signals import session_flags
 from edge import precomputed
 from edge import visitor as visitors
 from edge.client_js import SOURCE as CLIENT_JS
@@ -333,9 +334,13 @@ def _beacon(
         kept = kept[:granted]
         if not kept:
             return _json({"accepted": 0, "errors": errors}, 429)
-    headers = []
+    state = who.state
     user = next((e["user"] for e in kept if e["type"] == events.IDENTIFY), None)
-    if user and user != who.state.user_id:
-        headers += cookie_header(who, who.state._replace(user_id=user), engine, config)
+    if user and user != state.user_id:
+        state = state._replace(user_id=user)
+    signals = [e for e in kept if e["type"] == events.SIGNAL]
+    if signals:  # this session's features act on them at once (core.session_signals)
+        state = state._replace(flags=session_flags(state.flags, signals))
+    headers = cookie_header(who, state, engine, config) if state != who.state else []
     ship(io, config, stats.delivery, kept)
     return _json({"accepted": len(kept), "errors": errors}, 202, headers)
