@@ -22,8 +22,15 @@ SEARCH = (
     "(() => { const i = document.querySelector('nav input[type=search]'); i.focus();"
     " i.value = '  Trail RUNNING shoes, size 44 call 0176123456 '; return true; })()"
 )
-# polled until the page has scrolled (its layout may still be settling when first asked)
-SCROLL = "(scrollTo(0, document.documentElement.scrollHeight), scrollY > 0)"
+# scroll to the end once the page client runs (it defines ``edgepick`` and, in the same task,
+# listens for scrolling), then let the scroll event be dispatched (a frame later) before the
+# next step moves the page again: focusing a form's input scrolls it back into view
+SCROLL = (
+    "(() => { if (window.edgepick === undefined) return false;"
+    " if (!window.__scrolledAt) { scrollTo(0, document.documentElement.scrollHeight);"
+    " window.__scrolledAt = performance.now(); return false; }"
+    " return performance.now() - window.__scrolledAt > 300; })()"
+)
 
 
 def signals_of(store: SqliteStore, visitor: str) -> list[dict[str, Any]]:
