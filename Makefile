@@ -69,6 +69,7 @@ bench: $(STAMP) $(NODE_STAMP) $(SDK_WHEEL)
 	$(PY) bench/exploration.py
 	$(PY) bench/edge_vs_js.py
 	$(PY) bench/edge_scaling.py
+	$(PY) bench/ttfb.py
 
 # NATS with JetStream for `edgepick lake serve` / `lake consume` (docs/scale.md): 127.0.0.1:4222,
 # stream files under out/nats, every write fsynced; Ctrl-C stops it
