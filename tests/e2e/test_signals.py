@@ -67,6 +67,9 @@ def test_each_signal_reaches_the_store_and_the_users_profile(
     )
     state = loop.state(run.cookie())
     assert state.user_id == user
+    # within the session, the beacon put the signals' flags into the cookie
+    # (core.session_signals): the next pages' audiences and features read them
+    assert {"cart:running", "clicked:size-guide"} <= state.flags, state.flags
 
     def arrived(store: SqliteStore) -> list[dict[str, Any]] | None:
         found = signals_of(store, state.visitor_id)
