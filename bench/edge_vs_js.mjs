@@ -94,11 +94,9 @@ const median = (values) => {
   return s[Math.floor(s.length / 2)];
 };
 
-async function makeHandlers() {
-  const entry = py.pyimport("entry");
-  const passthrough = py.pyimport("passthrough_entry");
-  const workers = py.pyimport("workers");
-  const jsWorker = await makeJsWorker({
+/** The JS worker over the fixture store's GrowthBook features. */
+function jsPeer() {
+  return makeJsWorker({
     features: config.site_features,
     slots: config.slots,
     cookieSecret: "bench-cookie-secret",
@@ -106,6 +104,13 @@ async function makeHandlers() {
     originUrl: config.env.ORIGIN_URL,
     collectorUrl: config.env.COLLECTOR_URL,
   });
+}
+
+async function makeHandlers() {
+  const entry = py.pyimport("entry");
+  const passthrough = py.pyimport("passthrough_entry");
+  const workers = py.pyimport("workers");
+  const jsWorker = await jsPeer();
   const viaSdk = (entrypoint) => (req, spec) =>
     dispatch({ entrypoint, workers, env, ctx, request: req, cf: { country: spec.country } });
   return {
@@ -263,14 +268,7 @@ _out.getvalue()`));
   py.runPython("Engine.from_bytes(bytes(_blob.to_py()))");
   const prepareMs = cpuMs(start);
   // the JS worker's first request in this process (GrowthBook's module is already loaded)
-  const js = await makeJsWorker({
-    features: config.site_features,
-    slots: config.slots,
-    cookieSecret: "bench-cookie-secret",
-    eventsSecret: config.env.EVENTS_SECRET,
-    originUrl: config.env.ORIGIN_URL,
-    collectorUrl: config.env.COLLECTOR_URL,
-  });
+  const js = await jsPeer();
   const jsFirst = await timed((req) => js.fetch(req, env, ctx), spec, "");
   const r = (x) => Math.round(x * 100) / 100;
   return {

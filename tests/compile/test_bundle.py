@@ -109,43 +109,25 @@ def test_overlapping_builds_leave_one_complete_bundle_and_never_a_missing_file(
     assert not list(out.rglob("*.tmp"))
 
 
+def bundle_with(out: Path, snapshot: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m compile.bundle OUT --snapshot FILE``, as wrangler's build step runs it."""
+    command = [sys.executable, "-m", "compile.bundle", str(out), "--snapshot", str(snapshot)]
+    return subprocess.run(command, cwd=bundle.ROOT, capture_output=True, text=True)
+
+
 def test_a_bundled_snapshot_is_written_and_a_bad_one_refused(
     tmp_path: Path, fixture_blob: bytes
 ) -> None:
     out = tmp_path / "worker"
     (tmp_path / "site.snap").write_bytes(fixture_blob)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "compile.bundle",
-            str(out),
-            "--snapshot",
-            str(tmp_path / "site.snap"),
-        ],
-        cwd=bundle.ROOT,
-        capture_output=True,
-        text=True,
-    )
+    done = bundle_with(out, tmp_path / "site.snap")
     assert done.returncode == 0, done.stderr
     code = "import sys; from edge.bundled import SNAPSHOT; sys.stdout.buffer.write(SNAPSHOT)"
     served = subprocess.run([sys.executable, "-B", "-c", code], cwd=out, capture_output=True)
     assert served.stdout == fixture_blob
     (tmp_path / "bad.snap").write_bytes(b"not a snapshot")
     before = (out / "edge" / "bundled.py").read_bytes()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "compile.bundle",
-            str(out),
-            "--snapshot",
-            str(tmp_path / "bad.snap"),
-        ],
-        cwd=bundle.ROOT,
-        capture_output=True,
-        text=True,
-    )
+    done = bundle_with(out, tmp_path / "bad.snap")
     assert done.returncode == 1 and "bad.snap" in done.stderr
     assert (out / "edge" / "bundled.py").read_bytes() == before  # nothing changed
     bundle.build(out)  # without a snapshot: no bundled module
