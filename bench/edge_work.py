@@ -112,7 +112,7 @@ class MemoryIO:
         body = self.pages.get(path) or self.pages["/"]
         return Page(200, {"content-type": "text/html; charset=utf-8"}, body)
 
-    async def forward(self, url: str, drop: Sequence[str] = ()) -> Page:
+    async def forward(self, url: str, timeout_ms: int = 0, drop: Sequence[str] = ()) -> Page:
         return await self.fetch(url, {})
 
     async def rewrite(

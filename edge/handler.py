@@ -72,8 +72,7 @@ async def handle(
             req, io, engine, config, stats.delivery, stats.new_visitors, stats.presence
         )
     except OriginTimeout:  # asking again would only make the visitor wait twice as long
-        stats.origin_timeouts += 1
-        return origin_timeout(config)
+        return origin_timeout(config, stats)
     except Exception as exc:  # fail open: the visitor gets the origin's page
         stats.errors += 1
         stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -83,8 +82,7 @@ async def handle(
         try:
             return await _untouched(req, io, config, cache.engines.get(cache.current))
         except OriginTimeout:
-            stats.origin_timeouts += 1
-            return origin_timeout(config)
+            return origin_timeout(config, stats)
         except Exception as again:
             stats.last_error = f"origin: {type(again).__name__}: {again}"[:300]
             return Outgoing(502, [("content-type", "text/plain")], "origin unavailable")
@@ -103,8 +101,9 @@ def is_document(headers: Mapping[str, str]) -> bool:
     return "text/html" in accept or accept.strip() in ("", "*/*")
 
 
-def origin_timeout(config: EdgeConfig) -> Outgoing:
-    """What a visitor gets when the origin sends no response headers in time."""
+def origin_timeout(config: EdgeConfig, stats: Stats) -> Outgoing:
+    """What a visitor gets when the origin sends no response headers in time (counted)."""
+    stats.origin_timeouts += 1
     seconds = config.origin_timeout_ms / 1000
     text = f"The site's origin did not answer within {seconds:g} s. Please try again.\n"
     headers = [("content-type", "text/plain; charset=utf-8"), ("retry-after", "5")]
@@ -119,7 +118,8 @@ async def _untouched(
     parts = urlsplit(req.url)
     query = strip_param(parts.query, visitors.PREVIEW_PARAM)
     forged = [name for name in req.headers if name.startswith(OWN_PREFIX)]
-    page = await io.forward(origin_url(config, engine, parts.path, query), forged)
+    url = origin_url(config, engine, parts.path, query)
+    page = await io.forward(url, config.origin_timeout_ms, forged)
     return Outgoing(page.status, page=page, untouched=True)
 
 

@@ -132,10 +132,7 @@ def _fill_marked(key: int, element: Any) -> None:
     slot = str(element.getAttribute("data-edgepick-slot"))
     fill = rewrite.slots.get(slot)
     if fill is not None:
-        element.setInnerContent(fill[0], _html_option())
-        element.setAttribute("data-edgepick-decision", fill[1])
-        element.removeAttribute("data-edgepick-async")
-        rewrite.found.add(slot)
+        _fill(key, fill[0], fill[1], slot, element)
 
 
 def _append(html: str, element: Any) -> None:
@@ -216,13 +213,12 @@ class JsIO:
         init["signal"] = controller.signal
         return _page(await _within(fetch(url, js_object(init)), timeout_ms, controller))
 
-    async def forward(self, url: str, drop: Sequence[str] = ()) -> Page:
+    async def forward(self, url: str, timeout_ms: int, drop: Sequence[str] = ()) -> Page:
         request = Request.new(url, self.request)  # same method, headers, body
         for name in drop:
             request.headers.delete(name)
         controller = AbortController.new()
         init = js_object({"signal": controller.signal})
-        timeout_ms = _state(self.env)[0].origin_timeout_ms
         return _page(await _within(fetch(request, init), timeout_ms, controller))
 
     async def rewrite(

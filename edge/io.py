@@ -69,9 +69,9 @@ class EdgeIO(Protocol):
         long as it takes: it streams)."""
         ...
 
-    async def forward(self, url: str, drop: Sequence[str] = ()) -> Page:
+    async def forward(self, url: str, timeout_ms: int, drop: Sequence[str] = ()) -> Page:
         """Send the visitor's own request (method, headers, body) to ``url``, without the
-        request headers named in ``drop``."""
+        request headers named in ``drop``; ``OriginTimeout`` as for ``fetch``."""
         ...
 
     async def rewrite(

@@ -315,12 +315,12 @@ async def fill_slots(
             stream = presence is not None and (not view.logged or expected is not None)
             done = await io.rewrite(page, fills, note, marks, stream)
             view.page, view.found = done.page, done.found
-            if stream:
+            if presence is not None and stream:
                 slots = {slot for _html, _id, slot in fills.values()}
                 view.expected = frozenset(slots & expected if expected is not None else slots)
                 view.done = done.done
                 view.filling = bool(fills)
-                presence.streamed += 1  # type: ignore[union-attr]
+                presence.streamed += 1
             elif presence is not None and view.logged:
                 presence.buffered += 1
                 presence.learn(view.source, view.found)

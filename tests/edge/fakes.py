@@ -55,7 +55,7 @@ class FakeIO:
         status, ctype, body = self.pages.get(path, (404, "text/plain", "not found"))
         return Page(status, {"content-type": ctype}, body)
 
-    async def forward(self, url: str, drop: Sequence[str] = ()) -> Page:
+    async def forward(self, url: str, timeout_ms: int = 0, drop: Sequence[str] = ()) -> Page:
         self.forwarded.append(url)
         self.dropped = list(drop)
         return await self.fetch(url, {})
