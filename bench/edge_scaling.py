@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import scaling_work  # noqa: E402
+from bench.in_pyodide import run_code  # noqa: E402
 from compile.bundle import build as build_bundle  # noqa: E402
 
+PACKAGES = {"bench": ROOT / "bench"}
 HEAP_CODE = """
 import json, pyodide_js
 before = pyodide_js._module.HEAP8.length
@@ -40,25 +40,6 @@ json.dumps({{**found, "wasm_heap_mb": round((after - before) / 2**20, 1),
 """
 
 
-def in_pyodide(bundle: Path, code: str, folder: Path) -> Any:
-    config = folder / "run.json"
-    config.write_text(
-        json.dumps(
-            {"bundle": str(bundle), "packages": {"bench": str(ROOT / "bench")}, "code": code}
-        )
-    )
-    done = subprocess.run(
-        ["node", str(ROOT / "bench" / "pyodide_run.mjs"), str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"bench/pyodide_run.mjs failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
@@ -68,9 +49,9 @@ def main() -> None:
         build_bundle(folder / "bundle")
         code = "import json\nfrom bench import scaling_work\n"
         code += f"json.dumps(scaling_work.curves({args.quick}))"
-        pyodide = in_pyodide(folder / "bundle", code, folder)
+        pyodide = run_code(folder / "bundle", PACKAGES, code)
         sizes = (100, 1000) if args.quick else (100, 1000, 3000, 10000)
-        heap = [in_pyodide(folder / "bundle", HEAP_CODE.format(variants=n), folder) for n in sizes]
+        heap = [run_code(folder / "bundle", PACKAGES, HEAP_CODE.format(variants=n)) for n in sizes]
     print(
         json.dumps(
             {

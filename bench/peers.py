@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import vs_growthbook  # noqa: E402
+from bench.in_pyodide import run_code  # noqa: E402
 from bench.peer_work import ARMS, FEATURES, edgepick_figures  # noqa: E402
 from bench.timing import measure  # noqa: E402
 from compile.bundle import build  # noqa: E402
@@ -43,24 +43,7 @@ def pyodide_figures() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
         build(bundle)
-        config = Path(tmp) / "config.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "bundle": str(bundle),
-                    "packages": {"bench": str(ROOT / "bench")},
-                    "code": PYODIDE_CODE,
-                }
-            )
-        )
-        done = subprocess.run(
-            ["node", str(ROOT / "bench" / "pyodide_run.mjs"), str(config)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=True,
-        )
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        figures: dict[str, Any] = run_code(bundle, {"bench": ROOT / "bench"}, PYODIDE_CODE, 600)
     return figures
 
 

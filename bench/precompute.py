@@ -16,7 +16,6 @@ import argparse
 import base64
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -90,6 +89,7 @@ json.dumps(figures(base64.b64decode("{blob}")))
 
 def pyodide(blob: bytes) -> dict[str, Any]:
     """``figures`` inside Pyodide 0.28.2 with the worker bundle (``bench/pyodide_run.mjs``)."""
+    from bench.in_pyodide import run_code  # here: this module itself is copied into Pyodide
     from compile.bundle import build
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,19 +103,9 @@ def pyodide(blob: bytes) -> dict[str, Any]:
             (extra / package).mkdir(parents=True)
             for name in names:
                 (extra / package / name).write_bytes((ROOT / package / name).read_bytes())
-        config = Path(tmp) / "config.json"
         code = PYODIDE_CODE.replace("{blob}", base64.b64encode(blob).decode())
-        packages = {"bench": str(extra / "bench"), "origin": str(extra / "origin")}
-        config.write_text(json.dumps({"bundle": str(bundle), "packages": packages, "code": code}))
-        done = subprocess.run(
-            ["node", str(ROOT / "bench" / "pyodide_run.mjs"), str(config)],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            check=True,
-            cwd=ROOT,
-        )
-    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        packages = {"bench": extra / "bench", "origin": extra / "origin"}
+        found: dict[str, Any] = run_code(bundle, packages, code, 1200)
     return found
 
 
