@@ -126,6 +126,16 @@ def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_unlock(args: argparse.Namespace) -> int:
+    """Forget a name's (or a client address's) failed sign-ins: the throttle lets it in again."""
+    from origin.workspace.accounts import Throttle
+
+    key = f"address:{args.name}" if args.address else f"name:{args.name}"
+    cleared = Throttle(_home(args) / "throttle.db").clear(key)
+    print(f"edgepick workspace: {key} unlocked ({cleared} failed sign-in(s) forgotten)")
+    return 0
+
+
 def _without_header(text: str) -> str:
     """A pulled file's text without the header lines an earlier pull wrote."""
     lines = [line for line in text.splitlines() if not PULLED.match(line) and line != f"# {HINT}"]
@@ -237,6 +247,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--role", required=True, choices=["viewer", "editor", "approver"])
     a.add_argument("--replace", action="store_true", help="reset an existing user")
     a.set_defaults(run=_user_add)
+    k = us.add_parser("unlock", help="forget a user's failed sign-ins (the throttle)")
+    common(k)
+    k.add_argument("name", help="a user name (or, with --address, a client address)")
+    k.add_argument("--address", action="store_true", help="NAME is a client address")
+    k.set_defaults(run=_user_unlock)
     pl = sub.add_parser("pull", help="write the live config version (or a draft) as TOML")
     common(pl)
     pl.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")

@@ -8,12 +8,14 @@ and submits them for review), ``approver`` (approves others' drafts, publishes, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import re
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,30 +99,61 @@ class Accounts:
 class Throttle:
     """Failed sign-ins allowed per key (a user name, a client address): at most ``limit`` in
     any ``window`` seconds; past that, the key is refused until its oldest failure ages out.
-    In memory, per process: it slows guessing, the scrypt hash makes each guess cost."""
 
-    def __init__(self, limit: int = 5, window: float = 900.0) -> None:
+    The failures are rows of a small SQLite file (``HOME/throttle.db``, mode 0600), so they
+    survive a restart and every workspace process on the same home counts the same failures;
+    SQLite's own file locking keeps concurrent writers apart. Times are wall-clock seconds
+    (``time.time()``: a monotonic clock does not compare across processes). It slows guessing;
+    the scrypt hash makes each guess cost."""
+
+    MAX_KEY = 200  # a key is built from what a visitor typed: kept short
+
+    def __init__(self, path: Path, limit: int = 5, window: float = 900.0) -> None:
+        self.path = path
         self.limit = limit
         self.window = window
-        self.failures: dict[str, list[float]] = {}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # private before any row
+        with self._connect() as db:
+            db.execute("create table if not exists failures (key text not null, ts real not null)")
+            db.execute("create index if not exists failures_key on failures (key, ts)")
 
-    def _recent(self, key: str, now: float) -> list[float]:
-        kept = [t for t in self.failures.get(key, []) if now - t < self.window]
-        if kept:
-            self.failures[key] = kept
-        else:
-            self.failures.pop(key, None)
-        return kept
+    def _connect(self) -> contextlib.closing[sqlite3.Connection]:
+        # one connection per call: requests come from any thread, and processes share the file
+        return contextlib.closing(sqlite3.connect(self.path, timeout=10.0, isolation_level=None))
+
+    def _key(self, key: str) -> str:
+        return key[: self.MAX_KEY]
 
     def wait(self, keys: list[str], now: float) -> float:
         """Seconds until every key may try again (0: now)."""
-        waits = [
-            recent[0] + self.window - now
-            for recent in (self._recent(k, now) for k in keys)
-            if len(recent) >= self.limit
-        ]
+        waits = []
+        with self._connect() as db:
+            for key in keys:
+                recent = [
+                    ts
+                    for (ts,) in db.execute(
+                        "select ts from failures where key = ? and ts > ? order by ts",
+                        (self._key(key), now - self.window),
+                    )
+                ]
+                if len(recent) >= self.limit:
+                    waits.append(recent[-self.limit] + self.window - now)
         return max(waits, default=0.0)
 
     def fail(self, keys: list[str], now: float) -> None:
-        for key in keys:
-            self.failures.setdefault(key, []).append(now)
+        """Record a failure for each key (and forget failures older than the window)."""
+        with self._connect() as db:
+            db.execute("begin immediate")
+            db.execute("delete from failures where ts <= ?", (now - self.window,))
+            db.executemany(
+                "insert into failures (key, ts) values (?, ?)",
+                [(self._key(k), now) for k in keys],
+            )
+            db.execute("commit")
+
+    def clear(self, key: str) -> int:
+        """Forget a key's failures (an administrator unlocking a name); how many there were."""
+        with self._connect() as db:
+            done = db.execute("delete from failures where key = ?", (self._key(key),))
+            return done.rowcount

@@ -26,6 +26,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from origin.workspace import routes_audiences, routes_drafts, routes_views
+from origin.workspace.accounts import Throttle
 from origin.workspace.drafts import Conflict, WorkflowError
 from origin.workspace.service import Workspace
 from origin.workspace.web import TEMPLATES, Context, refuse, user_of
@@ -113,7 +114,10 @@ def create_app(
         },
         lifespan=lifespan,
     )
-    app.state.ws = Context(workspace, templates, edge_url, preview_key, personas, store, secret)
+    throttle = Throttle(workspace.home / "throttle.db")
+    app.state.ws = Context(
+        workspace, templates, edge_url, preview_key, personas, store, secret, throttle
+    )
     return app
 
 

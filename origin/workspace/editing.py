@@ -9,7 +9,8 @@ they concern (by config path), so each is shown next to its field.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from compile.problems import ConfigError, Problem
@@ -17,7 +18,6 @@ from compile.site import compile_site
 
 VARIANT_FIELDS = ("id", "content", "path", "segment", "stage", "intent", "theme", "status")
 NUMBER_FIELDS = ("weight", "min_engagement")
-POLICY_FIELDS = ("kind", "seed", "floor")
 
 
 def problems(config: Mapping[str, Any]) -> list[Problem]:
@@ -90,24 +90,126 @@ def delete_variant(config: Mapping[str, Any], slot: str, index: int) -> dict[str
     return new
 
 
-def set_slot(config: Mapping[str, Any], slot: str, form: Mapping[str, str]) -> dict[str, Any]:
-    """The slot's default, paths (one per line) and policy kind, seed and floor."""
+# the policy keys each kind reads (compile/site.py ``_policy``); the slot form keeps only these
+POLICY_KEYS = {
+    "fixed": ("seed",),
+    "thompson": ("floor", "segments"),
+    "linear": ("features", "exploration", "temperature", "gamma", "floor", "cold_start"),
+}
+POLICY_KINDS = tuple(POLICY_KEYS)
+EXPLORATIONS = ("squarecb", "softmax", "igw")
+GRANULARITIES = ("component", "element", "page")
+PLACEMENTS = ("inline", "async")
+POLICY_NUMBERS = ("floor", "temperature", "gamma")
+
+
+def words(text: str) -> list[str]:
+    """A list typed one item per line, or separated by commas or spaces."""
+    return [w for w in re.split(r"[\s,]+", text) if w]
+
+
+def _flag(text: str) -> bool | str:
+    """A yes / no select's value as a TOML boolean; anything else as typed (the compiler names
+    it: "expected true or false")."""
+    found = {"true": True, "false": False}.get(text.strip().lower())
+    return text.strip() if found is None else found
+
+
+def _policy_value(key: str, text: str) -> Any:
+    if key == "features":
+        return words(text)
+    if key in POLICY_NUMBERS:
+        return _number(text)
+    if key == "cold_start":
+        return _flag(text)
+    return text.strip()
+
+
+def set_slot(
+    config: Mapping[str, Any],
+    slot: str,
+    form: Mapping[str, str],
+    segments: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The slot's settings (default, paths one per line, selector, placement) and its policy.
+
+    A field the form does not carry keeps its value; a blank one is removed (the compiler's
+    default applies). The policy keeps the keys its kind reads (``POLICY_KEYS``: a slot
+    switched from linear to fixed loses its features), so the config says what is in effect.
+    ``segments`` (thompson: audiences with their own allocation) is None when the form did not
+    show them."""
     new = copy.deepcopy(dict(config))
     table = _slot(new, slot)
-    table["default"] = form.get("default", "").strip()
+    if "default" in form:
+        table["default"] = form["default"].strip()
+    if "paths" in form:
+        paths = [p.strip() for p in form["paths"].splitlines() if p.strip()]
+        _put(table, "paths", paths or None)
+    if "selector" in form:
+        _put(table, "selector", form["selector"].strip() or None)
+    if "placement" in form:
+        placement = form["placement"].strip()
+        unchanged = placement == "inline" and "placement" not in table
+        _put(table, "placement", None if unchanged or not placement else placement)
+    old = dict(table.get("policy", {}))
+    kind = form["kind"].strip() if "kind" in form else str(old.get("kind", "fixed"))
+    policy: dict[str, Any] = {"kind": kind}
+    for key in POLICY_KEYS.get(kind, tuple(k for keys in POLICY_KEYS.values() for k in keys)):
+        if key == "segments":
+            value: Any = list(segments) if segments is not None else old.get(key)
+        elif key in form:
+            value = _policy_value(key, form[key]) if form[key].strip() else None
+        else:
+            value = old.get(key)
+        if value is not None and value != []:
+            policy[key] = value
+    table["policy"] = policy
+    return new
+
+
+def _put(table: dict[str, Any], key: str, value: Any) -> None:
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
+
+
+def new_slot(config: Mapping[str, Any], name: str, form: Mapping[str, str]) -> dict[str, Any]:
+    """Add slot ``name``: granularity, placement, selector, paths, a fixed split (``seed``) or
+    another policy kind, and its first variant (``variant_id``, ``content`` or, for a page
+    slot, ``page_path``, ``status``), which is also its default."""
+    new = copy.deepcopy(dict(config))
+    granularity = form.get("granularity", "").strip() or "component"
+    vid = form.get("variant_id", "").strip()
+    variant: dict[str, Any] = {"id": vid}
+    if granularity == "page":
+        variant["path"] = form.get("page_path", "").strip()
+    else:
+        variant["content"] = form.get("content", "")
+    variant["status"] = form.get("status", "").strip() or "active"
+    table: dict[str, Any] = {"granularity": granularity}
+    placement = form.get("placement", "").strip()
+    if placement and placement != "inline":
+        table["placement"] = placement
+    if form.get("selector", "").strip():
+        table["selector"] = form["selector"].strip()
     paths = [p.strip() for p in form.get("paths", "").splitlines() if p.strip()]
     if paths:
         table["paths"] = paths
-    else:
-        table.pop("paths", None)
-    policy = dict(table.get("policy", {}))
-    policy["kind"] = form.get("kind", "fixed").strip()
-    for name in ("seed", "floor"):
-        text = form.get(name, "").strip()
-        policy.pop(name, None)
-        if text:
-            policy[name] = text if name == "seed" else _number(text)
-    table["policy"] = policy
+    table["default"] = vid
+    kind = form.get("kind", "").strip() or "fixed"
+    table["policy"] = {"kind": kind}
+    if kind == "fixed" and form.get("seed", "").strip():
+        table["policy"]["seed"] = form["seed"].strip()
+    table["variants"] = [variant]
+    new.setdefault("slots", {})[name] = table
+    return new
+
+
+def delete_slot(config: Mapping[str, Any], slot: str) -> dict[str, Any]:
+    new = copy.deepcopy(dict(config))
+    _slot(new, slot)
+    del new["slots"][slot]
     return new
 
 

@@ -7,6 +7,7 @@ comes back (422) with each problem next to its field and nothing is saved.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from compile.problems import ConfigError, Problem
+from core.features import FEATURES, feature_problem
 from origin.publish import PublishError
 from origin.targets import TargetError
 from origin.workspace import editing
@@ -24,8 +26,44 @@ from origin.workspace.drafts import Draft, WorkflowError
 from origin.workspace.web import action, ctx, page, redirect, refuse, render, text
 
 VARIANT_FORM = (*editing.VARIANT_FIELDS, *editing.NUMBER_FIELDS)
-SLOT_FORM = ("default", "paths", "policy.kind", "policy.seed", "policy.floor", "policy")
+SLOT_SETTINGS = ("default", "paths", "selector", "placement")
+POLICY_SETTINGS = ("kind", "seed", "floor", "features", "exploration", "temperature", "gamma")
+SLOT_FORM = (
+    *SLOT_SETTINGS,
+    *(f"policy.{k}" for k in (*POLICY_SETTINGS, "cold_start", "segments")),
+    "policy",
+)
+NEW_SLOT_FORM = (
+    "granularity",
+    "placement",
+    "selector",
+    "paths",
+    "default",
+    "policy.kind",
+    "policy.seed",
+    "policy",
+    "variants[0].id",
+    "variants[0].content",
+    "variants[0].path",
+    "variants[0].status",
+    "variants",
+)
+NEW_SLOT_FIELDS = (
+    "name",
+    "granularity",
+    "placement",
+    "selector",
+    "paths",
+    "kind",
+    "seed",
+    "variant_id",
+    "content",
+    "page_path",
+    "status",
+)
 RULE_FORM = ("audience", "action", "variant", "variants")
+# the features a linear policy may use, as the slot page lists them ("affinity:…" takes a value)
+FEATURE_HINT = sorted(f if feature_problem(f) is None else f"{f}:…" for f in FEATURES)
 
 
 def draft_of(request: Request, form: FormData | None = None) -> Draft:
@@ -117,8 +155,18 @@ def _slot_form(
     form: dict[str, str] | None = None,
     prefix: str = "",
     fields: tuple[str, ...] = SLOT_FORM,
+    segments: list[str] | None = None,
 ) -> Response:
     errors, rest = editing.field_errors(found, prefix or f"slots.{name}", fields)
+    if not prefix:  # a variant's score for a feature the policy no longer has: the features'
+        scores = re.compile(rf"^slots\.{re.escape(name)}\.(variants\[\d+\]\.scores.*)$")
+        for problem in list(rest):
+            hit = scores.match(problem.path)
+            if hit:
+                rest.remove(problem)
+                shown = Problem(problem.path, f"{hit.group(1)}: {problem.message}", problem.value)
+                errors.setdefault("policy.features", []).append(shown)
+    policy = table.get("policy", {})
     return render(
         request,
         "slot.html",
@@ -132,19 +180,82 @@ def _slot_form(
         other=rest,
         form=form or {},
         audiences=sorted(draft.config.get("audiences", {})),
+        segments=policy.get("segments", []) if segments is None else segments,
+        features=FEATURE_HINT,
+        kinds=editing.POLICY_KINDS,
+        explorations=editing.EXPLORATIONS,
+        placements=editing.PLACEMENTS,
     )
 
 
 async def slot_save(request: Request, user: User, form: FormData) -> Response:
     draft = draft_of(request, form)
     name, table = _slot(draft, request)
-    values = {k: text(form, k) for k in ("default", "paths", "kind", "seed", "floor")}
-    config = editing.set_slot(draft.config, name, values)
+    keys = (*SLOT_SETTINGS, *POLICY_SETTINGS, "cold_start")
+    values = {k: text(form, k) for k in keys if k in form}
+    segments = [s for s in form.getlist("segments") if isinstance(s, str)]
+    shown = segments if "segments_shown" in form else None
+    config = editing.set_slot(draft.config, name, values, shown)
     found = editing.problems(config)
     if found:
-        return _slot_form(request, user, draft, name, table, found, values)
+        return _slot_form(request, user, draft, name, table, found, values, segments=shown)
     save(request, user, draft, config, f"slot {name}: settings")
     return redirect(f"/drafts/{draft.id}/slots/{name}", "Slot saved.", request)
+
+
+async def slot_new_page(request: Request, user: User) -> Response:
+    return _new_slot_form(request, user, draft_of(request), {"status": "active"}, [])
+
+
+def _new_slot_form(
+    request: Request, user: User, draft: Draft, values: dict[str, str], found: list[Problem]
+) -> Response:
+    name = values.get("name", "").strip()
+    errors, rest = editing.field_errors(found, f"slots.{name}", NEW_SLOT_FORM)
+    return render(
+        request,
+        "slot_new.html",
+        user,
+        status=422 if found else 200,
+        draft=draft,
+        form=values,
+        errors=errors,
+        other=rest,
+        kinds=editing.POLICY_KINDS,
+        granularities=editing.GRANULARITIES,
+        placements=editing.PLACEMENTS,
+    )
+
+
+async def slot_create(request: Request, user: User, form: FormData) -> Response:
+    """A new slot with its first variant (its default); the policy is then set on its page."""
+    draft = draft_of(request, form)
+    values = {k: text(form, k) for k in NEW_SLOT_FIELDS}
+    name = values["name"].strip()
+    found: list[Problem] = []
+    if not name:
+        found.append(Problem("slots.", "give the slot a name"))
+    elif name in draft.config.get("slots", {}):
+        found.append(Problem(f"slots.{name}", "there is a slot with this name already", name))
+    config = editing.new_slot(draft.config, name, values)
+    found += [] if found else editing.problems(config)
+    if found:
+        return _new_slot_form(request, user, draft, values, found)
+    save(request, user, draft, config, f"slot {name} added")
+    return redirect(f"/drafts/{draft.id}/slots/{name}", f"Slot {name} added.", request)
+
+
+async def slot_delete(request: Request, user: User, form: FormData) -> Response:
+    """Remove a slot (the compiler refuses to remove the last one); its elements keep the
+    page's own content once published."""
+    draft = draft_of(request, form)
+    name, table = _slot(draft, request)
+    config = editing.delete_slot(draft.config, name)
+    found = editing.problems(config)
+    if found:
+        return _slot_form(request, user, draft, name, table, found)
+    save(request, user, draft, config, f"slot {name} removed")
+    return redirect(f"/drafts/{draft.id}", f"Slot {name} removed.", request)
 
 
 async def rule_add(request: Request, user: User, form: FormData) -> Response:
@@ -258,7 +369,10 @@ routes = [
     Route(D, page()(overview)),
     Route(D + "/step", action("editor")(step), methods=["POST"]),
     Route(D + "/holdout", action("editor")(holdout_save), methods=["POST"]),
+    Route(D + "/new-slot", page("editor")(slot_new_page)),
+    Route(D + "/new-slot", action("editor")(slot_create), methods=["POST"]),
     Route(D + "/slots/{slot}", page()(slot_page)),
+    Route(D + "/slots/{slot}/delete", action("editor")(slot_delete), methods=["POST"]),
     Route(D + "/slots/{slot}", action("editor")(slot_save), methods=["POST"]),
     Route(D + "/slots/{slot}/rules", action("editor")(rule_add), methods=["POST"]),
     Route(

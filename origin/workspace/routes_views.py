@@ -55,7 +55,7 @@ async def login(request: Request) -> Response:
         return refuse(request, None, 403, "Invalid or missing CSRF token: reload the page.")
     name, password = text(form, "name"), text(form, "password")
     keys = [f"name:{name}", f"address:{request.client.host if request.client else ''}"]
-    now = time.monotonic()
+    now = time.time()  # wall clock: the throttle's file is shared by processes
     wait = ctx(request).throttle.wait(keys, now)
     if wait > 0:
         message = f"Too many failed sign-ins: try again in {math.ceil(wait / 60)} minute(s)."

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,7 +40,7 @@ class Context:
     personas: Path
     store: Path | None
     secret: str
-    throttle: Throttle = field(default_factory=Throttle)  # failed sign-ins
+    throttle: Throttle  # failed sign-ins, shared by the processes on the same home
 
 
 def ctx(request: Request) -> Context:

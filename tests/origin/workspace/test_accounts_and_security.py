@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
+from cli.main import main
+from compile import defaults
 from origin.workspace.accounts import AccountError, Accounts
+from origin.workspace.app import create_app
+from origin.workspace.service import Workspace
 from tests.origin.workspace.conftest import PASSWORD, Setup, csrf
 
 
@@ -147,12 +155,60 @@ def test_guessing_passwords_is_throttled_and_audited(setup: Setup) -> None:
     assert len(failed) == 5 and failed[0]["author"] == "bob"
 
 
-def test_the_throttle_forgets_old_failures() -> None:
+def test_the_throttle_forgets_old_failures(tmp_path: Path) -> None:
     from origin.workspace.accounts import Throttle
 
-    throttle = Throttle(limit=2, window=60)
+    throttle = Throttle(tmp_path / "throttle.db", limit=2, window=60)
     throttle.fail(["a"], 0.0)
     throttle.fail(["a"], 10.0)
     assert throttle.wait(["a"], 20.0) == 40.0
     assert throttle.wait(["b"], 20.0) == 0.0
     assert throttle.wait(["a"], 61.0) == 0.0  # the first failure aged out
+    assert stat.S_IMODE((tmp_path / "throttle.db").stat().st_mode) == 0o600
+
+
+def test_failures_in_one_app_refuse_sign_in_in_another_on_the_same_home(setup: Setup) -> None:
+    first = setup.client()
+    token = csrf(first.get("/login").text)
+    for _ in range(5):
+        wrong = first.post("/login", data={"csrf": token, "name": "bob", "password": "guess"})
+        assert wrong.status_code == 401
+    # a restart: a new Workspace and a new app on the same home (as a second process would be)
+    again = Workspace(setup.ws.registry, setup.ws.home, setup.ws.targets)
+    second = TestClient(
+        create_app(again, secret="other", personas=defaults.path("personas.toml")),
+        base_url="http://127.0.0.1:8800",
+        follow_redirects=False,
+    )
+    token = csrf(second.get("/login").text)
+    refused = second.post("/login", data={"csrf": token, "name": "bob", "password": PASSWORD})
+    assert refused.status_code == 429 and "Too many failed sign-ins" in refused.text
+    other = second.post("/login", data={"csrf": token, "name": "alice", "password": PASSWORD})
+    assert other.status_code == 429  # the same client address: refused too
+    assert (setup.ws.home / "throttle.db").exists()
+
+
+def test_failures_recorded_by_another_process_count(setup: Setup) -> None:
+    script = (
+        "import sys, time; from pathlib import Path; "
+        "from origin.workspace.accounts import Throttle; "
+        "t = Throttle(Path(sys.argv[1])); "
+        "[t.fail(['name:carol', 'address:203.0.113.9'], time.time()) for _ in range(5)]"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(setup.ws.home / "throttle.db")],
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    client = setup.client()
+    token = csrf(client.get("/login").text)
+    refused = client.post("/login", data={"csrf": token, "name": "carol", "password": PASSWORD})
+    assert refused.status_code == 429
+    # an administrator unlocks the name (edgepick workspace user unlock carol)
+    where = ["--registry", str(setup.ws.registry.root), "--home", str(setup.ws.home)]
+    assert main(["workspace", "user", "unlock", "carol", *where]) == 0
+    allowed = client.post("/login", data={"csrf": token, "name": "carol", "password": PASSWORD})
+    assert allowed.status_code == 303
