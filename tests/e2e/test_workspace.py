@@ -3,11 +3,12 @@
 ``edgepick workspace`` runs as its own process on the session's registry, publishing to the
 local KV that ``wrangler dev`` serves. Chromium (tests/e2e/browser.mjs) signs in as an editor,
 creates a variant, sees the compiler's error next to the field, gives new visitors a rule that
-shows it and sets the holdout to 0, reads the change in words, previews two personas side by
-side (iframes of the worker with signed preview tokens), submits; a second user, an approver,
+shows it, sets the holdout to 0, makes the cta's fixed split a linear policy (after the
+compiler refuses a feature), reads the change in words, previews two personas side by side
+(iframes of the worker with signed preview tokens), submits; a second user, an approver,
 approves and publishes; the worker then serves the new variant to a new visitor (a fresh
-browser); the approver rolls back with one click and the worker stops serving it; every step is
-in the audit log page.
+browser) and the snapshot has the linear cta; the approver rolls back with one click and the
+worker stops serving it; every step is in the audit log page.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 
 from cli.devstack import ROOT, Process, free_port
+from core.model import LinearPolicy, Site
 from core.snapshot import decode_snapshot
 from origin.registry import Registry
 from tests.e2e.conftest import CHROMIUM, DRIVER, BrowserError, BrowserRun, Loop, node
@@ -42,6 +44,9 @@ PANES = """[...document.querySelectorAll('.pane')].map(p => ({
 FIRST_VALUE = "document.querySelector('[name=value]')"
 JSON_SHOWN = "document.querySelector('#condition-json')"
 FIRST_WHY = "document.querySelector('form.step input[name=why]')"
+SEED_BOX = "document.querySelector('[name=seed]').closest('.kind')"
+FEATURES_BOX = "getComputedStyle(document.querySelector('[name=features]').closest('.kind'))"
+FEATURE_ERROR = ".error[data-path='slots.cta.policy.features[1]']"
 
 
 def _flash(text: str) -> str:
@@ -195,6 +200,10 @@ def _forced(loop: Loop) -> str:
     return body.decode()
 
 
+def _site(loop: Loop, snapshot: str) -> Site:
+    return decode_snapshot((loop.registry / "snapshots" / f"{snapshot}.snap").read_bytes()).site
+
+
 def _visitor_sees(browser: Callable[..., BrowserRun]) -> str:
     """The headline a new visitor (a fresh Chromium profile) gets from the worker."""
     run = browser([{"goto": "/"}, {"text": HEADLINE}])
@@ -246,6 +255,17 @@ def test_a_marketer_ships_and_rolls_back_a_variant(
             {"click": "form[action$='/holdout'] button"},
             {"waitFunction": _flash("Holdout saved.")},
             {"text": "ul.changes"},
+            # the cta's fixed split becomes a linear policy: a bad feature first, then good ones
+            {"goto": f"{draft}/slots/cta"},
+            _fill({"kind": "linear", "features": "bias\naffinity"}),
+            {"eval": f"getComputedStyle({SEED_BOX}).display + ' ' + {FEATURES_BOX}.display"},
+            {"click": "#slot-form button.primary"},
+            {"waitFor": FEATURE_ERROR},
+            {"text": FEATURE_ERROR},
+            _fill({"features": "bias\nnew_visitor"}),
+            {"click": "#slot-form button.primary"},
+            {"waitFunction": _flash("Slot saved.")},
+            {"eval": "document.querySelector('[name=kind]').value"},
         ]
     )
     assert "must be between 0.0 and None (got -1)" in run.value(9)
@@ -254,6 +274,9 @@ def test_a_marketer_ships_and_rolls_back_a_variant(
     assert "headline: new variant hl-spring." in changes
     assert "headline: new rule, visitors in new_visitor always see hl-spring." in changes
     assert "Holdout: 5% -> 0%" in changes
+    assert run.value(24) == "none block"  # the form shows the chosen kind's settings only
+    assert run.value(27).startswith("feature 'affinity' needs an argument")
+    assert run.value(31) == "linear"
     # --- the condition builder, two personas side by side, submit
     run = workspace.browse(
         [
@@ -281,8 +304,9 @@ def test_a_marketer_ships_and_rolls_back_a_variant(
     assert len(panes) == 2 and all(p["src"].startswith(loop.base) for p in panes)
     documents = [r for r in run.requests if "edgepick_preview=" in r["url"]]
     assert len(documents) >= 2  # both iframes loaded the real pages from the worker
-    live = decode_snapshot((loop.registry / "snapshots" / f"{live_before}.snap").read_bytes())
-    content = {(s.name, v.id): v.content for s in live.site.slots for v in s.variants}
+    content = {
+        (s.name, v.id): v.content for s in _site(loop, live_before).slots for v in s.variants
+    }
     for pane in panes:  # what the iframes show: the worker's pages, as previews
         status, headers, body = loop.http(pane["src"][len(loop.base) :])
         assert status == 200 and headers.get("x-edgepick-preview") == "1"
@@ -309,6 +333,8 @@ def test_a_marketer_ships_and_rolls_back_a_variant(
     )
     published = run.value(12).removeprefix("Published snapshot ").rstrip(".")
     assert (loop.registry / "CURRENT").read_text().strip() == published != live_before
+    cta = {s.name: s for s in _site(loop, published).slots}["cta"]
+    assert isinstance(cta.policy, LinearPolicy) and cta.policy.features == ("bias", "new_visitor")
     assert CONTENT in _forced(loop)  # wrangler dev serves the new variant ...
     assert _visitor_sees(browser) == CONTENT  # ... to a new visitor, through its rule
     # --- one click back

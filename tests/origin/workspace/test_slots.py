@@ -9,9 +9,14 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from core.model import LinearPolicy
+from core.snapshot import decode_snapshot
 from origin.workspace import editing
+from origin.workspace.accounts import User
 from tests.origin.workspace.conftest import Setup, csrf, rev
 from tests.origin.workspace.test_editing import _draft, _errors
+
+ALICE, BOB = User("alice", "editor"), User("bob", "approver")
 
 
 def _slot(setup: Setup, name: str) -> dict[str, Any]:
@@ -264,3 +269,33 @@ def test_set_slot_keeps_only_what_the_kind_reads() -> None:
         "visits",
         "affinity:running",
     ]
+
+
+def test_a_draft_of_slot_changes_publishes(setup: Setup) -> None:
+    """A new slot, a removed one and a thompson slot made linear compile with the live model
+    (pruned: the learned segments of headline go) and reach the edge's snapshot."""
+    client, token, url = _draft(setup)
+    linear = {
+        "kind": "linear",
+        "features": "bias device:mobile",
+        "exploration": "igw",
+        "gamma": "20",
+        "cold_start": "true",
+    }
+    assert _post(client, url + "/slots/headline", setup, token, **linear).status_code == 303
+    assert _post(client, url + "/slots/promo/delete", setup, token).status_code == 303
+    form = {"name": "banner", "variant_id": "b1", "content": "<b>Hi</b>", "granularity": "element"}
+    assert _post(client, url + "/new-slot", setup, token, **form).status_code == 303
+    changes = client.get(url).text
+    assert "New slot banner." in changes and "Slot promo is gone" in changes
+    draft = setup.ws.drafts.all()[0]
+    setup.ws.step(draft, ALICE, "submit", "slots")
+    setup.ws.step(setup.ws.drafts.get(draft.id), BOB, "approve", "fine")
+    done = setup.ws.publish(setup.ws.drafts.get(draft.id), BOB, "ship")
+    assert setup.live() == done.header.id
+    site = decode_snapshot(setup.ws.registry.current_blob() or b"").site
+    slots = {s.name: s for s in site.slots}
+    assert "promo" not in slots and slots["banner"].default == "b1"
+    policy = slots["headline"].policy
+    assert isinstance(policy, LinearPolicy) and policy.features == ("bias", "device:mobile")
+    assert policy.exploration.value == "igw" and policy.gamma == 20
