@@ -17,7 +17,7 @@ from typing import Any
 from compile import defaults
 from core.model import Signals
 from core.snapshot import decode_snapshot
-from origin.settings import PREVIOUS_SECRETS_ENV, SECRET_ENV
+from origin.settings import LAKE_ENV, PREVIOUS_SECRETS_ENV, SECRET_ENV
 
 DEFAULT_REGISTRY = "out/registry"
 DEFAULT_PORT = 8887
@@ -246,8 +246,11 @@ def _sync(args: argparse.Namespace) -> int:
     from origin.sync import SyncJob, run_loop
     from origin.training import Reward, Windows
 
+    if args.config and args.from_registry:
+        print("edgepick sync: give a config file or --from-registry, not both", file=sys.stderr)
+        return 2
     job = SyncJob(
-        config=Path(args.config),
+        config=Path(args.config) if args.config else None,
         store=SqliteStore(args.store),
         registry=Registry(args.registry),
         targets=_targets(args.target),
@@ -261,6 +264,10 @@ def _sync(args: argparse.Namespace) -> int:
         author=args.author,
         propensity=Path(args.propensity) if args.propensity else None,
     )
+    if job.config is None:  # fail now, not after the loop's retries, when there is none
+        from origin.sync import live_config
+
+        live_config(job.registry)
     if args.lake:
         from origin.lake.engines import engine
         from origin.lake.rounds import LakeRounds
@@ -383,15 +390,26 @@ def _report(args: argparse.Namespace) -> int:
     if not Path(args.store).exists():
         print(f"edgepick: no event store at {args.store}", file=sys.stderr)
         return 1
+    registry = Registry(args.registry)
+    facts = None
+    lake = args.lake or os.environ.get(LAKE_ENV)
+    if lake:
+        from origin.lake.report import lake_facts
+        from origin.lake.segments import Lake
+
+        facts = lake_facts(Lake(lake), registry, store_path=args.store)
     report = write(
         SqliteStore(args.store),
-        Registry(args.registry),
+        registry,
         Path(args.output),
         budget_us=args.budget_us,
         resamples=args.resamples,
         seed=args.seed,
+        facts=facts,
+        ope_days=args.ope_days if lake else None,
     )
-    print(f"wrote {args.output}: {len(report.headings)} sections, {report.figures} plots")
+    source = f" (from the lake {lake})" if lake else ""
+    print(f"wrote {args.output}{source}: {len(report.headings)} sections, {report.figures} plots")
     return 0
 
 
@@ -530,7 +548,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u.set_defaults(run=_guarded(_unretire))
 
     y = sub.add_parser("sync", help="the scheduled job: collect -> learn -> compile -> publish")
-    y.add_argument("config", help="site config (TOML)")
+    y.add_argument(
+        "config",
+        nargs="?",
+        help="site config (TOML); none: the registry's live config version (--from-registry)",
+    )
+    y.add_argument(
+        "--from-registry",
+        action="store_true",
+        help="compile the registry's live config version (REGISTRY/configs/HEAD, what the "
+        "workspace published), read every round; the default without a config file",
+    )
     y.add_argument("--model", help="base model JSON the learned numbers are laid over")
     y.add_argument("--store", default=DEFAULT_STORE)
     y.add_argument("--once", action="store_true", help="one round (for cron)")
@@ -650,6 +678,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.add_argument("--budget-us", type=int, default=5000, help="edge decision latency budget")
     t.add_argument("--resamples", type=int, default=500, help="bootstrap resamples for OPE")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--lake",
+        help="read the event lake's aggregates (default: $EDGEPICK_LAKE; the store is flushed "
+        "into it first; docs/scale.md)",
+    )
+    t.add_argument(
+        "--ope-days",
+        type=float,
+        default=7.0,
+        help="with a lake: off-policy evaluation over the hot buffer's last N days",
+    )
     registry_arg(t)
     t.set_defaults(run=_guarded(_report))
 

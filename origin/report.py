@@ -54,13 +54,12 @@ from origin.monitor import (
     Episode,
     MonitorConfig,
     check,
-    latency_percentiles,
     vitals_p75,
 )
 from origin.plots import COLORS, data_uri, figure, png
 from origin.registry import Registry
 from origin.store import EventStore
-from origin.training import TrainingRow, training_rows
+from origin.training import training_rows
 
 HOUR_MS = 3_600_000
 
@@ -129,6 +128,166 @@ def relative_lift(treated: np.ndarray, control: np.ndarray, z: float = 1.96) -> 
     ratio = math.log(mt / mc)
     return Lift(
         mt, mc, nt, nc, mt / mc - 1.0, math.exp(ratio - half) - 1.0, math.exp(ratio + half) - 1.0
+    )
+
+
+@dataclass(slots=True)
+class Moments:
+    """``n``, ``total = sum x`` and ``squares = sum x^2`` of a sample: what a mean, its interval
+    and the delta method need, mergeable (sums), so a report can be built from aggregates:
+
+        mean = total / n,   s^2 = (squares - total^2 / n) / (n - 1)"""
+
+    n: int = 0
+    total: float = 0.0
+    squares: float = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        self.total += x
+        self.squares += x * x
+
+    def merge(self, other: Moments) -> None:
+        self.n += other.n
+        self.total += other.total
+        self.squares += other.squares
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
+
+    def var(self) -> float:
+        """The sample variance (``ddof = 1``), 0 below two values (never negative: rounding)."""
+        if self.n < 2:
+            return 0.0
+        return max(0.0, (self.squares - self.total * self.total / self.n) / (self.n - 1))
+
+
+def moments_interval(
+    m: Moments, z: float = 1.96, floor: float | None = 0.0
+) -> tuple[float, float, float]:
+    """``mean_interval`` from a sample's ``Moments``: ``mean +- z s / sqrt(n)``."""
+    if m.n == 0:
+        return 0.0, 0.0, 0.0
+    if m.n < 2:
+        return m.mean, m.mean, m.mean
+    half = z * math.sqrt(m.var()) / math.sqrt(m.n)
+    low = m.mean - half if floor is None else max(floor, m.mean - half)
+    return m.mean, low, m.mean + half
+
+
+def moments_lift(treated: Moments, control: Moments, z: float = 1.96) -> Lift:
+    """``relative_lift`` from the two groups' ``Moments`` (the same formula)."""
+    nt, nc, mt, mc = treated.n, control.n, treated.mean, control.mean
+    if nt < 2 or nc < 2 or mc <= 0 or mt <= 0:
+        return Lift(mt, mc, nt, nc, None, None, None)
+    half = z * math.sqrt(treated.var() / (nt * mt * mt) + control.var() / (nc * mc * mc))
+    ratio = math.log(mt / mc)
+    return Lift(
+        mt, mc, nt, nc, mt / mc - 1.0, math.exp(ratio - half) - 1.0, math.exp(ratio + half) - 1.0
+    )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CellKey:
+    """What the report groups visitors by: holdout membership, device and country (first
+    exposure) and arrival channel (``visitors``)."""
+
+    holdout: bool
+    device: str
+    country: str
+    channel: str
+
+
+@dataclass(slots=True)
+class Cell:
+    """The visitors of one ``CellKey``: per visitor, clicks, converted (0/1) and revenue."""
+
+    clicks: Moments = field(default_factory=Moments)
+    converted: Moments = field(default_factory=Moments)
+    revenue: Moments = field(default_factory=Moments)
+
+    @property
+    def visitors(self) -> int:
+        return self.clicks.n
+
+    def merge(self, other: Cell) -> None:
+        self.clicks.merge(other.clicks)
+        self.converted.merge(other.converted)
+        self.revenue.merge(other.revenue)
+
+
+@dataclass(slots=True)
+class Arm:
+    """One slot's variant over all its exposures (``n``; exposures with a click, with a
+    conversion, and the credited value's moments) and over its policy draws within the visitor
+    cap (``draws``, ``successes = sum clip(r, 0, 1)``, the posteriors' counts)."""
+
+    n: int = 0
+    clicked: int = 0
+    converted: int = 0
+    revenue: Moments = field(default_factory=Moments)
+    draws: int = 0
+    successes: float = 0.0
+
+
+@dataclass
+class Facts:
+    """Everything the report's per-visitor, per-arm, latency and volume sections read: from the
+    store (``store_facts``, every raw event) or from the lake (``origin.lake.report``,
+    aggregates computed by DuckDB), so the two give the same page."""
+
+    cells: dict[CellKey, Cell]
+    arms: dict[tuple[str, str], Arm]
+    latency: np.ndarray  # every measured decision_us
+    volume: dict[tuple[str, int], int]  # events per (type, hour) from the first exposure's hour
+    counts: dict[str, int]  # events per type
+    first_ms: int | None  # the first and last exposure's time
+    last_ms: int | None
+    source: str = "store"
+
+
+def cells_of(people: dict[str, VisitorSummary]) -> dict[CellKey, Cell]:
+    """Visitors summed into cells (``CellKey``)."""
+    cells: dict[CellKey, Cell] = {}
+    for v in people.values():
+        cell = cells.setdefault(CellKey(v.holdout, v.device, v.country, v.channel), Cell())
+        cell.clicks.add(float(v.clicks))
+        cell.converted.add(1.0 if v.conversions else 0.0)
+        cell.revenue.add(v.revenue)
+    return cells
+
+
+def store_facts(store: EventStore, registry: Registry) -> Facts:
+    """``Facts`` from the store's raw events (every exposure and outcome read once; the
+    training rows streamed, not kept)."""
+    arms: dict[tuple[str, str], Arm] = {}
+    for r in training_rows(store):
+        arm = arms.setdefault((r.slot, r.variant), Arm())
+        arm.n += 1
+        arm.clicked += r.clicks > 0
+        arm.converted += r.conversions > 0
+        arm.revenue.add(r.value)
+        if r.learnable:
+            arm.draws += 1
+            arm.successes += min(max(r.reward, 0.0), 1.0)
+    measured: list[float] = []
+    first = last = None
+    for e in store.exposures():
+        first = e["ts"] if first is None else first
+        last = e["ts"]
+        if e["decision_us"] is not None:
+            measured.append(float(e["decision_us"]))
+    volume = store.volume((int(first) // HOUR_MS) * HOUR_MS, HOUR_MS) if first is not None else {}
+    counts = {k: store.count(k) for k in ("exposure", "click", "conversion")}
+    return Facts(
+        cells_of(visitors(store, registry)),
+        arms,
+        np.asarray(measured, dtype=float),
+        volume,
+        counts,
+        None if first is None else int(first),
+        None if last is None else int(last),
     )
 
 
@@ -287,25 +446,29 @@ def _metric(name: str, value: float) -> str:
     return f"{value:.2%}" if "rate" in name else f"{value:.3f}"
 
 
-def _lifts(group: Sequence[VisitorSummary]) -> list[tuple[str, Lift]]:
-    treated = [v for v in group if not v.holdout]
-    control = [v for v in group if v.holdout]
+def _pooled(cells: Sequence[tuple[CellKey, Cell]], holdout: bool) -> Cell:
+    out = Cell()
+    for key, cell in cells:
+        if key.holdout == holdout:
+            out.merge(cell)
+    return out
+
+
+def _lifts(cells: Sequence[tuple[CellKey, Cell]]) -> list[tuple[str, Lift]]:
+    """``METRICS``' lifts of personalized over holdout visitors, from the cells' moments."""
+    treated, control = _pooled(cells, False), _pooled(cells, True)
     return [
-        (
-            name,
-            relative_lift(
-                np.asarray([f(v) for v in treated], dtype=float),
-                np.asarray([f(v) for v in control], dtype=float),
-            ),
-        )
-        for name, f in METRICS
+        ("clicks per visitor", moments_lift(treated.clicks, control.clicks)),
+        ("conversion rate", moments_lift(treated.converted, control.converted)),
+        ("revenue per visitor", moments_lift(treated.revenue, control.revenue)),
     ]
 
 
-def holdout_lift(report: Report, people: dict[str, VisitorSummary]) -> None:
-    group = list(people.values())
-    held = sum(v.holdout for v in group)
-    if not group or not held or held == len(group):
+def holdout_lift(report: Report, cells: dict[CellKey, Cell]) -> None:
+    group = sorted(cells.items())
+    total = sum(c.visitors for _, c in group)
+    held = sum(c.visitors for k, c in group if k.holdout)
+    if not total or not held or held == total:
         report.section(
             "Personalization lift",
             "<p>No holdout visitors to compare with (set <code>holdout</code> in the site).</p>",
@@ -341,7 +504,7 @@ def holdout_lift(report: Report, people: dict[str, VisitorSummary]) -> None:
     ax.set_yticks(y, [n for n, _ in lifts])
     ax.set_xlabel("lift of personalized over holdout visitors (%, 95% interval)")
     body = (
-        f'<p class="note">{len(group) - held} personalized and {held} holdout visitors (the '
+        f'<p class="note">{total - held} personalized and {held} holdout visitors (the '
         "holdout always gets the defaults). Lift = personalized / holdout - 1 per visitor, "
         "with a 95% delta-method interval on the log of the ratio; an interval across 0 means "
         "the data cannot tell "
@@ -365,44 +528,47 @@ def _audiences(site: Site | None) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def segments(report: Report, people: dict[str, VisitorSummary], site: Site | None) -> None:
-    group = list(people.values())
+def segments(report: Report, cells: dict[CellKey, Cell], site: Site | None) -> None:
+    group = sorted(cells.items())
     if not group:
         report.section("Audiences and channels", "<p>No visitors.</p>")
         return
-    views: list[tuple[str, str, list[VisitorSummary]]] = []
+    views: list[tuple[str, str, list[tuple[CellKey, Cell]]]] = []
     for name, condition in _audiences(site):
-        member = [evaluate(condition, {"device": v.device, "country": v.country}) for v in group]
-        views.append(("audience", name, [v for v, m in zip(group, member, strict=True) if m]))
-        outside = [v for v, m in zip(group, member, strict=True) if not m]
+        member = [evaluate(condition, {"device": k.device, "country": k.country}) for k, _ in group]
+        views.append(("audience", name, [c for c, m in zip(group, member, strict=True) if m]))
+        outside = [c for c, m in zip(group, member, strict=True) if not m]
         views.append(("audience", f"not {name}", outside))
-    for channel in sorted({v.channel for v in group}):
-        views.append(("channel", channel, [v for v in group if v.channel == channel]))
+    for channel in sorted({k.channel for k, _ in group}):
+        views.append(("channel", channel, [(k, c) for k, c in group if k.channel == channel]))
     rows: list[list[Any]] = []
     labels: list[str] = []
     bars: list[tuple[float, float, float]] = []
     for kind, name, members in views:
-        if not members:
+        pooled = Cell()
+        for _, cell in members:
+            pooled.merge(cell)
+        if not pooled.visitors:
             continue
-        clicks = mean_interval(np.asarray([v.clicks for v in members], dtype=float))
-        revenue = mean_interval(np.asarray([v.revenue for v in members], dtype=float))
-        converted = sum(1 for v in members if v.conversions)
-        lo, hi = wilson(converted, len(members))
+        clicks = moments_interval(pooled.clicks)
+        revenue = moments_interval(pooled.revenue)
+        converted = round(pooled.converted.total)
+        lo, hi = wilson(converted, pooled.visitors)
         lifts = dict(_lifts(members))
         rows.append(
             [
                 kind,
                 name,
-                len(members),
-                sum(v.holdout for v in members),
+                pooled.visitors,
+                sum(c.visitors for k, c in members if k.holdout),
                 f"{clicks[0]:.3f}",
-                f"{converted / len(members):.2%} [{lo:.2%}, {hi:.2%}]",
+                f"{converted / pooled.visitors:.2%} [{lo:.2%}, {hi:.2%}]",
                 f"{revenue[0]:.2f} [{revenue[1]:.2f}, {revenue[2]:.2f}]",
                 _lift_text(lifts["clicks per visitor"]),
                 _lift_text(lifts["revenue per visitor"]),
             ]
         )
-        labels.append(f"{kind}: {name} (n={len(members)})")
+        labels.append(f"{kind}: {name} (n={pooled.visitors})")
         bars.append(revenue)
     fig, ax = figure(7.0, 0.35 * len(labels) + 1.2)
     y = np.arange(len(labels))[::-1]
@@ -493,15 +659,10 @@ def web_vitals(report: Report, store: EventStore) -> None:
     report.section("Core Web Vitals", body)
 
 
-def performance(report: Report, rows: Sequence[TrainingRow]) -> None:
+def performance(report: Report, arms: dict[tuple[str, str], Arm]) -> None:
     by_slot: dict[str, dict[str, list[float]]] = {}
-    values: dict[tuple[str, str], list[float]] = {}
-    for r in rows:
-        stats = by_slot.setdefault(r.slot, {}).setdefault(r.variant, [0.0, 0.0, 0.0])
-        stats[0] += 1
-        stats[1] += 1.0 if r.clicks > 0 else 0.0
-        stats[2] += 1.0 if r.conversions > 0 else 0.0
-        values.setdefault((r.slot, r.variant), []).append(r.value)
+    for (slot, variant), arm in arms.items():
+        by_slot.setdefault(slot, {})[variant] = [float(arm.n), arm.clicked, arm.converted]
     if not by_slot:
         report.section("Variant performance", "<p>No exposures in the store.</p>")
         return
@@ -536,7 +697,8 @@ def performance(report: Report, rows: Sequence[TrainingRow]) -> None:
         for v, ni, si, c, (lo, hi) in zip(names, n, s, ctr, bounds, strict=True):
             conv = variants[v][2]
             clo, chi = wilson(conv, int(ni))
-            rev = mean_interval(np.asarray(values[(slot, v)], dtype=float))
+            revenue = arms[(slot, v)].revenue
+            rev = moments_interval(revenue)
             table_rows.append(
                 [
                     slot,
@@ -546,7 +708,7 @@ def performance(report: Report, rows: Sequence[TrainingRow]) -> None:
                     f"{c:.2%} [{lo:.2%}, {hi:.2%}]",
                     int(conv),
                     f"{conv / ni:.2%} [{clo:.2%}, {chi:.2%}]",
-                    f"{sum(values[(slot, v)]):.2f}",
+                    f"{revenue.total:.2f}",
                     f"{rev[0]:.3f} [{rev[1]:.3f}, {rev[2]:.3f}]",
                 ]
             )
@@ -612,7 +774,7 @@ def allocation(report: Report, registry: Registry) -> None:
     report.section("Allocation over time", "".join(parts))
 
 
-def posteriors(report: Report, registry: Registry, rows: Sequence[TrainingRow]) -> None:
+def posteriors(report: Report, registry: Registry, arms: dict[tuple[str, str], Arm]) -> None:
     current = registry.current_blob()
     slots = (
         [s for s in decode_snapshot(current).site.slots if isinstance(s.policy, ThompsonPolicy)]
@@ -626,10 +788,10 @@ def posteriors(report: Report, registry: Registry, rows: Sequence[TrainingRow]) 
     drawn = 0
     for slot in slots:
         counts: dict[str, list[float]] = {v.id: [0.0, 0.0] for v in slot.variants}
-        for r in rows:
-            if r.slot == slot.name and r.learnable and r.variant in counts:
-                counts[r.variant][0] += 1
-                counts[r.variant][1] += min(max(r.reward, 0.0), 1.0)
+        for vid, pair in counts.items():
+            arm = arms.get((slot.name, vid))
+            if arm is not None:
+                pair[0], pair[1] = float(arm.draws), arm.successes
         upper = max(((s + 1) / (n + 2) for n, s in counts.values() if n > 0), default=0.1)
         x = np.linspace(0.0005, min(0.999, upper * 2.5 + 0.01), 600)
         fig, ax = figure(7.0, 3.4)
@@ -653,9 +815,7 @@ def posteriors(report: Report, registry: Registry, rows: Sequence[TrainingRow]) 
     report.section("Posterior curves", "".join(parts))
 
 
-def latency(report: Report, store: EventStore, budget_us: int) -> None:
-    measured = [e["decision_us"] for e in store.exposures() if e["decision_us"] is not None]
-    values = np.asarray(measured, dtype=float)
+def latency(report: Report, values: np.ndarray, budget_us: int) -> None:
     if values.size == 0:
         report.section("Edge decision latency", "<p>No exposures.</p>")
         return
@@ -679,20 +839,25 @@ def latency(report: Report, store: EventStore, budget_us: int) -> None:
     report.section("Edge decision latency", body)
 
 
-def volume(report: Report, store: EventStore, config: MonitorConfig) -> list[Episode]:
+def volume(report: Report, store: EventStore, config: MonitorConfig, facts: Facts) -> list[Episode]:
     """Events per hour, and the monitor run at the end of every hour with one ``AlertBook``:
-    each alert is listed once, from the hour it opened to the check that closed it."""
-    exposures = list(store.exposures())
-    if not exposures:
+    each alert is listed once, from the hour it opened to the check that closed it. The monitor
+    reads the store; from a lake, it runs over the hours the store (the hot buffer) holds."""
+    if facts.first_ms is None or facts.last_ms is None:
         report.section("Event volume and alerts", "<p>No events.</p>")
         return []
-    first = (int(exposures[0]["ts"]) // HOUR_MS) * HOUR_MS
-    last = (int(exposures[-1]["ts"]) // HOUR_MS) * HOUR_MS
-    counts = store.volume(first, HOUR_MS)
+    first = (facts.first_ms // HOUR_MS) * HOUR_MS
+    last = (facts.last_ms // HOUR_MS) * HOUR_MS
+    counts = facts.volume
     hours = np.arange(first, last + HOUR_MS, HOUR_MS)
     book = AlertBook()
+    watched = first
+    if facts.source != "store":
+        oldest = next(iter(store.exposures()), None)
+        watched = (int(oldest["ts"]) // HOUR_MS) * HOUR_MS if oldest else last + HOUR_MS
     for end in hours + HOUR_MS:
-        check(store, int(end), config, book)
+        if end > watched:
+            check(store, int(end), config, book)
     episodes = book.all()
     fig, ax = figure(7.5, 3.6)
     x = (hours - first) / HOUR_MS
@@ -765,9 +930,9 @@ def volume(report: Report, store: EventStore, config: MonitorConfig) -> list[Epi
     head = ["first opened (UTC)", "last closed (UTC)", "times opened", "checks", "kind"]
     head += ["subject", "last message"]
     body += _table(head, rows) if rows else "<p>No alerts.</p>"
-    stats = latency_percentiles(store, first, last + HOUR_MS)
-    if stats:
-        body += f'<p class="note">decision_us over the whole period: p99 {stats["p99"]:.0f} µs.</p>'
+    if facts.latency.size:
+        p99 = float(np.percentile(facts.latency, 99))
+        body += f'<p class="note">decision_us over the whole period: p99 {p99:.0f} µs.</p>'
     report.section("Event volume and alerts", body)
     return episodes
 
@@ -840,23 +1005,31 @@ def build(
     budget_us: int = 5000,
     resamples: int = 500,
     seed: int = 0,
+    facts: Facts | None = None,
+    ope_days: float | None = None,
 ) -> Report:
-    """Every section, rendered; ``Report.render`` gives the page."""
+    """Every section, rendered; ``Report.render`` gives the page. ``facts`` (default: read from
+    the store, ``store_facts``) feed the lift, performance, audience, posterior, latency and
+    volume sections; the vitals, the monitor and off-policy evaluation read the store (from a
+    lake: the hot buffer's recent events), OPE over the last ``ope_days`` when given."""
     report = Report(title)
-    rows = list(training_rows(store))
-    people = visitors(store, registry)
+    facts = facts if facts is not None else store_facts(store, registry)
     current = registry.current_blob()
     site = decode_snapshot(current).site if current else None
-    holdout_lift(report, people)
-    performance(report, rows)
-    segments(report, people, site)
+    holdout_lift(report, facts.cells)
+    performance(report, facts.arms)
+    segments(report, facts.cells, site)
     web_vitals(report, store)
     allocation(report, registry)
-    posteriors(report, registry, rows)
+    posteriors(report, registry, facts.arms)
     config = MonitorConfig(budget_us=budget_us)
-    latency(report, store, budget_us)
-    volume(report, store, config)
-    off_policy(report, evaluate_store(store, registry, resamples=resamples, seed=seed))
+    latency(report, facts.latency, budget_us)
+    volume(report, store, config, facts)
+    since = 0
+    if ope_days is not None and facts.last_ms is not None:
+        since = max(0, facts.last_ms - int(ope_days * 86_400_000))
+    results = evaluate_store(store, registry, resamples=resamples, seed=seed, since_ms=since)
+    off_policy(report, results)
     return report
 
 
@@ -868,15 +1041,28 @@ def write(
     budget_us: int = 5000,
     resamples: int = 500,
     seed: int = 0,
+    facts: Facts | None = None,
+    ope_days: float | None = None,
 ) -> Report:
     """Build the report and write the HTML file; returns the report (figure count, headings)."""
-    report = build(store, registry, budget_us=budget_us, resamples=resamples, seed=seed)
+    facts = facts if facts is not None else store_facts(store, registry)
+    report = build(
+        store,
+        registry,
+        budget_us=budget_us,
+        resamples=resamples,
+        seed=seed,
+        facts=facts,
+        ope_days=ope_days,
+    )
     current = registry.current() or "none"
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    counts = facts.counts
     subtitle = (
-        f"{store.count('exposure')} exposures, {store.count('click')} clicks, "
-        f"{store.count('conversion')} conversions · current snapshot {html.escape(current)} · "
+        f"{counts.get('exposure', 0)} exposures, {counts.get('click', 0)} clicks, "
+        f"{counts.get('conversion', 0)} conversions · current snapshot {html.escape(current)} · "
         f"{len(registry.ids())} snapshots · generated {now}"
+        + (" · from the event lake" if facts.source == "lake" else "")
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.render(subtitle), encoding="utf-8")

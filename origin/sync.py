@@ -15,6 +15,10 @@ One round:
 
 The learner is seeded, so the same events give the same snapshot id and no republish.
 
+The config is a file (``SyncJob.config``), or with ``config=None`` the registry's live config
+version (``REGISTRY/configs/HEAD``: what the workspace published), read at every round, so a
+workspace publish between rounds is what the next round learns on (``live_config``).
+
 With a lake (``SyncJob.lake``, or ``EDGEPICK_LAKE=DIR`` in the environment, ``origin.lake``),
 the collect step flushes the store's new rows into the lake and brings the aggregates kept
 between rounds up to date (``origin.lake.rounds``): a round reads the events past its
@@ -42,7 +46,7 @@ from origin.aggregates import Aggregates, Summer
 from origin.learn import LearnConfig, learn, overlay, widths
 from origin.monitor import Alert, AlertBook, MonitorConfig, check, report
 from origin.publish import publish
-from origin.registry import Registry, write_atomic
+from origin.registry import Registry, RegistryError, write_atomic
 from origin.retire import RetireConfig, Retirement, retirements
 from origin.settings import LAKE_ENGINE_ENV, LAKE_ENV
 from origin.stitch import build_profiles, links, profile_for
@@ -68,7 +72,9 @@ def lake_from_env() -> Any:
 
 @dataclass
 class SyncJob:
-    config: Path
+    # the site config file; None: the registry's live config version (REGISTRY/configs/HEAD,
+    # what the workspace publishes and `edgepick push` proposes), read again every round
+    config: Path | None
     store: EventStore
     registry: Registry
     targets: Sequence[Target]
@@ -151,9 +157,38 @@ def _hold_paused(
     return {**model, "slots": slots}
 
 
+def live_config(registry: Registry) -> tuple[dict[str, Any], str]:
+    """The registry's live config version (``REGISTRY/configs/HEAD``, docs/workspace.md "One
+    source of truth") and its id; ``RegistryError`` when the registry has none yet. As
+    ``edgepick pull`` gives it: the TOML text it was pushed or seeded from when kept (its tables
+    in the author's order), else the stored version (canonical JSON, keys sorted)."""
+    import tomllib
+
+    from origin.workspace.versions import Versions
+
+    versions = Versions(registry)
+    vid = versions.head()
+    if vid is None:
+        raise RegistryError(
+            f"no config version in {registry.root / 'configs'} (HEAD): seed one with "
+            "`edgepick workspace --config SITE.toml` or publish a pushed draft, or give sync "
+            "a config file"
+        )
+    text = versions.text(vid)
+    return (tomllib.loads(text) if text is not None else versions.get(vid)), vid
+
+
+def _config(job: SyncJob) -> tuple[dict[str, Any], str]:
+    """The config a round compiles and its name for messages: the file, or the live version."""
+    if job.config is not None:
+        return load_toml(job.config), str(job.config)
+    config, vid = live_config(job.registry)
+    return config, f"config version {vid}"
+
+
 def _compile(job: SyncJob, model: dict[str, Any] | None) -> Site:
-    config = job.registry.overrides.apply(load_toml(job.config))
-    return compile_site(config, model, str(job.config))
+    config, source = _config(job)
+    return compile_site(job.registry.overrides.apply(config), model, source)
 
 
 def _watermark(job: SyncJob) -> dict[str, Any]:

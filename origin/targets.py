@@ -5,6 +5,7 @@
   --persist-to PERSIST_DIR`` reads, written with ``wrangler kv key put ... --local``.
 * ``cloudflare:ACCOUNT_ID/NAMESPACE_ID[,base_url=URL]``: Workers KV through Cloudflare's API
   with the official ``cloudflare`` client; the token comes from ``CLOUDFLARE_API_TOKEN``.
+  Many keys (the profiles) go through the bulk write, 10,000 keys per request at most.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import base64
 import os
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from origin.registry import write_atomic
 
@@ -171,24 +172,51 @@ class CloudflareTarget:
             raise TargetError(f"{self.name}: writing {key!r} failed ({exc})") from exc
 
     def put_many(self, items: Mapping[str, bytes]) -> None:
+        """Every item through Cloudflare's bulk write, in requests of at most ``BULK_KEYS``
+        keys and about ``BULK_BYTES`` of base64 values (the API takes 10,000 keys and 100 MB
+        per request), built one request at a time. A failed request raises ``TargetError``
+        naming how many keys the earlier requests wrote (a retry rewrites them: puts are
+        idempotent)."""
         import cloudflare
 
-        if not items:
-            return
-        body = [
-            {"key": k, "value": base64.b64encode(v).decode(), "base64": True}
-            for k, v in items.items()
-        ]
-        try:
-            self.client.kv.namespaces.bulk_update(
-                self.namespace_id,
-                account_id=self.account_id,
-                body=body,  # type: ignore[arg-type]
-            )
-        except cloudflare.APIError as exc:
-            raise TargetError(
-                f"{self.name}: bulk write of {len(items)} keys failed ({exc})"
-            ) from exc
+        written = 0
+        for chunk in bulk_chunks(items, BULK_KEYS, BULK_BYTES):
+            try:
+                self.client.kv.namespaces.bulk_update(
+                    self.namespace_id,
+                    account_id=self.account_id,
+                    body=chunk,  # type: ignore[arg-type]
+                )
+            except cloudflare.APIError as exc:
+                raise TargetError(
+                    f"{self.name}: bulk write of {len(chunk)} keys failed after {written} of "
+                    f"{len(items)} were written ({exc})"
+                ) from exc
+            written += len(chunk)
+
+
+BULK_KEYS = 10_000  # Cloudflare's bulk write: at most 10,000 keys per request
+BULK_BYTES = 90 * 1024 * 1024  # and 100 MB per request: keep below it (values base64-encoded)
+
+
+def bulk_chunks(
+    items: Mapping[str, bytes], max_keys: int = BULK_KEYS, max_bytes: int = BULK_BYTES
+) -> Iterator[list[dict[str, Any]]]:
+    """``items`` as bulk-write bodies in their order: each of at most ``max_keys`` keys and,
+    unless one item alone is larger, at most ``max_bytes`` of keys and base64 values
+    (``4 ceil(n / 3)`` bytes for ``n`` bytes of value)."""
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for key, value in items.items():
+        encoded = base64.b64encode(value).decode()
+        grows = len(key) + len(encoded)
+        if chunk and (len(chunk) >= max_keys or size + grows > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append({"key": key, "value": encoded, "base64": True})
+        size += grows
+    if chunk:
+        yield chunk
 
 
 def parse_target(spec: str) -> Target:

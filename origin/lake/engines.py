@@ -48,25 +48,31 @@ class DuckDBEngine:
         self.memory_limit = memory_limit
         self.temp_directory = temp_directory or str(Path(tempfile.gettempdir()) / "edgepick-duckdb")
 
-    def run(
-        self, sql: str, files: Sequence[str], widths: Sequence[tuple[str, int]]
-    ) -> list[dict[str, Any]]:
+    def connect(self, files: Sequence[str]) -> Any:
+        """A DuckDB connection with this engine's settings and the view ``events`` over
+        ``files`` (the caller closes it)."""
         import duckdb
 
         db = duckdb.connect()
+        db.execute(f"SET memory_limit = '{self.memory_limit}'")
+        db.execute(f"SET temp_directory = '{self.temp_directory}'")
+        db.execute("SET preserve_insertion_order = false")
+        if self.threads:
+            db.execute(f"SET threads = {int(self.threads)}")
+        db.execute(DUCKDB_MACROS)
+        if files:
+            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            db.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet([{listed}])")
+        else:
+            db.register("no_events", SCHEMA.empty_table())
+            db.execute("CREATE VIEW events AS SELECT * FROM no_events")
+        return db
+
+    def run(
+        self, sql: str, files: Sequence[str], widths: Sequence[tuple[str, int]]
+    ) -> list[dict[str, Any]]:
+        db = self.connect(files)
         try:
-            db.execute(f"SET memory_limit = '{self.memory_limit}'")
-            db.execute(f"SET temp_directory = '{self.temp_directory}'")
-            db.execute("SET preserve_insertion_order = false")
-            if self.threads:
-                db.execute(f"SET threads = {int(self.threads)}")
-            db.execute(DUCKDB_MACROS)
-            if files:
-                listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-                db.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet([{listed}])")
-            else:
-                db.register("no_events", SCHEMA.empty_table())
-                db.execute("CREATE VIEW events AS SELECT * FROM no_events")
             table = pa.table(
                 {"key": [k for k, _ in widths], "width": [w for _, w in widths]},
                 schema=pa.schema([("key", pa.string()), ("width", pa.int32())]),

@@ -70,7 +70,7 @@ def _fingerprint(widths: Mapping[str, int], windows: Windows, reward: Reward, ca
         "reward": asdict(reward),
         "cap": cap,
         "skew": SKEW_MS,
-        "version": 1,
+        "version": 2,  # 2: the report's columns (clicked, converted, revenue, revenue2)
     }
     return json.dumps(data, sort_keys=True)
 
@@ -209,6 +209,10 @@ def _schema(width: int) -> pa.Schema:
         ("reward", pa.float64()),
         ("m", pa.int64()),
         ("yty", pa.float64()),
+        ("clicked", pa.int64()),
+        ("converted", pa.int64()),
+        ("revenue", pa.float64()),
+        ("revenue2", pa.float64()),
     ]
     fields += [(f"xtx_{i}_{j}", pa.float64()) for i, j in pairs]
     fields += [(f"xty_{i}", pa.float64()) for i in singles]

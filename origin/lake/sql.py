@@ -24,7 +24,11 @@ It computes, for the exposures with ``lo <= ts < hi``, exactly what ``origin.tra
   and over the ``m`` rows whose feature vector has the key's width: ``yty = sum r^2``,
   ``xtx_i_j = sum z_i z_j`` (i <= j, the upper triangle), ``xty_i = sum z_i r``. Each row's
   ``g_i = [width ok] z_i`` is computed once (one list lookup per feature, not per product);
-  ``g_i g_j`` is exactly ``z_i z_j`` on the rows that count and 0 on the others.
+  ``g_i g_j`` is exactly ``z_i z_j`` on the rows that count and 0 on the others;
+- **the report's sums**, whatever the reward weighs: ``clicked = sum [clicks > 0]``,
+  ``converted = sum [conversions > 0]``, ``revenue = sum v`` and ``revenue2 = sum v^2`` (``v``
+  the credited conversions' value), what ``edgepick report`` tabulates per arm
+  (``origin.lake.report``).
 
 Outcomes are read from ``lo - SKEW_MS`` on with no upper bound: an outcome arriving after its
 window does not count, but its value still enters ``MAX(value)`` as in the store's query.
@@ -123,25 +127,30 @@ rewarded AS (
     + {_double(q.reward.conversion)}
       * (CASE WHEN COALESCE(p.n_conv, 0) > 0 THEN {one} ELSE {zero} END)
     + {_double(q.reward.value)} * COALESCE(p.total, {zero}) AS r,
+    CASE WHEN COALESCE(p.n_clk, 0) > 0 THEN 1 ELSE 0 END AS clk,
+    CASE WHEN COALESCE(p.n_conv, 0) > 0 THEN 1 ELSE 0 END AS conv,
+    COALESCE(p.total, {zero}) AS val,
     CASE WHEN t.rk IS NOT NULL AND t.rk <= {q.cap} THEN 1 ELSE 0 END AS learnable
   FROM target t LEFT JOIN per p ON p.eid = t.id
 ),
 keyed AS (
-  SELECT ts, slot AS key, 0 AS seg, variant, features, fwidth, r, learnable FROM rewarded
+  SELECT ts, slot AS key, 0 AS seg, variant, features, fwidth, r, learnable, clk, conv, val
+  FROM rewarded
   UNION ALL
   SELECT ts, concat(slot, '@', segment) AS key, 1 AS seg, variant, features, fwidth, r,
-    learnable
+    learnable, clk, conv, val
   FROM rewarded WHERE segment <> ''
 ),
 gated AS (
   SELECT k.ts - k.ts % {HOUR_MS} AS hour_ms, k.key AS key, k.seg AS seg, k.variant AS variant,
-    k.learnable AS learnable, k.r AS r,
+    k.learnable AS learnable, k.r AS r, k.clk AS clk, k.conv AS conv, k.val AS val,
     {(", " + chr(10) + "    ").join(gates)}
   FROM keyed k LEFT JOIN widths w ON w.key = k.key
 )
 SELECT hour_ms, key, seg, variant, learnable, COUNT(*) AS n,
   SUM(LEAST(GREATEST(r, {zero}), {one})) AS successes, SUM(r) AS reward,
   SUM(CASE WHEN g_0 > {zero} THEN 1 ELSE 0 END) AS m, SUM(g_0 * r * r) AS yty,
+  SUM(clk) AS clicked, SUM(conv) AS converted, SUM(val) AS revenue, SUM(val * val) AS revenue2,
   {(", " + chr(10) + "  ").join(sums)}
 FROM gated
 GROUP BY hour_ms, key, seg, variant, learnable

@@ -16,7 +16,7 @@ import pytest
 from core.snapshot import decode_header
 from origin.publish import CURRENT_KEY, PublishError, publish, rollback
 from origin.registry import Registry
-from origin.targets import CloudflareTarget, WranglerTarget
+from origin.targets import CloudflareTarget, TargetError, WranglerTarget, bulk_chunks
 from tests.origin.helpers import ROOT
 from tests.origin.test_registry_publish import variant_blob
 
@@ -133,3 +133,50 @@ def test_cloudflare_profiles_go_in_one_bulk_request(standin: str) -> None:
         ("profile/u-1", b"\x00\x01", True),
         ("profile/u-2", b"two", True),
     ]
+
+
+class CountingBulk:
+    """A stand-in for the ``cloudflare`` client's ``kv.namespaces``: counts bulk requests."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.requests: list[list[dict[str, Any]]] = []
+        self.fail_at = fail_at
+        self.kv = self
+        self.namespaces = self
+
+    def bulk_update(self, namespace_id: str, *, account_id: str, body: Any) -> None:
+        import cloudflare
+        import httpx
+
+        assert (namespace_id, account_id) == ("ns", "acc")
+        if self.fail_at is not None and len(self.requests) == self.fail_at:
+            request = httpx.Request("PUT", "https://api.cloudflare.com/bulk")
+            raise cloudflare.APIConnectionError(request=request)
+        self.requests.append(list(body))
+
+
+def test_cloudflare_bulk_writes_go_in_requests_of_at_most_10000_keys() -> None:
+    """Cloudflare's bulk write takes 10,000 keys per request: 25,001 profiles are 3 requests,
+    in order, every key once (a fake client: the real API cannot be reached from the tests)."""
+    kv = CloudflareTarget("acc", "ns", "tok", max_retries=0)
+    fake = CountingBulk()
+    kv.client = fake  # type: ignore[assignment]
+    items = {f"profile/u-{n}": f"p{n}".encode() for n in range(25_001)}
+    kv.put_many(items)
+    assert [len(r) for r in fake.requests] == [10_000, 10_000, 5_001]
+    sent = [(e["key"], base64.b64decode(e["value"])) for r in fake.requests for e in r]
+    assert sent == list(items.items())
+    kv.put_many({})
+    assert len(fake.requests) == 3  # nothing to write: no request
+    failing = CountingBulk(fail_at=1)
+    kv.client = failing  # type: ignore[assignment]
+    with pytest.raises(TargetError, match="after 10000 of 25001 were written"):
+        kv.put_many(items)
+
+
+def test_bulk_chunks_also_bound_the_request_size() -> None:
+    items = {f"k{n}": b"x" * 300 for n in range(10)}  # 400 base64 bytes + 2 of key each
+    sizes = [len(c) for c in bulk_chunks(items, max_keys=10_000, max_bytes=1_000)]
+    assert sizes == [2, 2, 2, 2, 2]
+    big = {"a": b"y" * 3000, "b": b"z"}  # one item over the bound still goes, alone
+    assert [len(c) for c in bulk_chunks(big, max_bytes=1_000)] == [1, 1]
