@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from compile.site import compile_site, load_model
-from core.model import Site
+from core.model import FixedPolicy, Policy, Site, ThompsonPolicy
 from core.snapshot import decode_header, decode_snapshot, encode_snapshot
 from origin import diff
 from origin.publish import Published, publish, rollback
@@ -58,6 +58,43 @@ def prune_model(model: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str
             }
         kept[name] = entry
     return {**model, "slots": kept}
+
+
+def _settings(policy: Policy) -> tuple[str, dict[str, str]]:
+    """A policy's kind and the settings people author, as text (learned numbers left out)."""
+    if isinstance(policy, FixedPolicy):
+        return "fixed", {"seed": policy.seed}
+    if isinstance(policy, ThompsonPolicy):
+        return "thompson", {"floor": f"{policy.floor:g}", "segments": ", ".join(policy.segments)}
+    return "linear", {
+        "features": ", ".join(policy.features),
+        "exploration": policy.exploration.value,
+        "temperature": f"{policy.temperature:g}",
+        "gamma": f"{policy.gamma:g}",
+        "floor": f"{policy.floor:g}",
+        "cold start": "on" if policy.cold_start else "off",
+    }
+
+
+def policy_words(before: Site, after: Site) -> list[str]:
+    """Sentences for the policies a draft changes, per slot both sites have: a new kind with its
+    settings, or the settings that moved ("recs: policy gamma 10 (was 40).")."""
+    old = {slot.name: _settings(slot.policy) for slot in before.slots}
+    lines = []
+    for slot in after.slots:
+        if slot.name not in old:
+            continue
+        (was, then), (kind, now) = old[slot.name], _settings(slot.policy)
+        if kind != was:
+            shown = "; ".join(f"{k} {v}" for k, v in now.items() if v != "")
+            lines.append(f"{slot.name}: the policy is now {kind} (was {was}): {shown}.")
+            continue
+        moved = [
+            f"{k} {v or 'none'} (was {then[k] or 'none'})" for k, v in now.items() if v != then[k]
+        ]
+        if moved:
+            lines.append(f"{slot.name}: policy {'; '.join(moved)}.")
+    return lines
 
 
 @dataclass
@@ -132,7 +169,8 @@ class Workspace:
         live = self.registry.current_blob()
         if live is None:
             return ["Nothing is published yet: this will be the first snapshot."]
-        found = diff.words(diff.for_visitors(decode_snapshot(live).site, site))
+        before = decode_snapshot(live).site
+        found = policy_words(before, site) + diff.words(diff.for_visitors(before, site))
         return found or ["Nothing changes for visitors."]
 
     # ------------------------------------------------------------ writing

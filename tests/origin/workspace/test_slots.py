@@ -4,6 +4,7 @@ edit checked by the compiler, each problem shown at the field it concerns."""
 from __future__ import annotations
 
 import re
+from html import unescape
 from typing import Any
 
 import pytest
@@ -63,6 +64,10 @@ def test_a_fixed_split_becomes_a_linear_policy_with_its_settings(setup: Setup) -
     assert '<option value="false" selected>' in shown
     overview = client.get(url).text  # the slots table says which policy decides
     assert re.search(r'/slots/cta">cta</a></td>\s*<td>element</td><td>linear</td>', overview)
+    assert (  # the change in words, before anyone publishes
+        "cta: the policy is now linear (was fixed): features bias, new_visitor, device:mobile; "
+        "exploration softmax; temperature 0.2; gamma 50; floor 0.1; cold start off."
+    ) in unescape(overview)
     # and back to a fixed split: the linear settings go, the seed comes back
     back = {**LINEAR, "kind": "fixed"}
     assert _post(client, url + "/slots/cta", setup, token, **back).status_code == 303
@@ -87,6 +92,15 @@ def test_thompson_segments_are_checked_audiences(setup: Setup) -> None:
     none = _post(client, url + "/slots/headline", setup, token, **form)  # every box unchecked
     assert none.status_code == 303
     assert _slot(setup, "headline")["policy"] == {"kind": "thompson", "floor": 0.1}
+
+
+def test_a_settings_change_is_said_in_words(setup: Setup) -> None:
+    client, token, url = _draft(setup)
+    assert _post(client, url + "/slots/recs", setup, token, gamma="10").status_code == 303
+    assert "recs: policy gamma 10 (was 40)." in client.get(url).text
+    segments = {"kind": "thompson", "floor": "0.1", "segments_shown": "1"}
+    assert _post(client, url + "/slots/headline", setup, token, **segments).status_code == 303
+    assert "headline: policy segments none (was mobile)." in client.get(url).text
 
 
 def test_a_form_without_the_policy_fields_keeps_them(setup: Setup) -> None:
