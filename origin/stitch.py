@@ -17,6 +17,7 @@ from the browser's behavioural signals (``signal_flags``).
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -71,35 +72,52 @@ def fold(
     return state._replace(visitor_id=last_visitor, flags=state.flags | flags | engaged)
 
 
-def build_profiles(
-    store: EventSource,
-    signals: Signals,
-    users: Iterable[str] | None = None,
-    conversion_flag: str = "buyer",
-) -> dict[str, VisitorState]:
-    """Stitched profiles for ``users`` (every known user when None)."""
-    linked = links(store)
-    views = page_views(store, linked)
+def _flags(store: EventSource, linked: dict[str, str], conversion_flag: str) -> dict[str, set[str]]:
+    """user -> flags: from identify events, browser signals and (``conversion_flag``) a
+    conversion credited to them or a backend's purchase. A conversion belongs to the user of the
+    exposure it names, else of its visitor: only the named exposures' owners are kept (memory
+    follows conversions, not exposures)."""
     flags: dict[str, set[str]] = defaultdict(set)
     for event in store.identifies():
         flags[event["user"]].update(event.get("flags", []))
     for user, found in signal_flags(_signals(store), linked).items():
         flags[user].update(found)
-    decision_owner: dict[str, str] = {}
     if conversion_flag:
-        for e in store.exposures():
-            user = e.get("user") or linked.get(e["visitor"], "")
+        conversions = [
+            (str(o["decision"] or ""), str(o["visitor"]))
+            for o in store.outcomes()
+            if o["type"] == "conversion"
+        ]
+        named = {d for d, _ in conversions if d}
+        decision_owner: dict[str, str] = {}
+        for e in store.exposures() if named else ():
+            if e["id"] in named:
+                user = e.get("user") or linked.get(e["visitor"], "")
+                if user:
+                    decision_owner[e["id"]] = user
+        for decision, visitor in conversions:
+            user = decision_owner.get(decision) or linked.get(visitor, "")
             if user:
-                decision_owner[e["id"]] = user
-        for o in store.outcomes():
-            user = decision_owner.get(o["decision"]) or linked.get(o["visitor"], "")
-            if o["type"] == "conversion" and user:
                 flags[user].add(conversion_flag)
         read = getattr(store, "server_events", None)  # a backend's purchases (server-side)
         for e in read() if callable(read) else ():
             user = e["user"] or linked.get(e["visitor"], "")
             if e["type"] == "purchase" and user:
                 flags[user].add(conversion_flag)
+    return flags
+
+
+def build_profiles(
+    store: EventSource,
+    signals: Signals,
+    users: Iterable[str] | None = None,
+    conversion_flag: str = "buyer",
+) -> dict[str, VisitorState]:
+    """Stitched profiles for ``users`` (every known user when None), all in memory: for every
+    user of a large store, ``iter_profiles`` gives the same profiles one at a time."""
+    linked = links(store)
+    views = page_views(store, linked)
+    flags = _flags(store, linked, conversion_flag)
     # a user is known by an identify (a login) or a page view the edge tied to them; a decide
     # call for a user nobody has seen creates no profile
     known = set(views) | set(linked.values())
@@ -107,6 +125,71 @@ def build_profiles(
     return {
         u: fold(u, views.get(u, []), signals, frozenset(flags.get(u, ()))) for u in sorted(wanted)
     }
+
+
+# the page views of every user, sorted by SQLite (on disk past its cache), so one user's views
+# arrive together: the owner is the view's user, else its visitor's latest identify
+_VIEWS_BY_USER = """
+WITH latest AS (
+  SELECT visitor, user FROM (
+    SELECT visitor, user, ROW_NUMBER() OVER (PARTITION BY visitor ORDER BY ts DESC, id DESC) AS rn
+    FROM identifies
+  ) WHERE rn = 1
+)
+SELECT owner, ts, visitor, path FROM (
+  SELECT CASE WHEN p.user <> '' THEN p.user ELSE COALESCE(l.user, '') END AS owner,
+    p.ts AS ts, p.visitor AS visitor, p.path AS path
+  FROM page_views p LEFT JOIN latest l ON l.visitor = p.visitor
+) WHERE owner <> ''
+ORDER BY owner, ts / 1000, visitor, path
+"""
+
+
+def iter_profiles(
+    store: EventSource, signals: Signals, conversion_flag: str = "buyer"
+) -> Iterator[tuple[str, VisitorState]]:
+    """Every known user's profile, one at a time in user order: what ``build_profiles`` gives,
+    with memory that does not grow with page views or exposures. From a SQLite store the page
+    views come sorted by user from SQLite (``_VIEWS_BY_USER``, its sort spilling to disk) and each
+    user is folded as their views end; what stays in memory is the visitor -> user links, the
+    flags of users who have any, and the identified users' ids. Another source is read as
+    ``build_profiles`` reads it."""
+    path = getattr(store, "path", None)
+    if path is None:
+        yield from build_profiles(store, signals, None, conversion_flag).items()
+        return
+    linked = links(store)
+    flags = _flags(store, linked, conversion_flag)
+    identified = iter(sorted(set(linked.values())))
+    pending = next(identified, None)
+
+    def folded(user: str, views: list[PageView]) -> VisitorState:
+        return fold(user, views, signals, frozenset(flags.get(user, ())))
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout=10000")
+        current, views = "", list[PageView]()
+        for owner, ts, visitor, page in db.execute(_VIEWS_BY_USER):
+            if owner != current:
+                if current:
+                    yield current, folded(current, views)
+                while pending is not None and pending < owner:  # identified, no page views
+                    if pending != current:
+                        yield pending, folded(pending, [])
+                    pending = next(identified, None)
+                if pending == owner:
+                    pending = next(identified, None)
+                current, views = owner, []
+            views.append(PageView(int(ts) // 1000, visitor, page))
+        if current:
+            yield current, folded(current, views)
+        while pending is not None:
+            if pending != current:
+                yield pending, folded(pending, [])
+            pending = next(identified, None)
+    finally:
+        db.close()
 
 
 def profile_for(store: EventStore, signals: Signals, user: str) -> VisitorState | None:

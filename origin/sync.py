@@ -32,7 +32,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from origin.publish import publish
 from origin.registry import Registry, RegistryError, write_atomic
 from origin.retire import RetireConfig, Retirement, retirements
 from origin.settings import LAKE_ENGINE_ENV, LAKE_ENV
-from origin.stitch import build_profiles, links, profile_for
+from origin.stitch import iter_profiles, links, profile_for
 from origin.store import EventStore
 from origin.targets import Target
 from origin.training import Reward, Windows, training_rows
@@ -120,21 +120,58 @@ class RoundResult:
         )
 
 
-def _publish_profiles(job: SyncJob, profiles: Mapping[str, VisitorState]) -> tuple[int, list[str]]:
-    """Publish each profile on its own: one that cannot be encoded or written is reported and
-    skipped, never fatal to the round (the monitors still run, loop mode goes on)."""
+PROFILE_CHUNK = 10_000  # profiles encoded, flagged and written per bulk write
+
+
+def _publish_profiles(
+    job: SyncJob, profiles: Iterable[tuple[str, VisitorState]], now: float
+) -> tuple[int, list[str]]:
+    """Publish the profiles (with their propensity flag) ``PROFILE_CHUNK`` at a time, each
+    chunk in one ``put_many`` per target, so memory holds one chunk, not every profile. One that
+    cannot be encoded or written is reported and skipped, never fatal to the round (the
+    monitors still run, loop mode goes on): a chunk a target refuses is written again key by
+    key, and only the keys refused again are reported."""
     published, errors = 0, []
-    for user, state in profiles.items():
-        try:
-            key, blob = profile_key(user), encode_profile(state)
-            for target in job.targets:
-                target.put(key, blob)
-        except Exception as exc:  # a bad profile must not stop the round
-            errors.append(f"profile {user!r:.80}: {type(exc).__name__}: {exc}"[:300])
-            print(f"edgepick sync: {errors[-1]}", file=sys.stderr)
-        else:
-            published += 1
+
+    def failed(user: str, exc: Exception) -> None:
+        errors.append(f"profile {user!r:.80}: {type(exc).__name__}: {exc}"[:300])
+        print(f"edgepick sync: {errors[-1]}", file=sys.stderr)
+
+    for chunk in _chunks(profiles, PROFILE_CHUNK):
+        blobs: dict[str, tuple[str, bytes]] = {}
+        for user, state in _with_propensity(job, dict(chunk), now).items():
+            try:
+                blobs[user] = (profile_key(user), encode_profile(state))
+            except Exception as exc:  # a bad profile must not stop the round
+                failed(user, exc)
+        ok = dict(blobs)
+        for target in job.targets:
+            try:
+                target.put_many(dict(ok.values()))
+                continue
+            except Exception:  # retried key by key just below
+                pass
+            for user, (key, blob) in list(ok.items()):
+                try:
+                    target.put(key, blob)
+                except Exception as exc:
+                    failed(user, exc)
+                    del ok[user]
+        published += len(ok)
     return published, errors
+
+
+def _chunks(
+    items: Iterable[tuple[str, VisitorState]], size: int
+) -> Iterator[list[tuple[str, VisitorState]]]:
+    chunk: list[tuple[str, VisitorState]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _hold_paused(
@@ -273,12 +310,12 @@ def run_round(job: SyncJob, step: Callable[[str], None] = lambda name: None) -> 
             user = e.get("user") or linked.get(e["visitor"], "")
             if user:
                 touched.add(user)
-    if since == 0:
-        profiles = _with_propensity(job, build_profiles(job.store, site.signals), now)
-        result.profiles, result.profile_errors = _publish_profiles(job, profiles)
+    if since == 0:  # everyone, streamed: memory holds one chunk of profiles (iter_profiles)
+        everyone = iter_profiles(job.store, site.signals)
+        result.profiles, result.profile_errors = _publish_profiles(job, everyone, now)
     elif touched:
-        profiles = _with_propensity(job, _profiles_of(job, site, touched), now)
-        result.profiles, result.profile_errors = _publish_profiles(job, profiles)
+        some = _profiles_of(job, site, touched).items()
+        result.profiles, result.profile_errors = _publish_profiles(job, some, now)
     mark["profiles_ms"] = int(now * 1000)
     write_atomic(job.registry.root / "sync.json", json.dumps(mark).encode())
 
