@@ -321,6 +321,11 @@ def _bundled() -> Engine | None:
 
 
 BUNDLED = _bundled()
+if BUNDLED is not None:  # its first requests' first runs, done now: in the import snapshot
+    from edge.warmup import warm
+
+    warm(BUNDLED)
+gc.collect()  # the warm-up's garbage goes now, not frozen below
 # what import made (modules, the bundled engine) lives as long as the isolate: out of the
 # cyclic collector's way, so its collections scan only what requests allocate (shorter pauses)
 gc.freeze()

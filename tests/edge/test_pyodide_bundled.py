@@ -1,6 +1,7 @@
 """A snapshot bundled with the worker (``python -m compile.bundle --snapshot``) is prepared at
-import, under Pyodide: a new isolate personalizes before KV holds anything, and KV's current
-snapshot supersedes it once published."""
+import (and the request path warmed on it, ``edge.warmup``), under Pyodide: a new isolate
+personalizes before KV holds anything, and KV's current snapshot supersedes it once
+published."""
 
 from __future__ import annotations
 
@@ -54,3 +55,5 @@ def test_a_bundled_snapshot_serves_until_kv_supersedes_it(
     finally:
         harness.stop()
         store.stop()
+    log = (tmp_path / "harness.log").read_text()
+    assert "edge/warmup.py" not in log and "Traceback" not in log  # the import's warm-up ran clean
