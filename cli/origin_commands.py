@@ -81,18 +81,34 @@ def _targets(specs: list[str] | None) -> list:  # type: ignore[type-arg]
     return [parse_target(s) for s in specs or []]
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from origin.channels import Decider
-    from origin.collector import Service, create_app
-    from origin.registry import Registry
-    from origin.server import serve
-    from origin.store import SqliteStore
+def serve_service(args: argparse.Namespace) -> Any:
+    """The ``origin.collector.Service`` ``edgepick serve`` runs: events and API decisions into
+    the SQLite store, or with ``--nats URL`` published to JetStream (``edgepick lake consume``
+    moves them into the store, which ``/v1/decide`` reads profiles from)."""
+    from typing import cast
 
-    store = SqliteStore(args.store)
+    from origin.channels import Decider
+    from origin.collector import Service
+    from origin.registry import Registry
+    from origin.store import EventStore, SqliteStore
+
+    store: EventStore = SqliteStore(args.store)
+    if args.nats:
+        from origin.lake.stream import JetStreamSink, StreamedStore
+
+        store = cast(EventStore, StreamedStore(store, JetStreamSink(args.nats)))
     registry = Registry(args.registry)
     previous = _previous_secrets(args)
-    service = Service(store, _secret(args), Decider(registry, store), previous=previous)
-    print(f"edgepick: collector on http://{args.host}:{args.port} (store {args.store})", flush=True)
+    return Service(store, _secret(args), Decider(registry, store), previous=previous)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from origin.collector import create_app
+    from origin.server import serve
+
+    service = serve_service(args)
+    where = f"JetStream {args.nats}, reads {args.store}" if args.nats else f"store {args.store}"
+    print(f"edgepick: collector on http://{args.host}:{args.port} ({where})", flush=True)
     serve(create_app(service), args.host, args.port, args.log_level)  # slowloris-guarded
     return 0
 
@@ -483,6 +499,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         f"${PREVIOUS_SECRETS_ENV}, comma-separated)",
     )
     s.add_argument("--log-level", default="warning")
+    s.add_argument(
+        "--nats",
+        help="publish collected events and API decisions to this NATS JetStream server instead "
+        "of writing the store (run `edgepick lake consume --store` beside it; docs/scale.md)",
+    )
     registry_arg(s)
     s.set_defaults(run=_guarded(_serve))
 

@@ -171,3 +171,27 @@ def _events(data: bytes, counts: Consumed) -> list[dict[str, Any]]:
         counts.refused += len(found) - len(good)
         log.warning("edgepick consume: %d invalid events dropped", len(found) - len(good))
     return good
+
+
+class StreamedStore:
+    """A store whose writes go to JetStream and whose reads come from the hot buffer the
+    consumers write (``edgepick serve --nats``): ``append`` publishes (``JetStreamSink``: the
+    answer comes after JetStream's ack), everything else (``user_of``, ``user_events``... what
+    ``/v1/decide`` reads for a visitor's profile) is the SQLite store's. A write is readable once
+    a consumer (``edgepick lake consume``) has moved it into that store."""
+
+    def __init__(self, store: EventStore, sink: JetStreamSink) -> None:
+        self.store = store
+        self.sink = sink
+
+    def append(self, events: Sequence[Mapping[str, Any]]) -> Appended:
+        return self.sink.append(events)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def close(self) -> None:
+        self.sink.close()
+        close = getattr(self.store, "close", None)
+        if callable(close):
+            close()
