@@ -175,9 +175,9 @@ def _put(table: dict[str, Any], key: str, value: Any) -> None:
 
 
 def new_slot(config: Mapping[str, Any], name: str, form: Mapping[str, str]) -> dict[str, Any]:
-    """Add slot ``name``: granularity, placement, selector, paths, a fixed split (``seed``) or
-    another policy kind, and its first variant (``variant_id``, ``content`` or, for a page
-    slot, ``page_path``, ``status``), which is also its default."""
+    """Add slot ``name``: granularity, placement, selector, paths, a fixed split (``seed``), a
+    linear policy (``features``) or thompson, and its first variant (``variant_id``,
+    ``content`` or, for a page slot, ``page_path``, ``status``), which is also its default."""
     new = copy.deepcopy(dict(config))
     granularity = form.get("granularity", "").strip() or "component"
     vid = form.get("variant_id", "").strip()
@@ -201,6 +201,8 @@ def new_slot(config: Mapping[str, Any], name: str, form: Mapping[str, str]) -> d
     table["policy"] = {"kind": kind}
     if kind == "fixed" and form.get("seed", "").strip():
         table["policy"]["seed"] = form["seed"].strip()
+    if kind == "linear" and form.get("features", "").strip():
+        table["policy"]["features"] = words(form["features"])
     table["variants"] = [variant]
     new.setdefault("slots", {})[name] = table
     return new

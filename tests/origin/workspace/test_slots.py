@@ -206,6 +206,9 @@ def test_a_new_slot_with_its_selector_and_first_variant(setup: Setup) -> None:
     assert _errors(again.text) == {
         "slots.banner": "there is a slot with this name already (got 'banner')"
     }
+    linear = {**form, "name": "strip", "kind": "linear", "features": "bias visits"}
+    assert _post(client, url + "/new-slot", setup, token, **linear).status_code == 303
+    assert _slot(setup, "strip")["policy"] == {"kind": "linear", "features": ["bias", "visits"]}
     # a new slot, then its policy on its page: thompson
     thompson = {"kind": "thompson", "floor": "0.05", "segments_shown": "1"}
     assert _post(client, url + "/slots/banner", setup, token, **thompson).status_code == 303
@@ -222,6 +225,9 @@ NEW_REFUSED = [
     ({"selector": "a ~ b"}, {"slots.banner.selector": "HTMLRewriter supports"}),
     ({"paths": "shop"}, {"slots.banner.paths[0]": "a path prefix must start with '/'"}),
     ({"kind": "greedy"}, {"slots.banner.policy.kind": "must be one of: fixed, thompson, linear"}),
+    ({"kind": "linear"}, {"slots.banner.policy.features": "required"}),
+    ({"kind": "linear", "features": "bias daypart:noon"},
+     {"slots.banner.policy.features[1]": "daypart must be one of"}),
     ({"variant_id": "a b"}, {"slots.banner.variants[0].id": "a variant id may use only"}),
     ({"status": "paused"}, {"slots.banner.variants": "no variant is active"}),
 ]  # fmt: skip
