@@ -14,6 +14,14 @@ RSS (``ru_maxrss``) is the measured work's plus the interpreter with pyarrow and
   events (exposures and clicks, in the last hour) written as new segments (not timed); the
   region is one ``LakeRounds.round`` (the new segments read, the dirty hours recomputed, every
   window summed) plus ``learn``.
+- ``profiles``: a store of N users (``write_users``: identifies, page views, exposures,
+  conversions, written directly); the region builds every user's profile and encodes it as
+  sync publishes it, streamed (``origin.stitch.iter_profiles``, what sync runs) and, up to
+  ``--old-profiles-up-to`` users, all in memory (``build_profiles``, what it ran before).
+- ``report``: a lake of N exposures over 10 days (as ``rounds``); the region is
+  ``origin.lake.report.lake_facts`` (the report's round, the visitor cells, latency, volume on
+  DuckDB) plus the whole page (``origin.report.write``, an empty hot buffer), twice: the second
+  report finds its round state up to date.
 - ``stream``: nats-server (JetStream, file storage, ``sync_interval: always``), two collectors
   (``edgepick lake serve``) and one consumer (``edgepick lake consume``); ``wrk`` (4 threads,
   one connection each, per collector) POSTs pre-signed, distinct 100-event batches for the stated
@@ -192,6 +200,165 @@ def bench_incremental(history: int, days: int, work: Path) -> dict[str, Any]:
     return {"history": written, "first_round": full, **added, "incremental_round": incremental}
 
 
+def write_users(path: Path, users: int, seed: int = 0) -> dict[str, Any]:
+    """A SQLite store (the collector's schema) of ``users`` users, written with ``executemany``
+    (the collector's path would take hours): each user identified on 1 or 2 visitors (a third
+    have a second device), 3 page views per visitor over a week (category pages of the fixture
+    site), 2 exposures per visitor (hero, policy draws), and a conversion naming a decision for
+    3% of them (the ``buyer`` flag needs its exposure's owner)."""
+    import sqlite3
+
+    from origin.store import SqliteStore
+
+    SqliteStore(path).close()  # the schema
+    rng = np.random.default_rng(seed)
+    paths = ("/c/running", "/c/hiking", "/c/yoga", "/p/run-1", "/cart", "/")
+    db = sqlite3.connect(str(path))
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    counts = {"identifies": 0, "page_views": 0, "exposures": 0, "outcomes": 0}
+    chunk = 50_000
+    for lo in range(0, users, chunk):
+        ids, views, shown, bought = [], [], [], []
+        for u in range(lo, min(users, lo + chunk)):
+            visitors = [f"v{u}"] + ([f"w{u}"] if u % 3 == 0 else [])
+            start = START_MS + int(rng.integers(0, 7 * DAY_MS))
+            for n, visitor in enumerate(visitors):
+                ids.append((f"i{u}-{n}", start + n, visitor, f"u{u}", "[]"))
+                for k in range(3):
+                    ts = start + k * 600_000 + n * 3_600_000
+                    path_ = paths[(u + k) % len(paths)]
+                    views.append((f"pv{u}-{n}-{k}", ts, visitor, "", path_, path_.split("/")[-1]))
+                for k in range(2):
+                    eid = f"e{u}-{n}-{k}"
+                    shown.append(
+                        (
+                            eid,
+                            start + k,
+                            visitor,
+                            "",
+                            "hero",
+                            "hero-a",
+                            0.5,
+                            "thompson",
+                            "policy",
+                            "snap",
+                            "[]",
+                            100,
+                            "desktop",
+                            "DE",
+                            "/",
+                        )
+                    )
+            if u % 33 == 0:
+                bought.append((f"c{u}", "conversion", start + 5_000, f"v{u}", f"e{u}-0-0", 40.0))
+        db.executemany("INSERT INTO identifies VALUES (?, ?, ?, ?, ?)", ids)
+        db.executemany("INSERT INTO page_views VALUES (?, ?, ?, ?, ?, ?)", views)
+        db.executemany(
+            "INSERT INTO exposures (id, ts, visitor, user, slot, variant, propensity, policy, "
+            "reason, snapshot, features, decision_us, device, country, path) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            shown,
+        )
+        db.executemany("INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?)", bought)
+        db.commit()
+        for table, rows in (
+            ("identifies", ids),
+            ("page_views", views),
+            ("exposures", shown),
+            ("outcomes", bought),
+        ):
+            counts[table] += len(rows)
+    db.close()
+    return {"users": users, **counts, "store_mb": round(path.stat().st_size / 2**20, 1)}
+
+
+def build_all_profiles(path: Path, streamed: bool) -> dict[str, Any]:
+    """Child: every user's profile from the store at ``path``, each encoded as sync publishes
+    it (timed); streamed (``iter_profiles``, what sync runs) or all in memory
+    (``build_profiles``, what it ran before)."""
+    from core.profile import encode_profile
+    from origin.stitch import build_profiles, iter_profiles
+    from origin.store import SqliteStore
+
+    signals = _site().signals
+    store = SqliteStore(path)
+    started = time.perf_counter()
+    n = size = 0
+    found = iter_profiles(store, signals) if streamed else build_profiles(store, signals).items()
+    for _user, state in found:
+        n += 1
+        size += len(encode_profile(state))
+    return {
+        "mode": "streamed" if streamed else "in memory",
+        "profiles": n,
+        "seconds": round(time.perf_counter() - started, 2),
+        "encoded_mb": round(size / 2**20, 1),
+        "peak_rss_mb": round(_rss_mb(), 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def bench_profiles(sizes: list[int], old_up_to: int, work: Path) -> list[dict[str, Any]]:
+    curve = []
+    for size in sizes:
+        path = work / f"users-{size}.db"
+        written = _child("users", str(path), str(size))
+        runs = [_child("profiles", str(path), "streamed")]
+        if size <= old_up_to:
+            runs.append(_child("profiles", str(path), "memory"))
+        curve.append({**written, "runs": runs})
+        print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
+        path.unlink()
+    return curve
+
+
+def report_from_lake(root: Path) -> dict[str, Any]:
+    """Child: ``edgepick report`` from the lake at ``root`` (timed: the lake's facts, then the
+    whole page with an empty hot buffer, 50 bootstrap resamples)."""
+    import duckdb  # noqa: F401 (imported before the timed region)
+
+    from compile.build import build_snapshot
+    from origin.lake.report import lake_facts
+    from origin.lake.segments import Lake
+    from origin.registry import Registry
+    from origin.report import write
+    from origin.store import SqliteStore
+
+    fixtures = ROOT / "fixtures"
+    registry = Registry(root / "registry")
+    registry.add(build_snapshot(fixtures / "site.toml", fixtures / "model.json"))
+    store = SqliteStore(root / "hot.db")
+    started = time.perf_counter()
+    facts = lake_facts(Lake(root), registry)
+    read = time.perf_counter()
+    report = write(store, registry, root / "report.html", resamples=50, facts=facts, ope_days=7)
+    done = time.perf_counter()
+    return {
+        "report_s": round(done - started, 2),
+        "lake_facts_s": round(read - started, 2),
+        "sections_s": round(done - read, 2),
+        "exposures": facts.counts.get("exposure", 0),
+        "visitor_cells": len(facts.cells),
+        "arms": len(facts.arms),
+        "figures": report.figures,
+        "peak_rss_mb": round(_rss_mb(), 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def bench_report(sizes: list[int], days: int, work: Path) -> list[dict[str, Any]]:
+    curve = []
+    for size in sizes:
+        root = work / f"report-lake-{size}"
+        written = _child("write", str(root), str(size), str(days))
+        first = _child("report", str(root))
+        again = _child("report", str(root))  # the report's round state kept: nothing recomputed
+        curve.append({"exposures": size, "days": days, **written, "first": first, "again": again})
+        print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
+    return curve
+
+
 COLLECTORS = 2
 PER_BATCH = 100
 WRK_THREADS = 4  # per collector; one connection each (bench/load.lua paces and matches replies)
@@ -293,7 +460,10 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=4_000_000)
     parser.add_argument("--history-days", type=int, default=20)
     parser.add_argument("--stream-seconds", type=int, default=10)
-    parser.add_argument("--only", choices=("round", "incremental", "stream"))
+    parser.add_argument("--only", choices=("round", "incremental", "stream", "profiles", "report"))
+    parser.add_argument("--users", default="100000,250000,500000,1000000")
+    parser.add_argument("--old-profiles-up-to", type=int, default=250_000)
+    parser.add_argument("--report-sizes", default="1000000,4000000")
     parser.add_argument("--normal", type=float, default=20.0, help="batches/s per collector")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
@@ -305,6 +475,12 @@ def main() -> None:
             result = one_round(Path(rest[0]))
         elif kind == "add":
             result = add_new(Path(rest[0]), int(rest[1]))
+        elif kind == "users":
+            result = write_users(Path(rest[0]), int(rest[1]))
+        elif kind == "profiles":
+            result = build_all_profiles(Path(rest[0]), rest[1] == "streamed")
+        elif kind == "report":
+            result = report_from_lake(Path(rest[0]))
         else:
             from origin.lake.engines import DuckDBEngine  # noqa: F401 (the baseline loads it)
 
@@ -322,6 +498,12 @@ def main() -> None:
             out["incremental"] = bench_incremental(args.history, args.history_days, work)
         if args.only in (None, "stream"):
             out["stream"] = bench_stream(work, args.stream_seconds, args.normal)
+        if args.only in (None, "profiles"):
+            users = [int(s) for s in args.users.split(",")]
+            out["profiles"] = bench_profiles(users, args.old_profiles_up_to, work)
+        if args.only in (None, "report"):
+            sizes = [int(s) for s in args.report_sizes.split(",")]
+            out["report"] = bench_report(sizes, 10, work)
     print(json.dumps(out, indent=1))
 
 

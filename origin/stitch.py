@@ -17,6 +17,7 @@ from the browser's behavioural signals (``signal_flags``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -145,6 +146,44 @@ ORDER BY owner, ts / 1000, visitor, path
 """
 
 
+class _Streamed:
+    """A SQLite store read the way ``_flags`` needs it with bounded memory: each table
+    streamed from a read-only connection of its own (the store's own readers fetch every row
+    first), and of the exposures only those a conversion names (the only ones ``_flags`` looks
+    up)."""
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA busy_timeout=10000")
+
+    def _stream(self, sql: str) -> Iterator[sqlite3.Row]:
+        cursor = self.db.execute(sql)
+        while rows := cursor.fetchmany(4096):
+            yield from rows
+
+    def identifies(self) -> Iterator[dict[str, Any]]:
+        for row in self._stream("SELECT * FROM identifies ORDER BY ts, id"):
+            yield {**dict(row), "flags": json.loads(row["flags"])}
+
+    def outcomes(self) -> Iterator[dict[str, Any]]:
+        return (dict(r) for r in self._stream("SELECT * FROM outcomes ORDER BY ts, id"))
+
+    def exposures(self) -> Iterator[dict[str, Any]]:
+        named = "SELECT decision FROM outcomes WHERE type = 'conversion' AND decision <> ''"
+        sql = f"SELECT id, user, visitor FROM exposures WHERE id IN ({named})"
+        return (dict(r) for r in self._stream(sql))
+
+    def signals(self) -> Iterator[dict[str, Any]]:
+        return (dict(r) for r in self._stream("SELECT * FROM signals ORDER BY ts, id"))
+
+    def server_events(self) -> Iterator[dict[str, Any]]:
+        return (dict(r) for r in self._stream("SELECT * FROM server_events ORDER BY ts, id"))
+
+    def page_views(self) -> Iterator[dict[str, Any]]:  # (EventSource's; iter_profiles sorts)
+        return (dict(r) for r in self._stream("SELECT * FROM page_views ORDER BY ts, id"))
+
+
 def iter_profiles(
     store: EventSource, signals: Signals, conversion_flag: str = "buyer"
 ) -> Iterator[tuple[str, VisitorState]]:
@@ -158,8 +197,12 @@ def iter_profiles(
     if path is None:
         yield from build_profiles(store, signals, None, conversion_flag).items()
         return
-    linked = links(store)
-    flags = _flags(store, linked, conversion_flag)
+    streamed = _Streamed(str(path))
+    try:
+        linked = links(streamed)
+        flags = _flags(streamed, linked, conversion_flag)
+    finally:
+        streamed.db.close()
     identified = iter(sorted(set(linked.values())))
     pending = next(identified, None)
 
