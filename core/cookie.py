@@ -88,7 +88,7 @@ def _payload(state: VisitorState, categories: int, decisions: int, flags: int) -
         [part for decision in state.decisions[:decisions] for part in decision],
         state.decisions_epoch,
     ]
-    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODE(document).encode()
 
 
 def encode(state: VisitorState, keyring: Keyring, max_bytes: int = 1024) -> str:
@@ -155,48 +155,63 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number a cookie may hold")
 
 
+# made once: ``json.dumps``/``json.loads`` with options build a new encoder/decoder per call
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_DECODE = json.JSONDecoder(parse_constant=_refuse_constant).decode
+
+
 def _document(payload: bytes, version: str) -> Any:
     if version == "v1":
         return unpack(payload)
-    return json.loads(payload, parse_constant=_refuse_constant)
+    return _DECODE(payload.decode("utf-8"))
 
 
 def _state(payload_b64: str, version: str) -> VisitorState | None:
+    """The state a verified payload holds, or None when it is not exactly the documented array
+    (JSON and msgpack give exact types, so ``type(x) is T`` checks; ``True`` is not an int)."""
     try:
         items = _document(b64decode(payload_b64), version)
         vid, visits, first, last, start, views, stage, flat, flags, user, made, epoch = items
-        ints = (visits, first, last, start, views)
-        if not (isinstance(vid, str) and vid and all(type(n) is int and n >= 0 for n in ints)):
-            return None
-        if not (isinstance(stage, str) and isinstance(user, str) and isinstance(flat, list)):
-            return None
-        if (
-            len(flat) % 2
-            or not isinstance(flags, list)
-            or not all(isinstance(f, str) for f in flags)
-        ):
-            return None
-        affinity = []
-        for category, q in zip(flat[::2], flat[1::2], strict=True):
-            if not isinstance(category, str) or type(q) is not int or not 0 <= q <= 0xFFFF:
-                return None
-            affinity.append((category, q / QUANTUM))
-        if not isinstance(made, list) or len(made) % 4 or type(epoch) is not int:
-            return None
-        decisions = []
-        for i in range(0, len(made), 4):
-            slot, variant, decision_id, propensity = made[i : i + 4]
-            if not (
-                isinstance(slot, str)
-                and isinstance(variant, str)
-                and isinstance(decision_id, str)
-                and isinstance(propensity, float)
-                and 0.0 < propensity <= 1.0
-            ):
-                return None
-            decisions.append((slot, variant, decision_id, propensity))
     except Exception:  # json, msgpack and unpacking raise many unrelated types for garbage
         return None
+    if not (
+        type(vid) is str
+        and vid
+        and type(stage) is str
+        and type(user) is str
+        and type(flat) is list
+        and type(flags) is list
+        and type(made) is list
+        and type(epoch) is int
+        and not len(flat) % 2
+        and not len(made) % 4
+    ):
+        return None
+    for n in (visits, first, last, start, views):
+        if type(n) is not int or n < 0:
+            return None
+    for f in flags:
+        if type(f) is not str:
+            return None
+    affinity = []
+    pairs = iter(flat)
+    for category, q in zip(pairs, pairs, strict=True):
+        if type(category) is not str or type(q) is not int or not 0 <= q <= 0xFFFF:
+            return None
+        affinity.append((category, q / QUANTUM))
+    decisions = []
+    parts = iter(made)
+    for decision in zip(parts, parts, parts, parts, strict=True):
+        slot, variant, decision_id, propensity = decision
+        if not (
+            type(slot) is str
+            and type(variant) is str
+            and type(decision_id) is str
+            and type(propensity) is float
+            and 0.0 < propensity <= 1.0
+        ):
+            return None
+        decisions.append(decision)
     return VisitorState(
         visitor_id=vid,
         visits=visits,
