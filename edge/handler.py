@@ -66,7 +66,8 @@ async def handle(
         engine = await cache.engine(io.kv_get, io.now_ms())
         if parts.path.startswith(PREFIX):
             return await _api(parts.path[len(PREFIX) :], req, io, engine, cache, config, stats)
-        if engine is None or req.method not in ("GET", "HEAD") or not is_document(req.headers):
+        # a HEAD shows nothing: it goes to the origin as HEAD, untouched (nothing decided)
+        if engine is None or req.method != "GET" or not is_document(req.headers):
             return await _untouched(req, io, config, engine)
         return await page(
             req, io, engine, config, stats.delivery, stats.new_visitors, stats.presence

@@ -431,8 +431,12 @@ def test_odd_preview_tokens_are_refused_visibly(fixture_blob: bytes) -> None:
 def test_bots_and_head_requests_are_not_logged(fixture_blob: bytes) -> None:
     edge = Edge(fixture_blob)
     edge.request("/", user_agent="Googlebot/2.1 (+http://www.google.com/bot.html)")
-    edge.request("/", method="HEAD")
-    assert edge.exposures() == []
+    head = edge.request("/", method="HEAD")
+    assert edge.exposures() == [] and edge.page_views() == []
+    # the visitor's own request (a HEAD: edge.interop forwards its method) goes to the origin,
+    # its answer back untouched (no cookie either)
+    assert head.untouched and edge.io.forwarded[-1] == "http://origin.test/"
+    assert not [name for name, _ in head.headers if name == "set-cookie"]
 
 
 def test_decide_api_sees_the_asking_page_context(fixture_blob: bytes) -> None:

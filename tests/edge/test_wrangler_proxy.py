@@ -33,6 +33,14 @@ class Origin(BaseHTTPRequestHandler):
 
     tail_sent: ClassVar[list[float]] = []
     seen: ClassVar[list[dict[str, str]]] = []
+    methods: ClassVar[list[str]] = []
+
+    def do_HEAD(self) -> None:
+        type(self).methods.append("HEAD")
+        self.send_response(200)
+        self.send_header("content-type", "text/html; charset=utf-8")
+        self.send_header("etag", '"head-v1"')
+        self.end_headers()
 
     def do_GET(self) -> None:
         if self.path.startswith("/hang"):
@@ -75,12 +83,14 @@ class Stack:
             "HEALTH_KEY": "proxy-health",
         }
 
-    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[Any, float, bytes]:
+    def get(
+        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> tuple[Any, float, bytes]:
         """(response, when its first body byte arrived, the whole body)."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        connection.request("GET", path, headers={"user-agent": BROWSER, **(headers or {})})
+        connection.request(method, path, headers={"user-agent": BROWSER, **(headers or {})})
         response = connection.getresponse()
-        first = response.read1(65536) if response.status != 504 else b""
+        first = response.read1(65536) if response.status != 504 and method != "HEAD" else b""
         arrived = time.monotonic()
         body = first + response.read()
         connection.close()
@@ -151,6 +161,17 @@ def test_request_headers_reach_the_origin_and_forged_ones_do_not(stack: Stack) -
     response, _arrived, _body = stack.get("/logo.png", {**sent, "accept": "image/png"})
     assert "x-edgepick-evil" not in Origin.seen[-1]  # untouched requests too
     assert Origin.seen[-1]["authorization"] == "Bearer abc"
+
+
+def test_a_head_request_reaches_the_origin_as_a_head_and_comes_back_untouched(
+    stack: Stack,
+) -> None:
+    before = len(stack.collector.events())
+    response, _arrived, body = stack.get("/shop", {"accept": "text/html"}, method="HEAD")
+    assert response.status == 200 and body == b"" and Origin.methods == ["HEAD"]
+    assert response.getheader("etag") == '"head-v1"' and not response.getheader("set-cookie")
+    time.sleep(1)
+    assert len(stack.collector.events()) == before  # a HEAD shows nothing: nothing logged
 
 
 def test_health_counts_streamed_and_buffered_pages_and_timeouts(stack: Stack) -> None:
