@@ -9,7 +9,7 @@ from typing import Any
 from core.features import VisitorState
 from core.model import Signals
 from core.profile import merge_profile
-from origin.stitch import build_profiles, profile_for
+from origin.stitch import build_profiles, iter_profiles, profile_for
 from origin.store import SqliteStore
 from tests.origin.helpers import NOW_MS, identify
 
@@ -53,6 +53,7 @@ def test_each_signal_reaches_a_profile_flag(tmp_path: Path) -> None:
     )
     assert store.count("signal") == 14
     flags = build_profiles(store, Signals())["u-1"].flags
+    assert dict(iter_profiles(store, Signals()))["u-1"].flags == flags  # streamed: the same
     assert flags == {
         "cart:running",  # the yoga mat was removed again
         "interest:running",  # one view sampled at 1/4 weighs 4
@@ -77,6 +78,7 @@ def test_abandoned_forms_and_shallow_reading(tmp_path: Path) -> None:
         ]
     )
     assert build_profiles(store, Signals())["u-2"].flags == {"form-abandoner"}
+    assert dict(iter_profiles(store, Signals()))["u-2"].flags == {"form-abandoner"}
 
 
 def test_the_profile_replaces_current_flags_and_keeps_the_rest() -> None:
