@@ -7,7 +7,7 @@
 //   (entry, the SDK, edge.interop, the handler, HTMLRewriter, body, waitUntil) vs the JS worker
 //   (bench/js_worker.mjs) vs a Python pass-through, process CPU per request.
 // mode "cold": a fresh isolate's first requests (one per process; the driver runs several).
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { GrowthBook } from "@growthbook/growthbook";
 import { makeJsWorker } from "./js_worker.mjs";
@@ -326,16 +326,13 @@ _out.getvalue()`));
   const floorSecond = await timed(floorHandler, config.traffic[1], "");
   const r = (x) => Math.round(x * 100) / 100;
   return {
-    passthrough_new_isolate: {
-      first_request_cpu_ms: r(floorFirst.cpu_ms),
-      second_request_cpu_ms: r(floorSecond.cpu_ms),
-    },
-    new_isolate_warm_process: {
-      load_pyodide_cpu_ms: r(otherLoadMs),
-      import_entry_cpu_ms: r(otherImportMs),
-      first_request_cpu_ms: r(otherFirst.cpu_ms),
-      second_request_cpu_ms: r(otherSecond.cpu_ms),
-    },
+    // a new isolate in a warm process, and the Python floor (a pass-through) there
+    new_isolate_load_pyodide_cpu_ms: r(otherLoadMs),
+    new_isolate_import_entry_cpu_ms: r(otherImportMs),
+    new_isolate_first_request_cpu_ms: r(otherFirst.cpu_ms),
+    new_isolate_second_request_cpu_ms: r(otherSecond.cpu_ms),
+    passthrough_new_isolate_first_request_cpu_ms: r(floorFirst.cpu_ms),
+    passthrough_new_isolate_second_request_cpu_ms: r(floorSecond.cpu_ms),
     load_pyodide_cpu_ms: r(timings.load_pyodide_cpu_ms),
     import_entry_cpu_ms: r(importMs),
     harness_platform_first_use_cpu_ms: r(platformMs),
@@ -351,6 +348,20 @@ async function profile() {
   const handlers = await makeHandlers();
   const traffic = config.traffic;
   for (let i = 0; i < 50; i += 1) await timed(handlers.edgepick, traffic[i % traffic.length], "");
+  if (config.v8_profile) {
+    // V8's sampling profiler over the same warm requests: where the CPU goes by layer (the
+    // Python interpreter's WebAssembly, Pyodide's JS glue, the rewriter, GC, Node builtins)
+    const { Session } = await import("node:inspector/promises");
+    const session = new Session();
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.setSamplingInterval", { interval: 100 });
+    await session.post("Profiler.start");
+    for (let i = 0; i < config.requests; i += 1) await timed(handlers[config.v8_profile], traffic[i % traffic.length], "");
+    const { profile: samples } = await session.post("Profiler.stop");
+    writeFileSync(config.v8_profile_file, JSON.stringify(samples));
+    return { v8_profile: config.v8_profile_file };
+  }
   py.globals.set("_SORT", config.sort || "tottime");
   py.runPython("import cProfile\n_profile = cProfile.Profile()\n_profile.enable()");
   for (let i = 0; i < config.requests; i += 1) await timed(handlers.edgepick, traffic[i % traffic.length], "");

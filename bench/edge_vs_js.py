@@ -135,6 +135,68 @@ def traffic(count: int, seed: int = 11) -> list[dict[str, Any]]:
     ]
 
 
+def layers(profile: dict[str, Any], top: int = 15) -> dict[str, Any]:
+    """A V8 ``.cpuprofile``'s samples summed by layer (share of sampled time, %), and its
+    heaviest functions. WebAssembly is told apart by module: Pyodide's (the Python interpreter
+    running the worker's Python) has about 10,000 functions, html-rewriter-wasm's lol-html under
+    a thousand: a module where an index past 2,000 was sampled is Pyodide's."""
+    nodes = {n["id"]: n["callFrame"] for n in profile["nodes"]}
+    spent: dict[int, int] = {}
+    for sample, delta in zip(profile["samples"], profile["timeDeltas"], strict=True):
+        spent[sample] = spent.get(sample, 0) + delta
+    wasm_modules: dict[str, int] = {}  # url -> the highest function index seen
+    for frame in nodes.values():
+        name = frame["functionName"]
+        if name.startswith("wasm-function["):
+            index = int(name[len("wasm-function[") : name.index("]")])
+            wasm_modules[frame["url"]] = max(wasm_modules.get(frame["url"], 0), index)
+    pyodide_wasm = {url for url, highest in wasm_modules.items() if highest > 2000}
+
+    def layer(frame: dict[str, Any]) -> str:
+        url, name = str(frame["url"]), str(frame["functionName"])
+        if url in wasm_modules:
+            if url in pyodide_wasm:
+                return "python interpreter (Pyodide wasm)"
+            return "lol-html (html-rewriter-wasm)"
+        if "pyodide" in url:
+            return "Pyodide JS glue (FFI, proxies, event loop timers)"
+        if "html-rewriter" in url:
+            return "lol-html (html-rewriter-wasm)"
+        if "growthbook" in url or url.endswith("js_worker.mjs"):
+            return "the JS worker"
+        if url.endswith(("edge_vs_js.mjs", "pyodide_host.mjs")):
+            return "harness"
+        if name in ("(garbage collector)", "(program)", "(idle)"):
+            return name
+        if name == "cpuUsage":
+            return "harness"
+        return "Node builtins (fetch, Request/Response, streams, timers)"
+
+    by_layer: dict[str, int] = {}
+    by_function: dict[str, int] = {}
+    for node_id, time in spent.items():
+        frame = nodes[node_id]
+        key = layer(frame)
+        by_layer[key] = by_layer.get(key, 0) + time
+        where = frame["url"].rsplit("/", 1)[-1]
+        label = f"{frame['functionName'] or '(anonymous)'} {where}".strip()
+        by_function[label] = by_function.get(label, 0) + time
+    total = sum(spent.values()) or 1
+
+    def share(time: int) -> float:
+        return round(100 * time / total, 1)
+
+    return {
+        "sampled_ms": round(total / 1000, 1),
+        "share_percent_by_layer": {
+            k: share(v) for k, v in sorted(by_layer.items(), key=lambda kv: -kv[1])
+        },
+        "heaviest_functions_percent": {
+            k: share(v) for k, v in sorted(by_function.items(), key=lambda kv: -kv[1])[:top]
+        },
+    }
+
+
 def run_node(config: dict[str, Any], folder: Path) -> dict[str, Any]:
     path = folder / f"config-{config['mode']}.json"
     path.write_text(json.dumps(config))
@@ -164,6 +226,11 @@ def main() -> None:
         "--profile-cold",
         choices=("tottime", "cumtime"),
         help="cProfile a fresh isolate's first request (snapshot bundled) instead",
+    )
+    parser.add_argument(
+        "--v8-profile",
+        choices=("edgepick", "growthbook_js_worker", "python_passthrough"),
+        help="V8's sampling profiler over one worker's warm requests: CPU by layer instead",
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, no warmup")
     args = parser.parse_args()
@@ -197,6 +264,13 @@ def main() -> None:
             "rounds": 3 if args.quick else 60,
             "per_round": 200,
         }
+        if args.v8_profile:
+            file = folder / "warm.cpuprofile"
+            settings = {"v8_profile": args.v8_profile, "v8_profile_file": str(file)}
+            run_node({**base, "mode": "profile", **settings}, folder)
+            found = layers(json.loads(file.read_text()))
+            print(json.dumps({"worker": args.v8_profile, "requests": args.requests, **found}))
+            return
         if args.profile:
             profiled = run_node({**base, "mode": "profile", "sort": args.profile}, folder)
             print(profiled["profile"])

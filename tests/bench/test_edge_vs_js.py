@@ -57,3 +57,21 @@ def test_the_benchmark_runs_every_worker_and_agrees_with_growthbook_js() -> None
     for how in ("kv", "bundled"):
         cold = result["cold_start_median_of_runs"][how]
         assert cold["first_request_cpu_ms"] > 0 and cold["import_entry_cpu_ms"] > 0
+        assert cold["new_isolate_first_request_cpu_ms"] > 0
+        assert cold["passthrough_new_isolate_first_request_cpu_ms"] > 0
+
+
+def test_the_v8_profile_sums_a_workers_cpu_by_layer() -> None:
+    profile = ["--v8-profile", "edgepick"]
+    done = subprocess.run(
+        [sys.executable, "bench/edge_vs_js.py", "--requests", "30", "--quick", *profile],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout)
+    shares = found["share_percent_by_layer"]
+    assert found["worker"] == "edgepick" and found["sampled_ms"] > 0
+    assert shares["python interpreter (Pyodide wasm)"] > 0 and 99 <= sum(shares.values()) <= 101
