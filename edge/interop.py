@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 from js import (
     JSON,
     AbortController,
-    Date,
     Headers,
     HTMLRewriter,
     Object,
@@ -145,6 +144,21 @@ def _end(key: int, _end: Any) -> None:
         rewrite.done.set_result(True)
 
 
+_appends: dict[str, Any] = {}  # html -> its append handler: they hold nothing of a page's own
+MAX_APPENDS = 256
+
+
+def _append_handler(html: str) -> Any:
+    """The handler appending ``html``, made once per isolate and html (a page's async slots'
+    default templates are the same on every view: no conversion of them per request)."""
+    handler = _appends.get(html)
+    if handler is None:
+        if len(_appends) >= MAX_APPENDS:
+            _appends.clear()
+        handler = _appends[html] = _handler("append", html)
+    return handler
+
+
 def _handler(kind: str, *bound: Any) -> Any:
     """A JS handler object: ``{element: f}`` (``{end: f}`` for the document), ``f`` being the
     isolate's JS-callable ``kind`` function with ``bound`` as its first arguments."""
@@ -242,9 +256,9 @@ class JsIO:
         if rewrite.slots:
             rewriter.on("[data-edgepick-slot]", _handler("marked", key))
         if banner:
-            rewriter.on("body", _handler("append", banner))
+            rewriter.on("body", _append_handler(banner))
         for selector, html in (appends or {}).items():  # the page client's marks
-            _on(rewriter, selector, _handler("append", html))
+            _on(rewriter, selector, _append_handler(html))
         rewriter.onDocument(_handler("end", key))
         transformed = rewriter.transform(page.handle)
         if stream:  # the body flows to the visitor as the origin sends it
@@ -280,7 +294,8 @@ class JsIO:
         self.later(run())
 
     def now_ms(self) -> int:
-        return int(Date.now())
+        # the wall clock Date.now() reads (Emscripten's clock is Date.now), without a crossing
+        return int(time.time() * 1000)
 
     def cpu_us(self) -> float:
         return time.perf_counter() * 1e6
