@@ -1,11 +1,17 @@
-"""Time to first byte through the worker against the origin's own, on a streaming origin: real
-``wrangler dev`` (workerd, HTMLRewriter) in front of an origin on 127.0.0.1 that sends its page's
-head at once and its tail ``--delay`` seconds later. Prints one JSON document.
+"""Time to first byte through the worker against the origin's own and against the peer a
+Workers user would pick, on a streaming origin: real ``wrangler dev`` (workerd, HTMLRewriter) in
+front of an origin on 127.0.0.1 that sends its page's head at once and its tail ``--delay``
+seconds later. Prints one JSON document.
 
-Timed (wall clock, this process): from sending the request to the first byte of the body, for
-the origin directly and through the worker, interleaved; and the whole page. The worker's first
-view of the path is buffered (it learns which slots the page holds: ``edge/presence.py``) and
-reported apart; every later view streams.
+Three ways to the same page, interleaved: the origin directly; edgepick's worker; and
+GrowthBook's JS SDK in a JS worker (``bench/js_worker.mjs``: signed cookie, one evaluation per
+slot, HTMLRewriter, re-signed cookie, one event batch) under its own ``wrangler dev`` of the same
+wrangler and workerd. Both workers ship their events to a collector on the origin's server.
+Timed (wall clock, this process): from sending the request to the first byte of the body, and
+to its last. ``wrangler dev``'s local proxy adds tens of milliseconds to anything behind it, so
+the worker's own share is the gap to the JS worker, not to the origin. The edgepick worker's
+first view of the path is buffered (it learns which slots the page holds: ``edge/presence.py``)
+and reported apart; every later view streams.
 
 Run: ``.venv/bin/python bench/ttfb.py [--samples N] [--delay S]`` (needs ``make setup``).
 """
@@ -27,8 +33,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.edge_vs_js import site_features  # noqa: E402
 from cli.devstack import free_port, pinned_worker, start_wrangler  # noqa: E402
 from compile.site import compile_site, load_toml  # noqa: E402
+from core.engine import Engine  # noqa: E402
 from core.snapshot import encode_snapshot  # noqa: E402
 from origin.publish import publish  # noqa: E402
 from origin.registry import Registry  # noqa: E402
@@ -53,6 +61,13 @@ def origin_server(delay: float) -> ThreadingHTTPServer:
             self.wfile.flush()
             time.sleep(delay)
             self.wfile.write(TAIL.encode())
+
+        def do_POST(self) -> None:  # both workers' event batches
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"stored":1}')
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -84,52 +99,111 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def js_peer(folder: Path, engine: Engine, origin_url: str) -> Path:
+    """A ``wrangler.toml`` and entry for ``bench/js_worker.mjs`` over the fixture's slots as
+    GrowthBook features (``bench.edge_vs_js.site_features``); wrangler bundles GrowthBook's SDK
+    from ``node_modules``."""
+    folder.mkdir(parents=True)
+    features, slots = site_features(engine)
+    settings = {
+        "features": features,
+        "slots": slots,
+        "cookieSecret": "ttfb-cookie-secret",
+        "eventsSecret": "ttfb-events",
+        "originUrl": origin_url,
+        "collectorUrl": f"{origin_url}/events",
+    }
+    (folder / "peer.json").write_text(json.dumps(settings))
+    worker = (ROOT / "bench" / "js_worker.mjs").as_posix()
+    (folder / "entry.mjs").write_text(
+        f'import {{ makeJsWorker }} from "{worker}";\n'
+        'import settings from "./peer.json";\n'
+        "let worker;\n"
+        "export default {\n"
+        "  async fetch(request, env, ctx) {\n"
+        "    worker ??= await makeJsWorker(settings);\n"
+        "    return worker.fetch(request, env, ctx);\n"
+        "  },\n"
+        "};\n"
+    )
+    config = folder / "wrangler.toml"
+    config.write_text(
+        'name = "growthbook-js-peer"\nmain = "entry.mjs"\ncompatibility_date = "2024-11-06"\n'
+        'compatibility_flags = ["nodejs_compat"]\n'
+    )
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--delay", type=float, default=1.0, help="seconds between head and tail")
     args = parser.parse_args()
     origin = origin_server(args.delay)
-    port = free_port()
+    origin_url = f"http://127.0.0.1:{origin.server_address[1]}"
+    port, peer_port = free_port(), free_port()
+    workers = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         snapshot = encode_snapshot(compile_site(load_toml(ROOT / "fixtures" / "site.toml")))
         registry = Registry(folder / "registry")
         publish(snapshot, [parse_target(f"wrangler:{folder / 'kv'}")], registry, author="bench")
         variables = {
-            "ORIGIN_URL": f"http://127.0.0.1:{origin.server_address[1]}",
+            "ORIGIN_URL": origin_url,
+            "COLLECTOR_URL": f"{origin_url}/events",
+            "EVENTS_SECRET": "ttfb-events",
             "COOKIE_KEYS": "k1:ttfb-cookie-secret",
             "SNAPSHOT_TTL_SECONDS": "60",
         }
-        worker = start_wrangler(
-            port, folder / "kv", variables, folder, config=pinned_worker(folder / "worker")
-        )
         try:
+            config = pinned_worker(folder / "worker")
+            workers.append(start_wrangler(port, folder / "kv", variables, folder, config=config))
+            peer = js_peer(folder / "peer", Engine.from_bytes(snapshot), origin_url)
+            workers.append(
+                start_wrangler(
+                    peer_port, folder / "peer-kv", {}, folder, ready_path="/ready", config=peer
+                )
+            )
             first_view = timed_get(port, "/shop")  # buffered: the isolate learns the page
-            direct: dict[str, list[float]] = {"first_byte": [], "whole": []}
-            through: dict[str, list[float]] = {"first_byte": [], "whole": []}
+            timed_get(peer_port, "/shop")  # the JS worker's first request, likewise untimed
+            direct = int(origin.server_address[1])
+            ways = {"direct": direct, "edgepick": port, "growthbook_js": peer_port}
+            seen: dict[str, dict[str, list[float]]] = {
+                way: {"first_byte": [], "whole": []} for way in ways
+            }
             for _ in range(args.samples):
-                for side, target in ((direct, origin.server_address[1]), (through, port)):
-                    first, whole, status = timed_get(int(target), "/shop")
-                    assert status == 200, status
-                    side["first_byte"].append(first)
-                    side["whole"].append(whole)
+                for way, target in ways.items():
+                    first, whole, status = timed_get(target, "/shop")
+                    assert status == 200, (way, status)
+                    seen[way]["first_byte"].append(first)
+                    seen[way]["whole"].append(whole)
         finally:
-            worker.stop()
+            for worker in workers:
+                worker.stop()
             origin.shutdown()
-    gaps = [t - d for t, d in zip(through["first_byte"], direct["first_byte"], strict=True)]
+
+    def gaps(a: str, b: str) -> dict[str, float]:
+        pairs = zip(seen[a]["first_byte"], seen[b]["first_byte"], strict=True)
+        return summary([x - y for x, y in pairs])
+
     print(
         json.dumps(
             {
                 "origin_delay_between_head_and_tail_ms": args.delay * 1000,
                 "samples": args.samples,
-                "direct": {k: summary(v) for k, v in direct.items()},
-                "through_worker_streamed": {k: summary(v) for k, v in through.items()},
-                "through_worker_first_view_buffered_ms": {
+                "timed": "wall clock from sending the request to the body's first / last byte",
+                "direct": {k: summary(v) for k, v in seen["direct"].items()},
+                "through_edgepick_streamed": {k: summary(v) for k, v in seen["edgepick"].items()},
+                "through_growthbook_js_worker": {
+                    k: summary(v) for k, v in seen["growthbook_js"].items()
+                },
+                "through_edgepick_first_view_buffered_ms": {
                     "first_byte": round(first_view[0], 1),
                     "whole": round(first_view[1], 1),
                 },
-                "first_byte_gap_worker_minus_direct_ms": summary(gaps),
+                "first_byte_gap_edgepick_minus_growthbook_js_ms": gaps("edgepick", "growthbook_js"),
+                "first_byte_gap_edgepick_minus_direct_ms": gaps("edgepick", "direct"),
+                "first_byte_gap_growthbook_js_minus_direct_ms": gaps("growthbook_js", "direct"),
             },
             indent=2,
         )
