@@ -38,13 +38,12 @@ from core.engine import Engine
 from edge import config as edge_config
 from edge.delivery import DeliveryStats, deliver
 from edge.handler import Stats, handle
-from edge.io import Incoming, OriginTimeout, Outgoing, Page, Rewritten
+from edge.io import STREAM_WAIT_S, Incoming, OriginTimeout, Outgoing, Page, Rewritten
 from edge.queue_consumer import consume
 from edge.snapshots import SnapshotCache
 
 BEACON_PATH = "/_edgepick/events"
 MAX_BEACON_BYTES = 16 * 1024
-STREAM_END_MS = 30_000  # how long a streamed page's events wait for the end of its document
 POINTER_CACHE_TTL = 60  # seconds: Workers KV's minimum cacheTtl (it refuses less)
 BLOB_CACHE_TTL = 86_400  # snap/<id> is immutable
 
@@ -95,12 +94,13 @@ def _html_option() -> Any:
 
 
 class _Rewrite:
-    """One page's rewrite as it streams: the slots met so far and the end of its document."""
+    """One page's rewrite as it streams: the slots met so far, the end of its document, and the
+    JS timer that gives up waiting for that end (``STREAM_WAIT_S``)."""
 
-    __slots__ = ("done", "found", "slots", "started_ms")
+    __slots__ = ("done", "found", "slots", "timer")
 
-    def __init__(self, started_ms: int, done: asyncio.Future[bool]) -> None:
-        self.started_ms, self.done, self.found = started_ms, done, set[str]()
+    def __init__(self, done: asyncio.Future[bool]) -> None:
+        self.done, self.found, self.timer = done, set[str](), None
         self.slots: dict[str, tuple[str, str]] = {}  # slot -> (html, decision id), by attribute
 
 
@@ -139,9 +139,22 @@ def _append(html: str, element: Any) -> None:
 
 
 def _end(key: int, _end: Any) -> None:
+    """The document's end: the page's slots are all known."""
+    rewrite = _rewrites.pop(key, None)
+    if rewrite is not None:
+        if rewrite.timer is not None:
+            clearTimeout(rewrite.timer)
+        if not rewrite.done.done():
+            rewrite.done.set_result(True)
+
+
+def _expire(key: int) -> None:
+    """No end of document within ``STREAM_WAIT_S`` (a visitor gone mid-page, a stalled origin):
+    the page is forgotten and its events go with the slots met so far. The timer was set by the
+    page's own request, so the future is resolved in that request's context."""
     rewrite = _rewrites.pop(key, None)
     if rewrite is not None and not rewrite.done.done():
-        rewrite.done.set_result(True)
+        rewrite.done.set_result(False)
 
 
 _appends: dict[str, Any] = {}  # html -> its append handler: they hold nothing of a page's own
@@ -159,23 +172,22 @@ def _append_handler(html: str) -> Any:
     return handler
 
 
-def _handler(kind: str, *bound: Any) -> Any:
-    """A JS handler object: ``{element: f}`` (``{end: f}`` for the document), ``f`` being the
-    isolate's JS-callable ``kind`` function with ``bound`` as its first arguments."""
+_PYTHON = {"fill": _fill, "marked": _fill_marked, "append": _append, "end": _end}
+
+
+def _bound(kind: str, *bound: Any) -> Any:
+    """The isolate's JS-callable ``kind`` function with ``bound`` as its first arguments."""
     function = _callables.get(kind)
     if function is None:
-        python = {"fill": _fill, "marked": _fill_marked, "append": _append, "end": _end}[kind]
-        function = _callables[kind] = create_proxy(python)
+        function = _callables[kind] = create_proxy({**_PYTHON, "expire": _expire}[kind])
+    return function.bind(None, *bound)
+
+
+def _handler(kind: str, *bound: Any) -> Any:
+    """A JS handler object: ``{element: f}`` (``{end: f}`` for the document), ``f`` being
+    ``_bound(kind, *bound)``."""
     method = "end" if kind == "end" else "element"
-    return js_object({method: function.bind(None, *bound)})
-
-
-def _sweep(now_ms: int) -> None:
-    """Forget pages whose document never ended (a visitor gone mid-page) after
-    ``STREAM_END_MS``; their own request settles its wait (``edge.page.ship_when_done``): a
-    future is never resolved from another request's context."""
-    for key in [k for k, r in _rewrites.items() if now_ms - r.started_ms > STREAM_END_MS]:
-        del _rewrites[key]
+    return js_object({method: _bound(kind, *bound)})
 
 
 def _on(rewriter: Any, selector: str, handler: Any) -> bool:
@@ -243,10 +255,8 @@ class JsIO:
         appends: Mapping[str, str] | None = None,
         stream: bool = False,
     ) -> Rewritten:
-        now = self.now_ms()
-        _sweep(now)
         key = next(_keys)
-        rewrite = _rewrites[key] = _Rewrite(now, asyncio.get_running_loop().create_future())
+        rewrite = _rewrites[key] = _Rewrite(asyncio.get_running_loop().create_future())
         rewriter = HTMLRewriter.new()
         for selector, (html, decision, slot) in fills.items():
             if selector == f'[data-edgepick-slot="{slot}"]':  # the default: one handler for all
@@ -262,6 +272,7 @@ class JsIO:
         rewriter.onDocument(_handler("end", key))
         transformed = rewriter.transform(page.handle)
         if stream:  # the body flows to the visitor as the origin sends it
+            rewrite.timer = setTimeout(_bound("expire", key), int(STREAM_WAIT_S * 1000))
             return Rewritten(_page(transformed, page.status), rewrite.found, rewrite.done)
         try:  # buffered: the slots found are known on return; bytes keep the page's charset
             body = await transformed.arrayBuffer()

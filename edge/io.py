@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+STREAM_WAIT_S = 25.0  # a streamed page's end is waited for this long at most (waitUntil: 30 s)
+
 
 class OriginTimeout(Exception):
     """The origin did not send its response headers in time."""
@@ -52,8 +54,10 @@ class Outgoing:
 @dataclass(slots=True)
 class Rewritten:
     """A rewritten page. Streamed, its body flows to the visitor as the origin sends it and
-    ``found`` fills as the rewriter meets the slots: complete once ``done`` resolves (at the end
-    of the document; False if the stream failed). Buffered, ``done`` has already resolved."""
+    ``found`` fills as the rewriter meets the slots: complete once ``done`` resolves True (at
+    the end of the document); the runtime resolves it False when no end came within
+    ``STREAM_WAIT_S`` (a visitor gone mid-page, a stalled origin). Buffered, ``done`` has
+    already resolved."""
 
     page: Page
     found: set[str]

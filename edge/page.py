@@ -16,7 +16,6 @@ Each step reads and extends one ``View``. What is logged follows what the visito
 
 from __future__ import annotations
 
-import asyncio
 import html
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
@@ -386,9 +385,6 @@ def _private_with_cookie(out: Outgoing, private: bool) -> Outgoing:
     return out
 
 
-STREAM_WAIT_S = 25.0  # a streamed page's events wait this long for its end (waitUntil: 30 s)
-
-
 async def ship_when_done(
     view: View,
     io: EdgeIO,
@@ -401,10 +397,9 @@ async def ship_when_done(
     """A streamed page's events, once the rewriter has met every slot it holds: the page view,
     and an exposure per fresh decision the page really showed."""
     assert view.done is not None
-    try:  # a timer of this request's own: a visitor gone mid-page still has the view logged
-        complete = await asyncio.wait_for(asyncio.shield(view.done), STREAM_WAIT_S)
-    except TimeoutError:
-        complete = False
+    # the runtime resolves it within STREAM_WAIT_S (edge.io.Rewritten): a visitor gone mid-page
+    # still has the view logged, with the slots met so far
+    complete = await view.done
     if presence is not None and complete:
         presence.learn(view.source, view.found - page_slots(view), view.expected)
     shown = [d for d in view.decisions if d.slot in view.found]

@@ -15,6 +15,9 @@ from typing import Any, ClassVar
 import pytest
 
 from cli.devstack import Process, free_port, pinned_worker, start_wrangler
+from core.cookie import Keyring, decode
+from core.features import VisitorState
+from edge.io import STREAM_WAIT_S
 from tests.edge.helpers import Collector, decision_marks
 from tests.edge.test_wrangler_dev import BROWSER, KEYS, publish
 
@@ -50,7 +53,11 @@ class Origin(BaseHTTPRequestHandler):
         self.send_header("content-type", "text/html; charset=utf-8")
         self.send_header("cache-control", "public, max-age=60")
         self.end_headers()
-        if self.path.split("?")[0] == "/shop":
+        if self.path == "/shop?stall":  # the head, then nothing for a minute
+            self.wfile.write(HEAD.encode())
+            self.wfile.flush()
+            time.sleep(60)
+        elif self.path.split("?")[0] == "/shop":
             self.wfile.write(HEAD.encode())
             self.wfile.flush()
             time.sleep(TAIL_DELAY)
@@ -133,6 +140,35 @@ def test_a_personalized_page_streams_while_the_origin_is_still_sending(stack: St
         shown = {e["id"] for e in stack.collector.events() if e["type"] == "exposure"}
         time.sleep(0.2)
     assert decision_marks(html) <= shown  # what the streamed page showed was logged
+
+
+def test_a_visitor_gone_mid_page_still_has_the_view_logged(stack: Stack) -> None:
+    """The origin sends the page's head and stalls; the visitor reads the head and hangs up. The
+    document's end never reaches the rewriter, so the page's events wait STREAM_WAIT_S (a JS
+    timer of the request's own), then go with the slots met so far."""
+    stack.get("/shop")  # the page's slots are learnt (its first view is buffered)
+    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+    connection.request("GET", "/shop?stall", headers={"user-agent": BROWSER})
+    response = connection.getresponse()
+    head = ""
+    while "</div>" not in head:  # the origin's head, as the worker streamed it
+        head += response.read1(65536).decode()
+    cookie = response.getheader("set-cookie") or ""
+    connection.sock.close()  # gone before the tail (TAIL_DELAY s later)
+    connection.close()
+    assert response.status == 200 and "data-edgepick-decision" in head
+    value = cookie.split(";")[0].split("=", 1)[1]
+    kid, secret = KEYS.split(":")
+    visitor = decode(value, Keyring(kid, {kid: secret.encode()}), VisitorState("")).state
+    deadline = time.monotonic() + STREAM_WAIT_S + 15
+    mine: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not any(e["type"] == "page_view" for e in mine):
+        mine = [e for e in stack.collector.events() if e.get("visitor") == visitor.visitor_id]
+        time.sleep(0.5)
+    assert [e["type"] for e in mine].count("page_view") == 1, mine
+    shown = {e["id"] for e in mine if e["type"] == "exposure"}
+    assert decision_marks(head) <= shown  # what the head showed was logged...
+    assert "cta" not in {e["slot"] for e in mine if e["type"] == "exposure"}  # ... and no more
 
 
 def test_a_hanging_origin_gets_a_504_after_the_timeout(stack: Stack) -> None:
