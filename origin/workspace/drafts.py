@@ -7,7 +7,7 @@ Who may do what (``origin.workspace.accounts`` roles):
 | --- | --- | --- | --- |
 | edit | draft | draft | editor |
 | submit | draft | review | editor |
-| approve | review | approved | approver, not the draft's author |
+| approve | review | approved | approver who neither started nor edited it |
 | reject / reopen | review, approved | draft | approver (reject); editor (reopen) |
 | schedule | approved | approved, with ``publish_at`` | approver |
 | publish | approved | published | approver (or the scheduler when ``publish_at`` is due) |
@@ -35,6 +35,10 @@ DRAFT_ID = re.compile(r"^d-[0-9a-f]{8}$")
 
 class WorkflowError(ValueError):
     """A step the draft's status or the user's role does not allow; the message says why."""
+
+
+class Forbidden(WorkflowError):
+    """A step the user's role does not allow (answered 403, naming the role needed)."""
 
 
 class Conflict(WorkflowError):
@@ -127,6 +131,11 @@ class Drafts:
             _status(draft, step, "review")
             if user.name == draft.author:
                 raise WorkflowError("the draft's author cannot approve it: ask another approver")
+            if user.name in editors(draft):
+                raise WorkflowError(
+                    f"{user.name} edited this draft, so cannot approve it (nobody approves "
+                    "their own change): ask an approver who did not edit it"
+                )
             draft.status, draft.approver = "approved", user.name
         elif step == "reject":
             _need(user, "approver", "reject")
@@ -164,9 +173,15 @@ class Drafts:
         draft.history.append({"ts": int(time.time()), "who": user.name, "step": step, "why": why})
 
 
+def editors(draft: Draft) -> set[str]:
+    """Everyone who changed the draft's content: its author and anyone with an edit in its
+    trail. None of them may approve it."""
+    return {draft.author} | {h["who"] for h in draft.history if h.get("step") == "edit"}
+
+
 def _need(user: User, role: str, what: str) -> None:
     if not user.can(role):
-        raise WorkflowError(f"{user.name} is a {user.role}: only an {role} may {what}")
+        raise Forbidden(f"{user.name} is a {user.role}: only an {role} may {what}")
 
 
 def _status(draft: Draft, step: str, *allowed: str) -> None:

@@ -22,7 +22,7 @@ from origin.publish import PublishError
 from origin.targets import TargetError
 from origin.workspace import editing
 from origin.workspace.accounts import User
-from origin.workspace.drafts import Draft, WorkflowError
+from origin.workspace.drafts import Draft, Forbidden, WorkflowError, editors
 from origin.workspace.web import action, ctx, page, redirect, refuse, render, text
 
 VARIANT_FORM = (*editing.VARIANT_FIELDS, *editing.NUMBER_FIELDS)
@@ -101,6 +101,7 @@ def _overview(request: Request, user: User, draft: Draft, holdout: list[Problem]
         compile_error=compile_error,
         audit=list(reversed(audit)),
         head=ws.versions.head(),
+        editors=editors(draft),
         status=422 if holdout else 200,
         holdout_errors={"holdout": holdout} if holdout else {},
     )
@@ -120,6 +121,8 @@ async def step(request: Request, user: User, form: FormData) -> Response:
                 when = _when(text(form, "publish_at"))
             ws.step(draft, user, name, why, when)
             flash = f"Draft {name}: done."
+    except Forbidden as exc:
+        return refuse(request, user, 403, str(exc))
     except (WorkflowError, ConfigError, PublishError, TargetError) as exc:
         return refuse(request, user, 409, str(exc))
     return redirect(f"/drafts/{draft.id}", flash, request)

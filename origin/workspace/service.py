@@ -27,7 +27,7 @@ from origin.publish import Published, publish, rollback
 from origin.registry import Registry, write_atomic
 from origin.targets import Target
 from origin.workspace.accounts import Accounts, User
-from origin.workspace.drafts import Draft, Drafts, WorkflowError
+from origin.workspace.drafts import Draft, Drafts, Forbidden, WorkflowError
 from origin.workspace.versions import Versions
 
 BY_VARIANT = ("weights", "cold_start", "gammas", "arms")
@@ -193,7 +193,7 @@ class Workspace:
 
     def _publish(self, draft: Draft, user: User, why: str) -> Published:
         if not user.can("approver"):
-            raise WorkflowError(f"{user.name} is a {user.role}: only an approver may publish")
+            raise Forbidden(f"{user.name} is a {user.role}: only an approver may publish")
         if draft.status != "approved":
             raise WorkflowError(f"cannot publish draft {draft.id}: it is {draft.status}")
         head = self.versions.head()
@@ -232,7 +232,7 @@ class Workspace:
 
     def _rollback(self, snapshot: str, user: User, why: str) -> Published:
         if not user.can("approver"):
-            raise WorkflowError(f"{user.name} is a {user.role}: only an approver may roll back")
+            raise Forbidden(f"{user.name} is a {user.role}: only an approver may roll back")
         sid = self.registry.resolve(snapshot)
         done = rollback(self.registry, sid, self.targets, author=user.name)
         reason = why or f"rollback from {done.previous or '-'}"

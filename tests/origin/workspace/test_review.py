@@ -1,0 +1,61 @@
+"""What an approver sees and may do: nobody approves a change of their own, and the review
+names every change (audiences included) and shows changed content old against new."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from tests.origin.workspace.conftest import Setup, csrf, rev
+
+
+def _step(client: TestClient, setup: Setup, url: str, step: str, why: str = "ok") -> int:
+    token = csrf(client.get(url).text)
+    data = {"csrf": token, "rev": rev(setup), "step": step, "why": why}
+    status: int = client.post(url + "/step", data=data).status_code
+    return status
+
+
+def test_an_approver_who_edited_a_draft_cannot_approve_it(setup: Setup) -> None:
+    """alice (editor) starts a draft, bob (approver) edits it, alice submits: bob's approval is
+    refused with a message saying why, and the page offers him no Approve; carol approves."""
+    alice, bob, carol = setup.client("alice"), setup.client("bob"), setup.client("carol")
+    token = csrf(alice.get("/").text)
+    url = alice.post("/drafts", data={"csrf": token, "title": "Spring"}).headers["location"]
+    btoken = csrf(bob.get(url).text)
+    edited = bob.post(
+        url + "/slots/cta/variants/new",
+        data={
+            "csrf": btoken,
+            "rev": rev(setup),
+            "id": "cta-bob",
+            "content": "Bob's",
+            "status": "active",
+        },
+    )
+    assert edited.status_code == 303
+    assert _step(alice, setup, url, "submit") == 303
+    page = bob.get(url).text
+    assert 'value="approve"' not in page
+    token = csrf(page)
+    refused = bob.post(
+        url + "/step", data={"csrf": token, "rev": rev(setup), "step": "approve", "why": "mine"}
+    )
+    assert refused.status_code == 409
+    assert "bob edited this draft, so cannot approve it" in refused.text
+    assert setup.ws.drafts.all()[0].status == "review"
+    assert 'value="approve"' in carol.get(url).text
+    assert _step(carol, setup, url, "approve") == 303
+    assert setup.ws.drafts.all()[0].status == "approved"
+    assert setup.ws.drafts.all()[0].approver == "carol"
+
+
+def test_an_editor_approving_gets_a_403_naming_the_role(setup: Setup) -> None:
+    alice = setup.client("alice")
+    token = csrf(alice.get("/").text)
+    url = alice.post("/drafts", data={"csrf": token, "title": "x"}).headers["location"]
+    assert _step(alice, setup, url, "submit") == 303
+    token = csrf(alice.get(url).text)
+    refused = alice.post(
+        url + "/step", data={"csrf": token, "rev": rev(setup), "step": "approve", "why": "me"}
+    )
+    assert refused.status_code == 403 and "only an approver may approve" in refused.text
