@@ -9,6 +9,7 @@ they concern (by config path), so each is shown next to its field.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -224,6 +225,33 @@ def set_audience(
         entry["description"] = description.strip()
     new.setdefault("audiences", {})[name.strip()] = entry
     return new
+
+
+def condition_text(condition: Any) -> str:
+    """A condition as compact JSON, keys sorted (the same condition reads the same)."""
+    return json.dumps(condition, sort_keys=True, separators=(", ", ": "), ensure_ascii=False)
+
+
+def audience_change(before: Mapping[str, Any], after: Mapping[str, Any], name: str) -> str:
+    """An audience edit in words, for the audit log: added with its condition, or the
+    condition and description that changed, old -> new."""
+    old = before.get("audiences", {}).get(name)
+    new = after.get("audiences", {}).get(name)
+    if not isinstance(new, dict):
+        return f"audience {name} removed"
+    if not isinstance(old, dict):
+        return f"audience {name} added: {condition_text(new.get('condition'))}"
+    parts = []
+    if old.get("condition") != new.get("condition"):
+        parts.append(
+            f"condition {condition_text(old.get('condition'))} -> "
+            f"{condition_text(new.get('condition'))}"
+        )
+    if old.get("description", "") != new.get("description", ""):
+        parts.append(
+            f"description {old.get('description', '')!r} -> {new.get('description', '')!r}"
+        )
+    return f"audience {name}: {'; '.join(parts) or 'saved unchanged'}"
 
 
 def delete_audience(config: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from origin.registry import Registry, write_atomic
 from origin.targets import Target
 from origin.workspace.accounts import Accounts, User
 from origin.workspace.drafts import Draft, Drafts, Forbidden, WorkflowError
+from origin.workspace.editing import condition_text
 from origin.workspace.versions import Versions
 
 BY_VARIANT = ("weights", "cold_start", "gammas", "arms")
@@ -94,6 +95,47 @@ def policy_words(before: Site, after: Site) -> list[str]:
         ]
         if moved:
             lines.append(f"{slot.name}: policy {'; '.join(moved)}.")
+    return lines
+
+
+def _users_of(site: Site, audience: str) -> str:
+    """Which slots' rules and policy segments name ``audience`` ("" when none)."""
+    rules = sorted({s.name for s in site.slots for r in s.rules if r.audience == audience})
+    segments = sorted(
+        s.name
+        for s in site.slots
+        if isinstance(s.policy, ThompsonPolicy) and audience in s.policy.segments
+    )
+    parts = []
+    if rules:
+        parts.append(f"the rules of {', '.join(rules)}")
+    if segments:
+        parts.append(f"the policy segments of {', '.join(segments)}")
+    return " and ".join(parts)
+
+
+def audience_words(before: Site, after: Site) -> list[str]:
+    """Sentences for the audiences a draft adds, removes or whose condition it changes, with
+    the old and new condition and the slots whose rules (or segments) use the audience: who is
+    in an audience decides what its rules show, which ``origin.diff``'s allocations miss."""
+    old = {a.name: a for a in before.audiences}
+    new = {a.name: a for a in after.audiences}
+    lines = []
+    for name in sorted(new.keys() - old.keys()):
+        used = _users_of(after, name)
+        tail = f"; used by {used}" if used else ""
+        lines.append(f"New audience {name}: {condition_text(new[name].condition)}{tail}.")
+    for name in sorted(old.keys() - new.keys()):
+        lines.append(f"Audience {name} removed (was {condition_text(old[name].condition)}).")
+    for name in sorted(old.keys() & new.keys()):
+        if old[name].condition == new[name].condition:
+            continue
+        used = _users_of(after, name)
+        who = f"{used} use it, so who they apply to changes" if used else "nothing uses it"
+        lines.append(
+            f"Audience {name}: condition changed from {condition_text(old[name].condition)} "
+            f"to {condition_text(new[name].condition)}; {who}."
+        )
     return lines
 
 
@@ -170,7 +212,11 @@ class Workspace:
         if live is None:
             return ["Nothing is published yet: this will be the first snapshot."]
         before = decode_snapshot(live).site
-        found = policy_words(before, site) + diff.words(diff.for_visitors(before, site))
+        found = (
+            audience_words(before, site)
+            + policy_words(before, site)
+            + diff.words(diff.for_visitors(before, site))
+        )
         return found or ["Nothing changes for visitors."]
 
     # ------------------------------------------------------------ writing

@@ -3,6 +3,9 @@ names every change (audiences included) and shows changed content old against ne
 
 from __future__ import annotations
 
+import re
+from html import unescape
+
 from starlette.testclient import TestClient
 
 from tests.origin.workspace.conftest import Setup, csrf, rev
@@ -59,3 +62,51 @@ def test_an_editor_approving_gets_a_403_naming_the_role(setup: Setup) -> None:
         url + "/step", data={"csrf": token, "rev": rev(setup), "step": "approve", "why": "me"}
     )
     assert refused.status_code == 403 and "only an approver may approve" in refused.text
+
+
+def test_an_audience_change_is_named_in_the_change_in_words_and_the_audit(setup: Setup) -> None:
+    """staff (used by force rules of hero and landing) gets a new condition: the review says so,
+    with the old and the new condition and who uses it; the audit entry says what changed."""
+    alice = setup.client("alice")
+    token = csrf(alice.get("/").text)
+    url = alice.post("/drafts", data={"csrf": token, "title": "staff"}).headers["location"]
+    saved = alice.post(
+        url + "/audiences/staff",
+        data={
+            "csrf": token,
+            "rev": rev(setup),
+            "mode": "json",
+            "json": '{"country": "SE"}',
+            "description": "Employees: always the brand defaults",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    page = unescape(alice.get(url).text)
+    assert "Nothing changes for visitors." not in page
+    line = next(li for li in re.findall(r"<li>([^<]*)</li>", page) if "Audience staff" in li)
+    assert "condition changed from" in line and '{"country": "SE"}' in line
+    assert '"$inGroup": "staff_ids"' in line
+    assert "the rules of headline, hero, landing use it" in line
+    edits = [e for e in setup.ws.registry.audit_log() if e["action"] == "draft-edit"]
+    assert "audience staff: condition" in edits[-1]["reason"]
+    assert '-> {"country": "SE"}' in edits[-1]["reason"]
+    # a new audience and a removed one are named too
+    added = alice.post(
+        url + "/audiences/new",
+        data={
+            "csrf": token,
+            "rev": rev(setup),
+            "name": "tablets",
+            "mode": "json",
+            "json": '{"device": "tablet"}',
+        },
+    )
+    assert added.status_code == 303
+    assert 'New audience tablets: {"device": "tablet"}.' in unescape(alice.get(url).text)
+    added_audit = [e for e in setup.ws.registry.audit_log() if e["action"] == "draft-edit"][-1]
+    assert added_audit["reason"] == 'audience tablets added: {"device": "tablet"}'
+    removed = alice.post(
+        url + "/audiences/returning/delete", data={"csrf": token, "rev": rev(setup)}
+    )
+    assert removed.status_code == 303
+    assert "Audience returning removed (was " in unescape(alice.get(url).text)
