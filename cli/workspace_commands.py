@@ -126,6 +126,42 @@ def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_remove(args: argparse.Namespace) -> int:
+    """Delete an account: its sessions end at their next request."""
+    from origin.registry import Registry
+    from origin.workspace.accounts import Accounts
+
+    if not Accounts(_home(args) / "users.json").remove(args.name):
+        print(f"edgepick: no user {args.name!r}", file=sys.stderr)
+        return 1
+    Registry(args.registry).audit(
+        "user-remove", author=os.environ.get("USER", "admin"), reason="", user=args.name
+    )
+    print(f"edgepick workspace: user {args.name} removed (their sessions are ended)")
+    return 0
+
+
+def _user_role(args: argparse.Namespace) -> int:
+    """Give a user another role: their sessions end, they sign in again under it."""
+    from origin.registry import Registry
+    from origin.workspace.accounts import AccountError, Accounts
+
+    try:
+        user = Accounts(_home(args) / "users.json").set_role(args.name, args.role)
+    except AccountError as exc:
+        print(f"edgepick: {exc}", file=sys.stderr)
+        return 1
+    Registry(args.registry).audit(
+        "user-role",
+        author=os.environ.get("USER", "admin"),
+        reason="",
+        user=user.name,
+        role=user.role,
+    )
+    print(f"edgepick workspace: user {user.name} is now {user.role} (their sessions are ended)")
+    return 0
+
+
 def _user_unlock(args: argparse.Namespace) -> int:
     """Forget a name's (or a client address's) failed sign-ins: the throttle lets it in again."""
     from origin.workspace.accounts import Throttle
@@ -245,8 +281,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common(a)
     a.add_argument("name")
     a.add_argument("--role", required=True, choices=["viewer", "editor", "approver"])
-    a.add_argument("--replace", action="store_true", help="reset an existing user")
+    a.add_argument(
+        "--replace", action="store_true", help="reset an existing user (their sessions end)"
+    )
     a.set_defaults(run=_user_add)
+    r = us.add_parser("remove", help="delete a user (their sessions end)")
+    common(r)
+    r.add_argument("name")
+    r.set_defaults(run=_user_remove)
+    ro = us.add_parser("role", help="give a user another role (their sessions end)")
+    common(ro)
+    ro.add_argument("name")
+    ro.add_argument("role", choices=["viewer", "editor", "approver"])
+    ro.set_defaults(run=_user_role)
     k = us.add_parser("unlock", help="forget a user's failed sign-ins (the throttle)")
     common(k)
     k.add_argument("name", help="a user name (or, with --address, a client address)")

@@ -1,14 +1,18 @@
 """Local workspace accounts: names, roles and scrypt password hashes in one JSON file.
 
-``users.json`` maps a user name to ``{"role", "salt", "hash", "created"}``; the hash is
+``users.json`` maps a user name to ``{"role", "salt", "hash", "created", "session"}``; the hash is
 ``hashlib.scrypt(password, salt=16 random bytes, n=2**14, r=8, p=1)``, compared in constant time.
-Roles, each including the one before: ``viewer`` (reads everything), ``editor`` (edits drafts
-and submits them for review), ``approver`` (approves others' drafts, publishes, rolls back).
+``session`` is the account's session generation (random; a signed-in browser's cookie carries the
+one it signed in under, checked on every request): a new one on sign-out, password reset and role
+change ends every session the account had. Roles, each including the one before: ``viewer``
+(reads everything), ``editor`` (edits drafts and submits them for review), ``approver``
+(approves others' drafts, publishes, rolls back).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -17,6 +21,7 @@ import re
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +44,10 @@ class User:
     def can(self, role: str) -> bool:
         """Whether this user holds ``role`` or a stronger one."""
         return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def _generation() -> str:
+    return secrets.token_hex(8)
 
 
 def _hash(password: str, salt: bytes) -> bytes:
@@ -64,25 +73,91 @@ class Accounts:
             problems.append(f"role {role!r}: one of {', '.join(ROLES)}")
         if len(password) < MIN_PASSWORD:
             problems.append(f"password: at least {MIN_PASSWORD} characters")
-        users = self._load()
-        if name in users and not replace:
+        if name in self._load() and not replace:
             problems.append(f"user {name!r} exists (use --replace to reset it)")
         if problems:
             raise AccountError("; ".join(problems))
         salt = secrets.token_bytes(16)
-        users[name] = {
-            "role": role,
-            "salt": salt.hex(),
-            "hash": _hash(password, salt).hex(),
-            "created": int(time.time()),
-        }
+        with self._locked():
+            users = self._load()
+            if name in users and not replace:
+                raise AccountError(f"user {name!r} exists (use --replace to reset it)")
+            users[name] = {
+                "role": role,
+                "salt": salt.hex(),
+                "hash": _hash(password, salt).hex(),
+                "created": int(time.time()),
+                "session": _generation(),  # a reset or new role ends the old sessions
+            }
+            self._save(users)
+        return User(name, role)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time (the web app signing someone out, the CLI resetting them)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _save(self, users: dict[str, dict[str, str | int]]) -> None:
         write_atomic(self.path, json.dumps(users, indent=2, sort_keys=True).encode())
         os.chmod(self.path, 0o600)
-        return User(name, role)
 
     def get(self, name: str) -> User | None:
         entry = self._load().get(name)
         return User(name, str(entry["role"])) if entry else None
+
+    def generation(self, name: str) -> str | None:
+        """The account's session generation (None: no such account)."""
+        entry = self._load().get(name)
+        return str(entry.get("session", "")) if entry else None
+
+    def signed_in(self, name: str, generation: object) -> User | None:
+        """The user a session names, if its generation is still the account's (not signed out,
+        reset, given another role or removed since)."""
+        entry = self._load().get(name)
+        if not entry or not isinstance(generation, str):
+            return None
+        current = str(entry.get("session", ""))
+        if not hmac.compare_digest(current.encode(), generation.encode()):
+            return None
+        return User(name, str(entry["role"]))
+
+    def end_sessions(self, name: str) -> bool:
+        """Give the account a new session generation: every session it had ends (sign-out)."""
+        with self._locked():
+            users = self._load()
+            if name not in users:
+                return False
+            users[name]["session"] = _generation()
+            self._save(users)
+        return True
+
+    def set_role(self, name: str, role: str) -> User:
+        """Change a user's role (their sessions end: they sign in again under it)."""
+        if role not in ROLES:
+            raise AccountError(f"role {role!r}: one of {', '.join(ROLES)}")
+        with self._locked():
+            users = self._load()
+            if name not in users:
+                raise AccountError(f"no user {name!r}")
+            users[name]["role"] = role
+            users[name]["session"] = _generation()
+            self._save(users)
+        return User(name, role)
+
+    def remove(self, name: str) -> bool:
+        """Delete an account (its sessions end with it); whether there was one."""
+        with self._locked():
+            users = self._load()
+            if users.pop(name, None) is None:
+                return False
+            self._save(users)
+        return True
 
     def verify(self, name: str, password: str) -> User | None:
         """The user when the password matches; ``None`` otherwise (same work either way)."""

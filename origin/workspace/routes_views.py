@@ -67,12 +67,16 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", None, 401, error="Wrong name or password.")
     request.session.clear()
     request.session["user"] = user.name
+    request.session["generation"] = ctx(request).workspace.accounts.generation(user.name) or ""
     csrf_token(request)
     ctx(request).workspace.audit("login", user, "")
     return redirect(_local(text(form, "next") or "/"))
 
 
 async def logout(request: Request, user: User, form: FormData) -> Response:
+    """Sign out: every session of this account ends (a copied cookie, another browser)."""
+    ctx(request).workspace.accounts.end_sessions(user.name)
+    ctx(request).workspace.audit("logout", user, "")
     request.session.clear()
     return redirect("/login")
 

@@ -57,8 +57,12 @@ def csrf_token(request: Request) -> str:
 
 
 def user_of(request: Request) -> User | None:
+    """The signed-in user: the session's name, while its generation is still the account's
+    (a sign-out, a password reset, a new role or removing the account ends every session)."""
     name = request.session.get("user")
-    return ctx(request).workspace.accounts.get(name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        return None
+    return ctx(request).workspace.accounts.signed_in(name, request.session.get("generation"))
 
 
 def render(
