@@ -82,15 +82,20 @@ def _slot(draft: Draft, request: Request) -> tuple[str, dict[str, Any]]:
 
 
 async def overview(request: Request, user: User) -> Response:
-    return _overview(request, user, draft_of(request), [])
+    return await _overview(request, user, draft_of(request), [])
 
 
-def _overview(request: Request, user: User, draft: Draft, holdout: list[Problem]) -> Response:
+async def _overview(request: Request, user: User, draft: Draft, holdout: list[Problem]) -> Response:
     ws = ctx(request).workspace
+    against, contents, warnings = "", [], []
     try:
-        changes, compile_error = ws.changes(draft), ""
+        review = await run_in_threadpool(ws.review, draft)  # reads the targets' pointers
+        changes, compile_error = ws.changes(draft, review), ""
+        against, contents = review.against, review.contents()
     except (ConfigError, ValueError) as exc:
         changes, compile_error = [], str(exc)
+    if draft.status in ("draft", "review", "approved"):
+        warnings = ws.live().warnings()
     audit = [e for e in ws.registry.audit_log() if e.get("draft") == draft.id]
     return render(
         request,
@@ -98,6 +103,9 @@ def _overview(request: Request, user: User, draft: Draft, holdout: list[Problem]
         user,
         draft=draft,
         changes=changes,
+        against=against,
+        contents=contents,
+        live_warnings=warnings,
         compile_error=compile_error,
         audit=list(reversed(audit)),
         head=ws.versions.head(),
@@ -363,7 +371,7 @@ async def holdout_save(request: Request, user: User, form: FormData) -> Response
     config = editing.set_holdout(draft.config, text(form, "holdout"))
     found = editing.problems(config)
     if found:
-        return _overview(request, user, draft, found)
+        return await _overview(request, user, draft, found)
     save(request, user, draft, config, f"holdout {text(form, 'holdout')}")
     return redirect(f"/drafts/{draft.id}", "Holdout saved.", request)
 

@@ -83,12 +83,15 @@ async def logout(request: Request, user: User, form: FormData) -> Response:
 
 async def home(request: Request, user: User) -> Response:
     ws = ctx(request).workspace
+    live = await run_in_threadpool(ws.live)  # reads the targets' pointers (wrangler: a process)
     return render(
         request,
         "home.html",
         user,
         head=ws.versions.head(),
-        live=ws.registry.current(),
+        state=live,
+        live=live.serving,
+        warnings=live.warnings(),
         # open drafts first, then the published and discarded ones; newest first within each
         drafts=sorted(ws.drafts.all(), key=lambda d: d.status in ("published", "discarded")),
         holds=ws.registry.overrides.holds(),

@@ -11,6 +11,7 @@ does; the next publish from the workspace lifts that pin. Every step is in the a
 
 from __future__ import annotations
 
+import difflib
 import json
 import threading
 import time
@@ -23,8 +24,8 @@ from compile.site import compile_site, load_model
 from core.model import FixedPolicy, Policy, Site, ThompsonPolicy
 from core.snapshot import decode_header, decode_snapshot, encode_snapshot
 from origin import diff
-from origin.publish import Published, publish, rollback
-from origin.registry import Registry, write_atomic
+from origin.publish import CURRENT_KEY, Published, blob_key, publish, rollback
+from origin.registry import Registry, RegistryError, write_atomic
 from origin.targets import Target
 from origin.workspace.accounts import Accounts, User
 from origin.workspace.drafts import Draft, Drafts, Forbidden, WorkflowError
@@ -139,6 +140,133 @@ def audience_words(before: Site, after: Site) -> list[str]:
     return lines
 
 
+LIVE_TTL = 10.0  # seconds a reading of the targets' pointers is reused (wrangler takes ~1 s)
+
+
+@dataclass(frozen=True)
+class Live:
+    """What is actually live, read from the targets' ``snap/current`` and the registry, next to
+    the snapshot the config HEAD was compiled to. Something else publishing to the same target
+    (``make dev`` republishes the sample fixture when restarted) makes them differ."""
+
+    head: str | None  # the config version HEAD
+    compiled: str | None  # the snapshot HEAD was compiled to (None: not known)
+    registry: str | None  # the registry's pointer
+    targets: tuple[tuple[str, str | None], ...]  # (target, its snap/current; None: unreadable)
+
+    @property
+    def serving(self) -> str | None:
+        """The snapshot the edge serves: the first target read, else the registry's pointer."""
+        read = [sid for _, sid in self.targets if sid]
+        return read[0] if read else self.registry
+
+    @property
+    def where(self) -> str:
+        read = [name for name, sid in self.targets if sid]
+        return read[0] if read else "the registry"
+
+    @property
+    def matches(self) -> bool:
+        """Whether the edge serves what HEAD was compiled to (then the home page says so)."""
+        return self.compiled is not None and self.serving == self.compiled
+
+    def warnings(self) -> list[str]:
+        out = []
+        serving = self.serving
+        if self.compiled and serving and serving != self.compiled:
+            out.append(
+                f"{self.where} serves snapshot {serving}, not {self.compiled}, the one the live "
+                f"config version {self.head} was compiled to: something else published there "
+                "(restarting `make dev` republishes the sample fixture). Drafts are compared "
+                f"against {serving}, what visitors get now. To serve {self.compiled} again, "
+                "roll back to it (History)."
+            )
+        elif self.head and not self.compiled:
+            out.append(
+                f"No snapshot is known to be compiled from the live config version {self.head} "
+                f"(it was seeded while another was live): the edge serves {serving or 'nothing'}."
+            )
+        read = {sid for _, sid in self.targets if sid}
+        if len(read) > 1:
+            shown = ", ".join(f"{name}: {sid or '?'}" for name, sid in self.targets)
+            out.append(f"The targets serve different snapshots ({shown}).")
+        if serving and self.registry and serving != self.registry:
+            out.append(
+                f"The registry's pointer is {self.registry}, but {self.where} serves {serving}."
+            )
+        unread = [name for name, sid in self.targets if sid is None]
+        if unread:
+            out.append(f"Could not read what {', '.join(unread)} serves (snap/current).")
+        return out
+
+
+@dataclass(frozen=True)
+class Review:
+    """A draft's site and the one it is compared with (``against`` says which, in words)."""
+
+    before: Site | None
+    after: Site
+    against: str
+
+    def contents(self) -> list[ContentChange]:
+        return content_changes(self.before, self.after)
+
+
+@dataclass(frozen=True)
+class ContentChange:
+    """A variant whose content is new or changed: old (None: a new variant) and new, and the
+    two side by side by line (kind: equal, replace, delete, insert)."""
+
+    slot: str
+    variant: str
+    old: str | None
+    new: str
+    rows: tuple[tuple[str, str, str], ...]
+
+
+def side_by_side(old: str, new: str) -> tuple[tuple[str, str, str], ...]:
+    """Rows of (kind, old line, new line), lined up by ``difflib``."""
+    a, b = old.splitlines() or [""], new.splitlines() or [""]
+    rows: list[tuple[str, str, str]] = []
+    for kind, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        left, right = a[i1:i2], b[j1:j2]
+        for k in range(max(len(left), len(right))):
+            rows.append(
+                (kind, left[k] if k < len(left) else "", right[k] if k < len(right) else "")
+            )
+    return tuple(rows)
+
+
+def content_changes(before: Site | None, after: Site) -> list[ContentChange]:
+    """Every variant ``after`` adds or whose content (HTML, or a page slot's origin path) it
+    changes, with the old content and the new: what an approver approves."""
+    old = {(s.name, v.id): v.content for s in (before.slots if before else ()) for v in s.variants}
+    out = []
+    for slot in after.slots:
+        for variant in slot.variants:
+            was = old.get((slot.name, variant.id))
+            if was == variant.content:
+                continue
+            rows = side_by_side(was or "", variant.content)
+            out.append(ContentChange(slot.name, variant.id, was, variant.content, rows))
+    return out
+
+
+def read_current(target: Target) -> str | None:
+    """A target's ``snap/current`` (None: it cannot be read, or holds none)."""
+    get = getattr(target, "get", None)
+    if get is None:
+        return None
+    try:
+        value = get(CURRENT_KEY)
+    except Exception:  # a target that cannot be read is reported, never fatal for a page
+        return None
+    if not isinstance(value, bytes | str):
+        return None
+    text = value.decode(errors="replace") if isinstance(value, bytes) else value
+    return text.strip() or None
+
+
 @dataclass
 class Workspace:
     registry: Registry
@@ -154,6 +282,7 @@ class Workspace:
         self.versions = Versions(self.registry)
         self.drafts = Drafts(self.home / "drafts")
         self.accounts = Accounts(self.home / "users.json")
+        self._live: tuple[float, Live] | None = None
 
     # ------------------------------------------------------------ reading
 
@@ -188,6 +317,49 @@ class Workspace:
         self.audit("config-seed", author, f"seeded from {source}", version=vid)
         return vid
 
+    def live(self, max_age: float = LIVE_TTL) -> Live:
+        """What is live at the targets and the registry, and what HEAD was compiled to (the
+        targets are read again after ``max_age`` seconds, and after a publish or rollback)."""
+        now = time.monotonic()
+        if self._live is not None and now - self._live[0] <= max_age:
+            return self._live[1]
+        head = self.versions.head()
+        log = self.versions.log()
+        compiled = (log[0].get("snapshot") or None) if log and log[0]["id"] == head else None
+        found = Live(
+            head,
+            compiled,
+            self.registry.current(),
+            tuple((t.name, read_current(t)) for t in self.targets),
+        )
+        self._live = (now, found)
+        return found
+
+    def forget_live(self) -> None:
+        self._live = None
+
+    def live_blob(self) -> tuple[str, bytes] | None:
+        """The snapshot actually served (``live().serving``), from the registry or, when the
+        registry does not have it, from the target serving it."""
+        live = self.live()
+        sid = live.serving
+        if sid is None:
+            return None
+        try:
+            return sid, self.registry.get(sid)
+        except RegistryError:
+            pass
+        for target in self.targets:
+            get = getattr(target, "get", None)
+            try:
+                blob = get(blob_key(sid)) if get is not None else None
+            except Exception:
+                blob = None
+            if isinstance(blob, bytes):
+                return sid, blob
+        current = self.registry.current()
+        return (current, self.registry.get(current)) if current else None
+
     def model(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
         """The live snapshot's learned model (``models/<id>.json``, as sync saves it), else the
         workspace's ``--model``; pruned to ``config``."""
@@ -205,19 +377,55 @@ class Workspace:
         applied = self.registry.overrides.apply(config)
         return compile_site(applied, self.model(applied), "draft")
 
-    def changes(self, draft: Draft) -> list[str]:
-        """What the draft changes for visitors against the live snapshot, in words."""
+    def review(self, draft: Draft) -> Review:
+        """What a draft is compared with. An open draft: its config compiled, against the
+        snapshot actually served now (``live_blob``: the targets' pointer, which something
+        else may have moved). A published draft: the snapshot it was published as, against
+        the one live just before (its header's parent), so its page still says what it
+        changed."""
+        if draft.status == "published" and draft.snapshot:
+            try:
+                blob = self.registry.get(draft.snapshot)
+            except RegistryError:
+                blob = None
+            if blob is not None:
+                after = decode_snapshot(blob).site
+                parent = decode_header(blob)[0].parent
+                try:
+                    before = decode_snapshot(self.registry.get(parent)).site if parent else None
+                except RegistryError:
+                    before = None
+                label = (
+                    f"snapshot {parent}, live before this draft was published as {draft.snapshot}"
+                    if parent
+                    else f"nothing (it was published as {draft.snapshot}, the first snapshot)"
+                )
+                return Review(before, after, label)
         site = self.compile(draft.config)
-        live = self.registry.current_blob()
+        live = self.live_blob()
         if live is None:
+            return Review(None, site, "nothing: no snapshot is published yet")
+        state = self.live()
+        label = f"snapshot {live[0]}, served now ({state.where})"
+        if state.compiled and live[0] != state.compiled:
+            label += (
+                f": not {state.compiled}, the snapshot the draft's live config version was "
+                "compiled to"
+            )
+        return Review(decode_snapshot(live[1]).site, site, label)
+
+    def changes(self, draft: Draft, review: Review | None = None) -> list[str]:
+        """What the draft changes for visitors (``review``: against what), in words."""
+        found = review or self.review(draft)
+        before, site = found.before, found.after
+        if before is None:
             return ["Nothing is published yet: this will be the first snapshot."]
-        before = decode_snapshot(live).site
-        found = (
+        lines = (
             audience_words(before, site)
             + policy_words(before, site)
             + diff.words(diff.for_visitors(before, site))
         )
-        return found or ["Nothing changes for visitors."]
+        return lines or ["Nothing changes for visitors."]
 
     # ------------------------------------------------------------ writing
 
@@ -265,6 +473,7 @@ class Workspace:
             write_atomic(learned, json.dumps(model, sort_keys=True).encode())
         vid = self.versions.put(draft.config)
         self.versions.move(vid, "publish", user.name, why, snapshot=done.header.id)
+        self.forget_live()
         lifted = self.registry.overrides.resume(pin=True)
         if lifted:
             self.audit("resume", user, "a workspace publish lifts the pin", lifted=lifted)
@@ -281,6 +490,7 @@ class Workspace:
             raise Forbidden(f"{user.name} is a {user.role}: only an approver may roll back")
         sid = self.registry.resolve(snapshot)
         done = rollback(self.registry, sid, self.targets, author=user.name)
+        self.forget_live()
         reason = why or f"rollback from {done.previous or '-'}"
         self.registry.overrides.set_pin(sid, user.name, reason)
         self.audit("pin", user, reason, id=sid)

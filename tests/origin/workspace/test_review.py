@@ -110,3 +110,45 @@ def test_an_audience_change_is_named_in_the_change_in_words_and_the_audit(setup:
     )
     assert removed.status_code == 303
     assert "Audience returning removed (was " in unescape(alice.get(url).text)
+
+
+def test_the_review_shows_old_and_new_content_escaped(setup: Setup) -> None:
+    alice = setup.client("alice")
+    token = csrf(alice.get("/").text)
+    url = alice.post("/drafts", data={"csrf": token, "title": "copy"}).headers["location"]
+    edit = {"csrf": token, "id": "cta-shop-now", "status": "active"}
+    changed = alice.post(
+        url + "/slots/cta/variants/0",
+        data={**edit, "rev": rev(setup), "content": "Shop <b>now</b>\nToday only"},
+    )
+    assert changed.status_code == 303, changed.text
+    added = alice.post(
+        url + "/slots/cta/variants/new",
+        data={
+            **edit,
+            "rev": rev(setup),
+            "id": "cta-new",
+            "content": "<script>x()</script>",
+            "status": "draft",
+        },
+    )
+    assert added.status_code == 303
+    page = setup.client("bob").get(url).text
+    assert "<script>x()" not in page and "Shop <b>now" not in page
+    blocks = dict(
+        re.findall(r'<div class="content-change" data-variant="([^"]+)">(.*?)</div>', page, re.S)
+    )
+    assert set(blocks) == {"cta/cta-shop-now", "cta/cta-new"}
+    old = [
+        unescape(x)
+        for x in re.findall(r'<pre class="old">([^<]*)</pre>', blocks["cta/cta-shop-now"])
+    ]
+    new = [
+        unescape(x)
+        for x in re.findall(r'<pre class="new">([^<]*)</pre>', blocks["cta/cta-shop-now"])
+    ]
+    assert old == ["Shop now", ""] and new == ["Shop <b>now</b>", "Today only"]
+    assert "(none: a new variant)" in blocks["cta/cta-new"]
+    assert "&lt;script&gt;x()&lt;/script&gt;" in blocks["cta/cta-new"]
+    # the sentence stays, the content is now next to it
+    assert "cta: variant cta-shop-now has new content." in unescape(page)
