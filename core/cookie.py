@@ -143,7 +143,7 @@ def decode(value: str | None, keyring: Keyring, fresh: VisitorState) -> Decoded:
     key = keyring.keys.get(kid)
     if key is None:
         return Decoded(fresh, CookieStatus.UNKNOWN_KEY)
-    if not valid(key, f"{version}.{kid}.{payload_b64}", mac_b64):
+    if not valid(key, value[: -len(mac_b64) - 1], mac_b64):  # "<version>.<kid>.<payload>"
         return Decoded(fresh, CookieStatus.BAD_SIGNATURE)
     state = _state(payload_b64, version)
     if state is None:
@@ -155,6 +155,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number a cookie may hold")
 
 
+_new_state = tuple.__new__
 # made once: ``json.dumps``/``json.loads`` with options build a new encoder/decoder per call
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _DECODE = json.JSONDecoder(parse_constant=_refuse_constant).decode
@@ -212,17 +213,6 @@ def _state(payload_b64: str, version: str) -> VisitorState | None:
         ):
             return None
         decisions.append(decision)
-    return VisitorState(
-        visitor_id=vid,
-        visits=visits,
-        first_seen=first,
-        last_seen=last,
-        session_start=start,
-        page_views=views,
-        stage=stage,
-        affinity=tuple(affinity),
-        flags=frozenset(flags),
-        user_id=user,
-        decisions=tuple(decisions),
-        decisions_epoch=epoch,
-    )
+    # every field in VisitorState's order, without the named tuple's Python-level __new__
+    fields = (vid, visits, first, last, start, stage, tuple(affinity), frozenset(flags), user)
+    return _new_state(VisitorState, (*fields, views, tuple(decisions), epoch))
