@@ -100,6 +100,43 @@ def panes(
     return out
 
 
+PREVIEW_HEADER = "x-edgepick-preview"  # the worker's answer to a preview: "1" or "invalid"
+NO_KEY = (
+    "The workspace has no preview key (PREVIEW_KEY, or --preview-key): the worker refuses every "
+    "preview token, so the frames show the page as an anonymous visitor, not the table under "
+    "them. Start the workspace with the worker's PREVIEW_KEY (make dev keeps it in .dev.vars)."
+)
+
+
+async def check_edge(url: str, edge_url: str, timeout: float = 4.0) -> str:
+    """Ask the worker for one preview page, as a frame will: "" when it took the token (its
+    answer says ``x-edgepick-preview: 1``), else a warning saying what is wrong."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            answer = await client.get(url)
+    except httpx.HTTPError as exc:
+        return (
+            f"Could not reach the worker at {edge_url} ({type(exc).__name__}: {exc}): the frames "
+            "will stay empty. Start it (make dev) or give the workspace --edge-url."
+        )
+    said = answer.headers.get(PREVIEW_HEADER)
+    if said == "1":
+        return ""
+    if said == "invalid":
+        return (
+            f"The worker at {edge_url} refused the preview token ({PREVIEW_HEADER}: invalid): "
+            "its PREVIEW_KEY is not the workspace's, so the frames show the page as an "
+            "anonymous visitor, not the table under them. Give the workspace the worker's "
+            "PREVIEW_KEY (make dev keeps it in .dev.vars)."
+        )
+    return (
+        f"{edge_url} answered the preview (HTTP {answer.status_code}) without {PREVIEW_HEADER}: "
+        "is it the edgepick worker? The frames may not show the table under them."
+    )
+
+
 class ShareLinks:
     """Signed, expiring descriptions of a preview (which personas, until when)."""
 
@@ -125,7 +162,7 @@ class ShareLinks:
 def selected(
     names: Sequence[str], known: Mapping[str, dict[str, Any]], visitor: str
 ) -> dict[str, dict[str, Any]]:
-    """The chosen personas (2-4 in all, a described visitor counting as one)."""
+    """The chosen personas (1 to 4 in all, a described visitor counting as one)."""
     chosen = {n: dict(known[n]) for n in names if n in known}
     if visitor.strip():
         spec = described(visitor)

@@ -146,6 +146,11 @@ async def preview_page(request: Request, user: User) -> Response:
             token = previews.ShareLinks(c.secret).make(chosen, expires)
             values["share"] = f"{request.base_url}share/{token}"
             values["expires"] = expires
+            if c.preview_key and values["panes"]:  # the first frame, as the browser will ask
+                values["edge_warning"] = await previews.check_edge(
+                    values["panes"][0].url, c.edge_url
+                )
+    values["key_warning"] = "" if c.preview_key else previews.NO_KEY
     return render(request, "preview.html", user, **values)
 
 

@@ -30,13 +30,18 @@ class Setup:
     kv: Path
     tmp: Path
 
-    def client(self, user: str | None = None) -> TestClient:
+    def client(
+        self,
+        user: str | None = None,
+        edge_url: str = "http://127.0.0.1:9",
+        preview_key: bytes = PREVIEW_KEY,
+    ) -> TestClient:
         """A browser-like client, signed in as ``user`` (None: signed out)."""
         app = create_app(
             self.ws,
             secret="test-secret",
-            edge_url="http://127.0.0.1:9",
-            preview_key=PREVIEW_KEY,
+            edge_url=edge_url,
+            preview_key=preview_key,
             personas=defaults.path("personas.toml"),
             store=self.tmp / "events.db",
         )
