@@ -182,8 +182,8 @@ def main() -> None:
                 worker.stop()
             origin.shutdown()
 
-    def gaps(a: str, b: str) -> dict[str, float]:
-        pairs = zip(seen[a]["first_byte"], seen[b]["first_byte"], strict=True)
+    def gaps(a: str, b: str, field: str = "first_byte") -> dict[str, float]:
+        pairs = zip(seen[a][field], seen[b][field], strict=True)
         return summary([x - y for x, y in pairs])
 
     print(
@@ -204,6 +204,9 @@ def main() -> None:
                 "first_byte_gap_edgepick_minus_growthbook_js_ms": gaps("edgepick", "growthbook_js"),
                 "first_byte_gap_edgepick_minus_direct_ms": gaps("edgepick", "direct"),
                 "first_byte_gap_growthbook_js_minus_direct_ms": gaps("growthbook_js", "direct"),
+                "whole_page_gap_edgepick_minus_growthbook_js_ms": gaps(
+                    "edgepick", "growthbook_js", "whole"
+                ),
             },
             indent=2,
         )
