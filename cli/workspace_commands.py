@@ -23,7 +23,12 @@ if TYPE_CHECKING:
 DEFAULT_REGISTRY = "out/registry"
 DEFAULT_PORT = 8800
 SECRET_ENV = "EDGEPICK_WORKSPACE_SECRET"
-PULLED = re.compile(r"^# edgepick config version ([0-9a-f]{20})", re.MULTILINE)
+# the first line of a pulled file: the live config's version, or the version a draft is based on
+PULLED = re.compile(
+    r"^# edgepick (?:config version|draft d-[0-9a-f]{8} \(\w+\), based on config version) "
+    r"([0-9a-f]{20})",
+    re.MULTILINE,
+)
 HINT = "Edit, commit, then `edgepick push` it: it becomes a draft for review."
 
 
@@ -189,13 +194,15 @@ def _pull(args: argparse.Namespace) -> int:
 
         draft = Drafts(_home(args) / "drafts").get(args.draft)
         vid, config, what = draft.base, draft.config, f"draft {draft.id} ({draft.status})"
+        # the draft's own config, not version vid: the heading says it is based on it
+        header = f"edgepick {what}, based on config version {vid} (edgepick pull)\n{HINT}"
     else:
         found = versions.head()
         if found is None:
             print(f"edgepick: no config version in {args.registry} yet", file=sys.stderr)
             return 1
         vid, config, what = found, versions.get(found), "the live config"
-    header = f"edgepick config version {vid} (edgepick pull: {what})\n{HINT}"
+        header = f"edgepick config version {vid} (edgepick pull: {what})\n{HINT}"
     kept = None if args.draft else versions.text(vid)
     if kept is not None:  # the file it was pushed as: its comments and layout
         text = "".join(f"# {line}\n" for line in header.splitlines()) + _without_header(kept)
@@ -205,7 +212,8 @@ def _pull(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text, encoding="utf-8")
-        print(f"edgepick: {what}, version {vid} -> {args.output}", file=sys.stderr)
+        based = "based on version" if args.draft else "version"
+        print(f"edgepick: {what}, {based} {vid} -> {args.output}", file=sys.stderr)
     return 0
 
 

@@ -22,12 +22,38 @@ NUMBER_FIELDS = ("weight", "min_engagement")
 
 
 def problems(config: Mapping[str, Any]) -> list[Problem]:
-    """Every problem the compiler finds in ``config`` (none: it compiles)."""
+    """Every problem the compiler finds in ``config`` (none: it compiles), its range messages
+    read as people say them ("must be at least 0.0", not "between 0.0 and None")."""
     try:
         compile_site(config)
     except ConfigError as exc:
-        return list(exc.problems)
+        return [Problem(p.path, _range(p.message), p.value) for p in exc.problems]
     return []
+
+
+RANGE = re.compile(r"^must be between (\S+) and (\S+)$")
+
+
+def _range(message: str) -> str:
+    found = RANGE.match(message)
+    if found is None:
+        return message
+    low, high = found.groups()
+    if high == "None":
+        return f"must be at least {low}"
+    if low == "None":
+        return f"must be at most {high}"
+    return message
+
+
+def renamed(found: Iterable[Problem], old: str, new: str) -> list[Problem]:
+    """Problems found under a placeholder name (``old``, e.g. ``slots.x``) as under ``new``."""
+    return [
+        Problem(new + p.path[len(old) :], p.message, p.value)
+        if p.path == old or p.path.startswith((old + ".", old + "["))
+        else p
+        for p in found
+    ]
 
 
 def _number(text: str) -> float | int | str:

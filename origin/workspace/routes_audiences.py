@@ -128,12 +128,9 @@ async def audience_save(request: Request, user: User, form: FormData) -> Respons
     checked = (
         editing.set_audience(draft.config, PLACEHOLDER, condition, description) if named else config
     )
-    found = [
-        Problem(
-            p.path.replace(f"audiences.{PLACEHOLDER}", f"audiences.{name}", 1), p.message, p.value
-        )
-        for p in editing.problems(checked)
-    ]
+    found = editing.renamed(
+        editing.problems(checked), f"audiences.{PLACEHOLDER}", f"audiences.{name}"
+    )
     found = named + found
     if found:
         return _audience_form(request, user, draft, name, description, condition, shown, found, new)

@@ -62,6 +62,7 @@ NEW_SLOT_FIELDS = (
     "page_path",
     "status",
 )
+PLACEHOLDER = "edgepick-workspace-new-slot"  # a name no slot has, to check a form whose name is bad
 RULE_FORM = ("audience", "action", "variant", "variants")
 # the features a linear policy may use, as the slot page lists them ("affinity:…" takes a value)
 FEATURE_HINT = sorted(f if feature_problem(f) is None else f"{f}:…" for f in FEATURES)
@@ -250,7 +251,11 @@ async def slot_create(request: Request, user: User, form: FormData) -> Response:
     elif name in draft.config.get("slots", {}):
         found.append(Problem(f"slots.{name}", "there is a slot with this name already", name))
     config = editing.new_slot(draft.config, name, values)
-    found += [] if found else editing.problems(config)
+    if found:  # the rest of the form is checked too, under a name no slot has
+        checked = editing.new_slot(draft.config, PLACEHOLDER, values)
+        found += editing.renamed(editing.problems(checked), f"slots.{PLACEHOLDER}", f"slots.{name}")
+    else:
+        found = editing.problems(config)
     if found:
         return _new_slot_form(request, user, draft, values, found)
     save(request, user, draft, config, f"slot {name} added")

@@ -268,7 +268,7 @@ def test_a_marketer_ships_and_rolls_back_a_variant(
             {"eval": "document.querySelector('[name=kind]').value"},
         ]
     )
-    assert "must be between 0.0 and None (got -1)" in run.value(9)
+    assert "must be at least 0.0 (got -1)" in run.value(9)
     assert run.value(13) == "Variant added."
     changes = run.value(21)  # the diff in words, before anyone publishes
     assert "headline: new variant hl-spring." in changes

@@ -37,7 +37,7 @@ def test_a_new_variant_is_saved_once_the_compiler_accepts_it(setup: Setup) -> No
     )
     assert bad.status_code == 422
     path = "slots.hero.variants[8].weight"
-    assert _errors(bad.text) == {path: "must be between 0.0 and None (got -1)"}
+    assert _errors(bad.text) == {path: "must be at least 0.0 (got -1)"}
     # shown next to the weight field: after its input, before the next field
     assert (
         bad.text.index('name="weight"')

@@ -129,5 +129,16 @@ def test_pull_a_draft(setup: Setup, tmp_path: Path) -> None:
     out = tmp_path / "draft.toml"
     assert _cli(setup, "pull", "--draft", draft.id, "-o", str(out)) == 0
     text = out.read_text()
-    assert f"draft {draft.id} (draft)" in text.splitlines()[0]
+    base = setup.ws.versions.head()
+    first = text.splitlines()[0]
+    assert first.startswith(f"# edgepick draft {draft.id} (draft), based on config version {base}")
+    assert "edgepick config version" not in text  # it is not that version's config
     assert tomllib.loads(text) == config
+    # pushing it back is checked against the version it is based on: stale once HEAD moves
+    other = setup.ws.start(alice, "meanwhile")
+    moved = {**other.config, "site": {**other.config["site"], "holdout": 0.3}}
+    setup.ws.drafts.edit(other, alice, moved, "holdout")
+    setup.ws.step(other, alice, "submit", "")
+    setup.ws.step(other, BOB, "approve", "")
+    setup.ws.publish(other, BOB, "")
+    assert _cli(setup, "push", str(out), "--author", "dev") == 1

@@ -119,8 +119,8 @@ REFUSED = [
     ("cta", "features", "bias visits:3", "policy.features[1]", "'visits' takes no", "exploration"),
     ("cta", "features", "", "policy.features", "required", "exploration"),
     ("hero", "exploration", "greedy", "policy.exploration", "must be one of: ", "temperature"),
-    ("hero", "temperature", "0", "policy.temperature", "must be between 1e-06 and None", "gamma"),
-    ("recs", "gamma", "-1", "policy.gamma", "must be between 0.0 and None (got -1)", "cold_start"),
+    ("hero", "temperature", "0", "policy.temperature", "must be at least 1e-06", "gamma"),
+    ("recs", "gamma", "-1", "policy.gamma", "must be at least 0.0 (got -1)", "cold_start"),
     ("recs", "gamma", "lots", "policy.gamma", "expected a number (got 'lots')", "cold_start"),
     ("hero", "cold_start", "maybe", "policy.cold_start", "expected true or false (got", None),
     ("hero", "floor", "2", "policy.floor", "must be between 0.0 and 1.0 (got 2)", "segments"),
@@ -246,6 +246,29 @@ def test_a_new_slot_the_compiler_refuses_shows_each_problem_at_its_field(
     for path, message in expected.items():
         assert errors[path].startswith(message), errors[path]
     assert set(setup.ws.drafts.all()[0].config["slots"]) == set(setup.ws.head()[1]["slots"])
+
+
+@pytest.mark.parametrize("name", ["", "banner", "promo"])
+def test_a_bad_name_does_not_hide_the_forms_other_problems(setup: Setup, name: str) -> None:
+    """A missing or taken name and a selector HTMLRewriter refuses: both, each at its field."""
+    client, token, url = _draft(setup)
+    if name == "banner":
+        form = {"name": "banner", "variant_id": "b1", "content": "x"}
+        assert _post(client, url + "/new-slot", setup, token, **form).status_code == 303
+    before = setup.ws.drafts.all()[0].config["slots"]
+    form = {"name": name, "variant_id": "b1", "content": "x", "selector": "a ~ b"}
+    answer = _post(client, url + "/new-slot", setup, token, **form)
+    assert answer.status_code == 422
+    errors = _errors(answer.text)
+    name_error = "give the slot a name" if not name else "there is a slot with this name already"
+    assert errors.keys() == {f"slots.{name}", f"slots.{name}.selector"}, errors
+    assert errors[f"slots.{name}"].startswith(name_error)
+    assert errors[f"slots.{name}.selector"].startswith("HTMLRewriter supports")
+    assert answer.text.index('name="name"') < answer.text.index(f'data-path="slots.{name}"')
+    assert answer.text.index('name="selector"') < answer.text.index(
+        f'data-path="slots.{name}.selector"'
+    )
+    assert setup.ws.drafts.all()[0].config["slots"] == before
 
 
 def test_new_slots_need_an_editor_and_an_editable_draft(setup: Setup) -> None:
