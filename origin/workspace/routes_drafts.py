@@ -96,7 +96,7 @@ async def _overview(request: Request, user: User, draft: Draft, holdout: list[Pr
     except (ConfigError, ValueError) as exc:
         changes, compile_error = [], str(exc)
     if draft.status in ("draft", "review", "approved"):
-        warnings = ws.live().warnings()
+        warnings = (await run_in_threadpool(ws.live)).warnings()
     audit = [e for e in ws.registry.audit_log() if e.get("draft") == draft.id]
     return render(
         request,
