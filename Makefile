@@ -106,9 +106,10 @@ dev-vars:
 
 # the whole local loop in one command: the sample store (:8788), the collector (`edgepick serve`
 # on :8790, store out/events.db, signing with .dev.vars' EVENTS_SECRET: wrangler.toml's
-# COLLECTOR_URL) and the worker under wrangler dev (:8787); Ctrl-C stops all three
+# COLLECTOR_URL) and the worker under wrangler dev (:8787); Ctrl-C stops all three. It serves
+# the registry's live snapshot (out/registry) if there is one; FRESH=1: the fixture again
 dev: setup dev-vars
-	$(PY) -m cli.devstack
+	$(PY) -m cli.devstack $(if $(FRESH),--fresh)
 
 clean:
 	rm -rf $(VENV) node_modules out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -31,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from compile import defaults
+from origin.registry import Registry
 from origin.targets import quiet_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -320,9 +321,20 @@ def dev_plan(root: Path = ROOT) -> DevPlan:
     )
 
 
-def main(work: Path | None = None, root: Path = ROOT, forever: bool = True) -> list[Process]:
-    """``make dev``: the sample store, the collector and the worker (see ``dev_plan``), the
-    fixture published; runs until Ctrl-C (``forever=False``: returns the started processes)."""
+def live_snapshot(registry: Path) -> bytes | None:
+    """The snapshot the registry says is live (a workspace publish, a rollback, a sync round),
+    or None when it has none yet."""
+    return Registry(registry).current_blob() if registry.exists() else None
+
+
+def main(
+    work: Path | None = None, root: Path = ROOT, forever: bool = True, fresh: bool = False
+) -> list[Process]:
+    """``make dev``: the sample store, the collector and the worker (see ``dev_plan``); runs
+    until Ctrl-C (``forever=False``: returns the started processes). What the worker serves:
+    the registry's live snapshot when there is one (a restart keeps what the workspace, a
+    rollback or ``sync`` published), else (or ``fresh``: ``make dev FRESH=1``) the fixture,
+    compiled; either is published to the worker's local KV."""
     plan = dev_plan(root)
     out = work or root / "out"
     state = root / ".wrangler" / "state" if work is None else out / "state"
@@ -330,19 +342,25 @@ def main(work: Path | None = None, root: Path = ROOT, forever: bool = True) -> l
     snapshot = out / "site.snap"
     registry = out / "registry"
     run = [sys.executable, "-m", "cli.main"]
-    subprocess.run(
-        [
-            *run,
-            "compile",
-            "fixtures/site.toml",
-            "--model",
-            "fixtures/model.json",
-            "-o",
-            str(snapshot),
-        ],
-        cwd=ROOT,
-        check=True,
-    )
+    live = None if fresh else live_snapshot(registry)
+    if live is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        snapshot.write_bytes(live)
+        print("edgepick: serving the registry's live snapshot (make dev FRESH=1: the fixture)")
+    else:
+        subprocess.run(
+            [
+                *run,
+                "compile",
+                "fixtures/site.toml",
+                "--model",
+                "fixtures/model.json",
+                "-o",
+                str(snapshot),
+            ],
+            cwd=ROOT,
+            check=True,
+        )
     subprocess.run(
         [
             *run,
@@ -353,7 +371,7 @@ def main(work: Path | None = None, root: Path = ROOT, forever: bool = True) -> l
             "--registry",
             str(registry),
             "--message",
-            "make dev",
+            "make dev" if live is None else "make dev (the live snapshot, again)",
         ],
         cwd=ROOT,
         check=True,
@@ -390,4 +408,4 @@ def main(work: Path | None = None, root: Path = ROOT, forever: bool = True) -> l
 
 
 if __name__ == "__main__":
-    main()
+    main(fresh="--fresh" in sys.argv[1:])

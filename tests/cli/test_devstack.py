@@ -15,6 +15,7 @@ import pytest
 
 from cli import devstack
 from cli.devstack import COLLECTOR_PATH, SECRETS, WRANGLER, dev_plan, read_dev_vars
+from origin.registry import Registry
 from origin.store import SqliteStore
 
 ROOT = devstack.ROOT
@@ -115,3 +116,38 @@ def test_a_pinned_worker_has_its_own_config_and_no_build_step(tmp_path: Path) ->
     repo = tomllib.loads((ROOT / "wrangler.toml").read_text())
     for key in ("name", "compatibility_date", "compatibility_flags", "kv_namespaces", "vars"):
         assert settings[key] == repo[key]
+
+
+def test_make_dev_serves_the_registry_s_live_snapshot_when_there_is_one(
+    tmp_path: Path, fixture_blob: bytes
+) -> None:
+    """A restart of ``make dev`` keeps what the workspace, a rollback or ``sync`` published;
+    a registry with nothing live yet (or ``make dev FRESH=1``) gets the fixture."""
+    registry = tmp_path / "registry"
+    assert devstack.live_snapshot(registry) is None
+    Registry(registry).add(fixture_blob)
+    assert devstack.live_snapshot(registry) is None  # stored, not live
+    sid = Registry(registry).add(fixture_blob).id
+    Registry(registry).set_current(sid)
+    assert devstack.live_snapshot(registry) == fixture_blob
+
+
+def test_a_restart_publishes_the_live_snapshot_again_not_the_fixture(
+    tmp_path: Path, fixture_blob: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``main``'s plan with the processes left out: what it compiles and publishes."""
+    ran: list[list[str]] = []
+    monkeypatch.setattr("cli.devstack.subprocess.run", lambda args, **_: ran.append(list(args)))
+    for name in ("start_store", "start_collector", "start_wrangler"):
+        monkeypatch.setattr(devstack, name, lambda *_, **__: None)
+    registry = Registry(tmp_path / "registry")
+    registry.set_current(registry.add(fixture_blob).id)
+
+    devstack.main(work=tmp_path, forever=False)
+    assert not any("compile" in args for args in ran)  # nothing compiled...
+    assert (tmp_path / "site.snap").read_bytes() == fixture_blob  # ... the live one published
+    assert any("publish" in args and str(tmp_path / "site.snap") in args for args in ran)
+
+    ran.clear()
+    devstack.main(work=tmp_path, forever=False, fresh=True)  # make dev FRESH=1
+    assert any("compile" in args for args in ran)
