@@ -248,16 +248,9 @@ def fixed_decision(
     propensity: float = 1.0,
 ) -> Decision:
     """A decision no draw made (preview, holdout, rule, default; the edge's reused ones)."""
-    return Decision(
-        prepared.slot.name,
-        prepared.ids[index],
-        index,
-        propensity,
-        reason,
-        prepared.policy.kind,
-        decision_id,
-        0.0,
-        prepared.certain[index],
-        (),
-        steps,
+    fields = (prepared.slot.name, prepared.ids[index], index, propensity, reason)
+    certain = prepared.certain[index]
+    return _new_tuple(
+        Decision,
+        (*fields, prepared.policy.kind, decision_id, 0.0, certain, (), steps, (), "", 0),
     )
