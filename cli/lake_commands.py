@@ -13,11 +13,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 NATS_ENV = "EDGEPICK_NATS_URL"
+
+
+def _guard(name: str, run: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """A subcommand whose errors are one ``edgepick lake NAME: Type: message`` line, exit 1."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except ImportError as exc:
+            from cli.origin_commands import _missing_extra
+
+            return _missing_extra(exc)
+        except Exception as exc:  # reported, not hidden: exit status 1
+            from cli.origin_commands import describe
+
+            print(f"edgepick lake {name}: {describe(exc)}", file=sys.stderr)
+            return 1
+
+    return guarded
 
 
 def _lake(args: argparse.Namespace) -> Any:
@@ -103,7 +124,9 @@ def _serve(args: argparse.Namespace) -> int:
     from origin.server import serve
     from origin.store import EventStore
 
-    sink = JetStreamSink(_nats_url(args))
+    url = _nats_url(args)
+    print(f"edgepick: waiting for NATS at {url} before serving", flush=True)
+    sink = JetStreamSink(url)
     service = Service(cast(EventStore, sink), _secret(args), previous=_previous_secrets(args))
     print(f"edgepick: collector on http://{args.host}:{args.port} (JetStream)", flush=True)
     serve(create_app(service), args.host, args.port, args.log_level)
@@ -118,7 +141,9 @@ def _consume(args: argparse.Namespace) -> int:
     print(f"edgepick: consuming JetStream into {args.store}", flush=True)
     try:
         done = asyncio.run(
-            consume(_nats_url(args), store, batch=args.batch, ack_wait=args.ack_wait)
+            consume(
+                _nats_url(args), store, batch=args.batch, idle=args.idle, ack_wait=args.ack_wait
+            )
         )
     except KeyboardInterrupt:
         return 130
@@ -134,7 +159,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     f = cmds.add_parser("flush", help="move the hot buffer's new rows into the lake")
     f.add_argument("--store", required=True, help="the SQLite event store (hot buffer)")
     f.add_argument("--lake", required=True, help="the lake directory")
-    f.set_defaults(run=_flush)
+    f.set_defaults(run=_guard("flush", _flush))
 
     c = cmds.add_parser("compact", help="compact closed days; optionally trim the hot buffer")
     c.add_argument("--lake", required=True)
@@ -142,7 +167,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument(
         "--drop-hot-after", type=float, help="days after which flushed rows leave the hot buffer"
     )
-    c.set_defaults(run=_compact)
+    c.set_defaults(run=_guard("compact", _compact))
 
     a = cmds.add_parser("aggregate", help="bring the lake's aggregates up to date and show them")
     a.add_argument("config", help="the site config (slots and their feature widths)")
@@ -152,11 +177,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--reward", default="click=1")
     a.add_argument("--click-window", type=int, default=30, help="minutes")
     a.add_argument("--conversion-window", type=int, default=24, help="hours")
-    a.set_defaults(run=_aggregate)
+    a.set_defaults(run=_guard("aggregate", _aggregate))
 
     st = cmds.add_parser("status", help="segments, rows, hours and watermarks of a lake")
     st.add_argument("--lake", required=True)
-    st.set_defaults(run=_status)
+    st.set_defaults(run=_guard("status", _status))
 
     s = cmds.add_parser("serve", help="a collector that publishes batches to JetStream")
     s.add_argument("--nats", help=f"NATS server URL (default: ${NATS_ENV})")
@@ -165,11 +190,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--secret", help="event signing secret (default: $EDGEPICK_SECRET)")
     s.add_argument("--previous-secret", action="append", default=None)
     s.add_argument("--log-level", default="warning")
-    s.set_defaults(run=_serve)
+    s.set_defaults(run=_guard("serve", _serve))
 
     k = cmds.add_parser("consume", help="write JetStream's events into the hot buffer")
     k.add_argument("--nats", help=f"NATS server URL (default: ${NATS_ENV})")
     k.add_argument("--store", required=True)
     k.add_argument("--batch", type=int, default=64, help="messages per fetch")
     k.add_argument("--ack-wait", type=float, default=30.0, help="seconds before a redelivery")
-    k.set_defaults(run=_consume)
+    k.add_argument(
+        "--idle", type=float, default=1.0, help="seconds a fetch waits for messages (default 1)"
+    )
+    k.set_defaults(run=_guard("consume", _consume))

@@ -44,13 +44,28 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
         except ImportError as exc:
             return _missing_extra(exc)
         except (PublishError, RegistryError, TargetError) as exc:
-            print(f"edgepick: {exc}", file=sys.stderr)
+            print(f"edgepick: {message(exc)}", file=sys.stderr)
             return 1
         except ValueError as exc:  # e.g. a bad --reward
-            print(f"edgepick: {exc}", file=sys.stderr)
+            print(f"edgepick: {message(exc)}", file=sys.stderr)
+            return 1
+        except OSError as exc:  # a file, a socket, a timeout: the type says which
+            print(f"edgepick: {describe(exc)}", file=sys.stderr)
             return 1
 
     return guarded
+
+
+def message(exc: BaseException) -> str:
+    """The exception's message, or its type's name when it has none (``TimeoutError()``)."""
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` (or the type alone when there is no message)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _missing_extra(exc: ImportError) -> int:
@@ -96,6 +111,7 @@ def serve_service(args: argparse.Namespace) -> Any:
     if args.nats:
         from origin.lake.stream import JetStreamSink, StreamedStore
 
+        print(f"edgepick: waiting for NATS at {args.nats} before serving", flush=True)
         store = cast(EventStore, StreamedStore(store, JetStreamSink(args.nats)))
     registry = Registry(args.registry)
     previous = _previous_secrets(args)

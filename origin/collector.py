@@ -13,7 +13,9 @@ with a JSON ``{"error": ...}``:
    resend it without losing or half-applying anything.
 
 An accepted batch is committed to the store before the ``200 {"accepted": n, "duplicates": m}``
-reply, so every acknowledged event is durable.
+reply, so every acknowledged event is durable. A store that cannot take the batch now (the
+JetStream sink while NATS is unreachable, ``origin.lake.stream``) refuses it with a ``503``
+JSON error within a couple of seconds; the edge sends it again.
 """
 
 from __future__ import annotations
@@ -142,10 +144,11 @@ async def events_endpoint(request: Request) -> JSONResponse:
         scope = scope_problem(body, signature, service.secrets, events)
         if scope is not None:
             raise Refused(403, scope)
+        # a store that cannot take the batch now (JetStream unreachable) refuses it with a 503
+        result = await run_in_threadpool(service.store.append, events)
     except Refused as refused:
         service.count(f"refused_{refused.status}")
         return refused.response()
-    result = await run_in_threadpool(service.store.append, events)
     service.count("accepted", result.accepted)
     service.count("duplicates", result.duplicates)
     return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})

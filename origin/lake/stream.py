@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,40 @@ SUBJECT = "edgepick.events"
 DURABLE = "edgepick-store"
 DUPLICATE_WINDOW = 120.0  # seconds JetStream remembers message ids
 ACK_WAIT = 30.0  # seconds before an unacknowledged message is delivered again
+PUBLISH_TIMEOUT = 2.0  # seconds a collector waits for JetStream's ack before answering 503
+RECONNECT_WAIT = 2.0  # seconds between attempts to reach the NATS server
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` (some exceptions, e.g. ``TimeoutError``, have an empty message)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def connect_options(url: str, who: str) -> dict[str, Any]:
+    """``nats.connect`` options: retry forever every ``RECONNECT_WAIT`` s, and report each
+    failed attempt or disconnection as one line on stderr (not nats-py's traceback)."""
+
+    async def error(exc: Exception) -> None:
+        print(
+            f"edgepick {who}: NATS at {url}: {describe(exc)}; retrying in {RECONNECT_WAIT:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async def disconnected() -> None:
+        print(f"edgepick {who}: disconnected from NATS at {url}", file=sys.stderr, flush=True)
+
+    async def reconnected() -> None:
+        print(f"edgepick {who}: connected to NATS at {url} again", file=sys.stderr, flush=True)
+
+    return {
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": RECONNECT_WAIT,
+        "error_cb": error,
+        "disconnected_cb": disconnected,
+        "reconnected_cb": reconnected,
+    }
 
 
 def message_id(events: Sequence[Mapping[str, Any]]) -> str:
@@ -64,11 +99,20 @@ async def ensure_stream(js: Any, replicas: int = 1) -> None:
 
 class JetStreamSink:
     """``append`` as a JetStream publish (see the module docstring); thread-safe, synchronous
-    (it runs its own event loop on a thread, as the collector calls it from a thread pool)."""
+    (it runs its own event loop on a thread, as the collector calls it from a thread pool).
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    While the NATS server is unreachable, or when its ack takes longer than
+    ``publish_timeout`` seconds, ``append`` refuses the batch with a 503
+    (``origin.collector.Refused``): the edge sends it again later. The constructor waits for
+    the first connection (retrying every ``RECONNECT_WAIT`` s, one line on stderr each time).
+    """
+
+    def __init__(
+        self, url: str, timeout: float = 10.0, publish_timeout: float = PUBLISH_TIMEOUT
+    ) -> None:
         self.url = url
         self.timeout = timeout
+        self.publish_timeout = publish_timeout
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -76,33 +120,49 @@ class JetStreamSink:
         self._js: Any = None
         self._call(self._connect())
 
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout * 2)
+    def _call(self, coro: Any, timeout: float | None = None) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(timeout)
 
     async def _connect(self) -> None:
         import nats
 
-        self._nc = await nats.connect(
-            self.url, connect_timeout=self.timeout, max_reconnect_attempts=-1
-        )
+        options = connect_options(self.url, "collector")
+        self._nc = await nats.connect(self.url, connect_timeout=self.timeout, **options)
         self._js = self._nc.jetstream(timeout=self.timeout)
         await ensure_stream(self._js)
 
     async def _publish(self, events: Sequence[Mapping[str, Any]]) -> Appended:
+        if not self._nc.is_connected:
+            raise ConnectionError("not connected (reconnecting)")
         body = json.dumps({"events": list(events)}, separators=(",", ":")).encode()
-        ack = await self._js.publish(SUBJECT, body, headers={"Nats-Msg-Id": message_id(events)})
+        headers = {"Nats-Msg-Id": message_id(events)}
+        ack = await self._js.publish(SUBJECT, body, timeout=self.publish_timeout, headers=headers)
         return Appended(0, len(events)) if ack.duplicate else Appended(len(events), 0)
 
     def append(self, events: Sequence[Mapping[str, Any]]) -> Appended:
-        """Publish one batch; returns once JetStream has stored it (raises otherwise)."""
+        """Publish one batch; returns once JetStream has stored it, raises
+        ``origin.collector.Refused`` (503) when it could not (see the class docstring)."""
+        from origin.collector import Refused
+
         if not events:
             return Appended(0, 0)
-        result: Appended = self._call(self._publish(events))
+        try:
+            result: Appended = self._call(self._publish(events), self.publish_timeout + 1.0)
+        except Exception as exc:  # timeouts, connection errors, JetStream's API errors
+            raise Refused(
+                503,
+                f"the event stream is unavailable (JetStream at {self.url}: "
+                f"{describe(exc)}); send the batch again later",
+            ) from None
         return result
 
     def close(self) -> None:
         if self._nc is not None:
-            self._call(self._nc.drain())
+            try:
+                self._call(self._nc.drain() if self._nc.is_connected else self._nc.close(), 10.0)
+            except Exception as exc:  # closing: nothing left to answer
+                log.warning("edgepick: closing the NATS connection: %s", describe(exc))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -126,10 +186,9 @@ async def consume(
     """Move messages from the stream to ``store`` until ``stop(counts)`` (checked after each
     fetch, including empty ones every ``idle`` seconds) says so."""
     import nats
-    from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import AckPolicy, ConsumerConfig
 
-    nc = await nats.connect(url, max_reconnect_attempts=-1)
+    nc = await nats.connect(url, **connect_options(url, "consume"))
     counts = Consumed()
     try:
         js = nc.jetstream()
@@ -139,8 +198,8 @@ async def consume(
         while not stop(counts):
             try:
                 messages = await sub.fetch(batch, timeout=idle)
-            except NatsTimeout:
-                continue
+            except TimeoutError:  # nothing to fetch (nats-py raises its own subclass or
+                continue  # asyncio's, depending on where in the fetch the time ran out)
             events: list[dict[str, Any]] = []
             for msg in messages:
                 events.extend(_events(msg.data, counts))
