@@ -49,7 +49,8 @@ BLOB_CACHE_TTL = 86_400  # snap/<id> is immutable
 
 
 def js_object(value: Mapping[str, Any]) -> Any:
-    """A real JS object (a bare dict becomes a Map, which Web APIs silently ignore)."""
+    """A real JS object (a bare dict becomes a Map, which Web APIs silently ignore); dicts
+    nested in it become objects too, in the same conversion."""
     return to_js(dict(value), dict_converter=Object.fromEntries)
 
 
@@ -235,7 +236,8 @@ class JsIO:
 
     async def fetch(self, url: str, headers: Mapping[str, str], timeout_ms: int) -> Page:
         controller = AbortController.new()
-        init = {"method": "GET", "headers": js_object(headers), "redirect": "manual"}
+        # one conversion: js_object turns the nested headers dict into an object too
+        init = {"method": "GET", "headers": dict(headers), "redirect": "manual"}
         init["signal"] = controller.signal
         return _page(await _within(fetch(url, js_object(init)), timeout_ms, controller))
 
@@ -294,7 +296,7 @@ class JsIO:
             return
 
         async def post() -> int:
-            init = {"method": "POST", "body": body.decode(), "headers": js_object(headers)}
+            init = {"method": "POST", "body": body.decode(), "headers": dict(headers)}
             response = await fetch(url, js_object(init))
             return int(response.status)
 
@@ -469,7 +471,7 @@ async def on_queue(batch: Any, env: Any, ctx: Any) -> None:
     config, _cache, stats = _state(raw_env)
 
     async def post(body: bytes, headers: Mapping[str, str]) -> int:
-        init = {"method": "POST", "body": body.decode(), "headers": js_object(headers)}
+        init = {"method": "POST", "body": body.decode(), "headers": dict(headers)}
         response = await fetch(config.collector_url, js_object(init))
         return int(response.status)
 
