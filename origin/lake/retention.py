@@ -4,10 +4,11 @@
 window, 24 h, plus a day of slack for late deliveries) have passed since its end. Each hour of a
 closed day whose partition holds more than one segment is rewritten as one segment (sorted by
 time and id, duplicate event ids dropped: the first copy stays), recorded as ``kind="compact"``
-(rounds do not take a rewrite for new events), and the old segments leave the manifest, then
-the disk. An event arriving later than that for a closed day still lands in the day (a new
-segment), and the next compaction folds it in. Files no manifest names (a crashed writer's) are
-removed too.
+(rounds do not take a rewrite for new events; one that dropped copies, ``dropped > 0``, makes
+the next round recompute the hours those copies touched), and the old segments leave the
+manifest, then the disk. An event arriving later than that for a closed day still lands in
+the day (a new segment), and the next compaction folds it in. Files no manifest names (a
+crashed writer's) are removed too.
 
 **Hot buffer.** Rows of the SQLite store that are in the lake (``rowid`` at or below the lake's
 watermark) and older than ``HOT_DAYS`` (7) days are deleted from it, except each table's last
@@ -20,7 +21,7 @@ profiles, the monitors) sees the last ``HOT_DAYS`` days.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -72,7 +73,12 @@ def compact(lake: Lake, now_ms: int, close_after_ms: int = CLOSE_AFTER_MS) -> Co
                 continue
             events, found = _dedupe(lake.read([str(lake.root / s.path) for s in segments]))
             duplicates += found
+            kept = len(manifest.segments)
             lake.write_segments(manifest, events, kind="compact")
+            if found:  # the rounds recompute the hours whose copies went (origin.lake.rounds)
+                manifest.segments[kept:] = [
+                    replace(s, dropped=found) for s in manifest.segments[kept:]
+                ]
             manifest.segments = [s for s in manifest.segments if s not in segments]
             dropped.extend(segments)
             rewritten += 1

@@ -6,7 +6,8 @@ number folded in and the fingerprint of what the sums depend on (reward weights,
 windows, the slots' widths, the visitor cap). A round:
 
 1. takes the segments written since that sequence number (``Lake.after``; compaction rewrites
-   are not new events) and reads only their ``type`` and ``ts`` columns;
+   are not new events, except that one which dropped duplicate copies marks their hours as
+   new events would) and reads only their ``type`` and ``ts`` columns;
 2. marks *dirty* hours: for a new exposure at ``t``, from its hour to the end of its UTC day (a
    late policy draw can push the visitor's later draws of that day past the cap); for a new
    outcome that the reward weighs (clicks when ``w_click != 0``, conversions when
@@ -70,7 +71,7 @@ def _fingerprint(widths: Mapping[str, int], windows: Windows, reward: Reward, ca
         "reward": asdict(reward),
         "cap": cap,
         "skew": SKEW_MS,
-        "version": 2,  # 2: the report's columns (clicked, converted, revenue, revenue2)
+        "version": 3,  # 2: the report's columns; 3: each event id counted once
     }
     return json.dumps(data, sort_keys=True)
 
@@ -143,9 +144,14 @@ class LakeRounds:
             seen = 0 if fresh else int(state.get("seq", 0))
             last = manifest.next_seq - 1
             new = [s for s in manifest.segments if s.seq > seen and s.kind == "flush"]
+            # a compaction that dropped copies: their hours may hold sums of an older round
+            # that counted them (rows are what the SQL makes of each id once now)
+            rewritten = [s for s in manifest.segments if s.seq > seen and s.dropped > 0]
             span, visitors, users = None, frozenset[str](), frozenset[str]()
             if new and not fresh:
                 span, visitors, users = self._new(new, windows, reward)
+            if rewritten and not fresh:
+                span = _union(span, self._new(rewritten, windows, reward)[0])
             files = 0
             if fresh or span is not None:
                 width = max([0, *widths.values()])
@@ -194,6 +200,12 @@ class LakeRounds:
         rows = self.engine.run(sql, files, widths_rows(widths))
         table = pa.Table.from_pylist(rows, schema=_schema(width)) if rows else _empty(width)
         return table, len(files), span
+
+
+def _union(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
+    if a is None or b is None:
+        return a or b
+    return min(a[0], b[0]), max(a[1], b[1])
 
 
 def _schema(width: int) -> pa.Schema:

@@ -46,6 +46,7 @@ class Segment:
     min_ts: int
     max_ts: int
     kind: str = "flush"  # "flush" (new events) or "compact" (the same events, rewritten)
+    dropped: int = 0  # "compact": the duplicate copies it dropped (the rounds recompute them)
 
 
 @dataclass

@@ -30,6 +30,13 @@ It computes, for the exposures with ``lo <= ts < hi``, exactly what ``origin.tra
   the credited conversions' value), what ``edgepick report`` tabulates per arm
   (``origin.lake.report``).
 
+**Each event id counts once**: the lake may hold an event twice (a redelivery after the hot
+buffer let go of its id lands again until compaction drops the copy,
+``origin.lake.retention``), as the store never does. Exposures are deduplicated by id first
+(``exposed``: the copy with the earliest ``ts``, as compaction keeps); a repeated outcome
+changes nothing anyway (``credit`` groups by the outcome's id), and ``outc`` drops identical
+copies before the joins.
+
 Outcomes are read from ``lo - SKEW_MS`` on with no upper bound: an outcome arriving after its
 window does not count, but its value still enters ``MAX(value)`` as in the store's query.
 """
@@ -86,20 +93,27 @@ def aggregation_sql(q: Query) -> str:
     cw, vw = q.windows.click_ms, q.windows.conversion_ms
     one = _double(1)
     return f"""
-WITH ranks AS (
+WITH exposed AS (
+  SELECT id, ts, visitor, slot, variant, reason, segment, features, width FROM (
+    SELECT id, ts, visitor, slot, variant, reason, segment, features, width,
+      ROW_NUMBER() OVER (PARTITION BY id ORDER BY ts, visitor, slot, variant, reason) AS copy
+    FROM events WHERE type = 'exposure' AND ts >= {day_start} AND ts < {q.hi}
+  ) x WHERE copy = 1
+),
+ranks AS (
   SELECT id, CASE WHEN reason IN ({reasons}) THEN ROW_NUMBER() OVER (
       PARTITION BY visitor, slot, ts - ts % {DAY_MS}, reason IN ({reasons})
       ORDER BY ts, id) END AS rk
-  FROM events WHERE type = 'exposure' AND ts >= {day_start} AND ts < {q.hi}
+  FROM exposed
 ),
 target AS (
   SELECT e.id, e.ts, e.visitor, e.slot, e.variant, COALESCE(e.segment, '') AS segment,
     e.features, COALESCE(e.width, 0) AS fwidth, r.rk
-  FROM events e JOIN ranks r ON r.id = e.id
-  WHERE e.type = 'exposure' AND e.ts >= {q.lo} AND e.ts < {q.hi}
+  FROM exposed e JOIN ranks r ON r.id = e.id
+  WHERE e.ts >= {q.lo}
 ),
 outc AS (
-  SELECT id, type, ts, visitor, COALESCE(decision, '') AS decision,
+  SELECT DISTINCT id, type, ts, visitor, COALESCE(decision, '') AS decision,
     COALESCE(value, {zero}) AS value
   FROM events WHERE type IN ('click', 'conversion') AND ts >= {q.lo - SKEW_MS}
 ),
