@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +33,15 @@ def _guard(name: str, run: Callable[[argparse.Namespace], int]) -> Callable[...,
             from cli.origin_commands import _missing_extra
 
             return _missing_extra(exc)
+        except BrokenPipeError:  # `edgepick lake status | head`: the reader left, we are done
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # Python's last flush writes nowhere
+            return 0
+        except ValueError as exc:  # not a lake, an unreadable segment, a bad argument
+            from cli.origin_commands import message
+
+            print(f"edgepick lake {name}: {message(exc)}", file=sys.stderr)
+            return 1
         except Exception as exc:  # reported, not hidden: exit status 1
             from cli.origin_commands import describe
 
@@ -41,17 +51,28 @@ def _guard(name: str, run: Callable[[argparse.Namespace], int]) -> Callable[...,
     return guarded
 
 
-def _lake(args: argparse.Namespace) -> Any:
+def _lake(args: argparse.Namespace, create: bool = False) -> Any:
+    """The ``--lake`` directory: an existing lake (``create``: or a new, empty one)."""
     from origin.lake.segments import Lake
 
-    return Lake(args.lake)
+    return Lake(args.lake, create=create)
+
+
+def _store_exists(path: str) -> None:
+    if not Path(path).is_file():
+        raise ValueError(f"no event store at {path}")
 
 
 def _flush(args: argparse.Namespace) -> int:
     from origin.lake.flush import flush
 
-    done = flush(args.store, _lake(args))
-    print(json.dumps({"events": done.events, "segments": done.segments, **done.watermarks}))
+    _store_exists(args.store)
+    done = flush(args.store, _lake(args, create=True))
+    print(
+        json.dumps(
+            {"events": done.events, "segments": done.segments, "watermarks": done.watermarks}
+        )
+    )
     return 0
 
 
@@ -59,6 +80,8 @@ def _compact(args: argparse.Namespace) -> int:
     from origin.lake.retention import compact, drop_hot
 
     now = int(time.time() * 1000)
+    if args.store and args.drop_hot_after is not None:
+        _store_exists(args.store)
     lake = _lake(args)
     done = compact(lake, now)
     out: dict[str, Any] = {
@@ -82,7 +105,9 @@ def _aggregate(args: argparse.Namespace) -> int:
     from origin.training import Reward, Windows
 
     site = compile_site(load_toml(Path(args.config)), None, args.config)
-    rounds = LakeRounds(_lake(args), engine(args.engine))
+    if args.store:
+        _store_exists(args.store)
+    rounds = LakeRounds(_lake(args, create=bool(args.store)), engine(args.engine))
     windows = Windows(args.click_window * 60_000, args.conversion_window * 3_600_000)
     started = time.perf_counter()
     found = rounds.round(widths(site), windows, Reward.parse(args.reward), args.store)
@@ -91,7 +116,7 @@ def _aggregate(args: argparse.Namespace) -> int:
         for (slot, variant), s in sorted(found.learnable.arms.items())
     ]
     summary = {
-        "engine": args.engine,
+        "engine": rounds.engine.name,
         "seconds": round(time.perf_counter() - started, 3),
         "rows": found.rows,
         "policy_draws": found.learnable_rows,
@@ -104,8 +129,13 @@ def _aggregate(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    print(json.dumps(_lake(args).summary(), indent=1, sort_keys=True))
-    return 0
+    """The lake's summary; every segment's Parquet footer is read, and a segment missing or
+    unreadable is listed under ``corrupt`` (exit status 1)."""
+    summary = _lake(args).summary(check=True)
+    print(json.dumps(summary, indent=1, sort_keys=True))
+    for bad in summary["corrupt"]:
+        print(f"edgepick lake status: segment {bad['path']}: {bad['problem']}", file=sys.stderr)
+    return 1 if summary["corrupt"] else 0
 
 
 def _nats_url(args: argparse.Namespace) -> str:
@@ -173,7 +203,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("config", help="the site config (slots and their feature widths)")
     a.add_argument("--lake", required=True)
     a.add_argument("--store", help="flush this hot buffer first")
-    a.add_argument("--engine", default="duckdb", choices=("duckdb", "spark"))
+    a.add_argument(
+        "--engine",
+        default=None,
+        choices=("duckdb", "spark"),
+        help="default: $EDGEPICK_LAKE_ENGINE, else duckdb",
+    )
     a.add_argument("--reward", default="click=1")
     a.add_argument("--click-window", type=int, default=30, help="minutes")
     a.add_argument("--conversion-window", type=int, default=24, help="hours")

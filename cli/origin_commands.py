@@ -17,7 +17,7 @@ from typing import Any
 from compile import defaults
 from core.model import Signals
 from core.snapshot import decode_snapshot
-from origin.settings import LAKE_ENV, PREVIOUS_SECRETS_ENV, SECRET_ENV
+from origin.settings import LAKE_ENGINE_ENV, LAKE_ENV, PREVIOUS_SECRETS_ENV, SECRET_ENV
 
 DEFAULT_REGISTRY = "out/registry"
 DEFAULT_PORT = 8887
@@ -305,9 +305,10 @@ def _sync(args: argparse.Namespace) -> int:
         from origin.lake.rounds import LakeRounds
         from origin.lake.segments import Lake
 
+        # --lake-engine, else EDGEPICK_LAKE_ENGINE, else DuckDB
         job.lake = LakeRounds(Lake(args.lake), engine(args.lake_engine))
-    run_loop(job, rounds=args.rounds, interval=args.interval, once=args.once)
-    return 0
+    results = run_loop(job, rounds=args.rounds, interval=args.interval, once=args.once)
+    return 1 if args.once and results and results[-1].error else 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -610,7 +611,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     y.add_argument("--seed", type=int, default=0)
     y.add_argument("--author", default="edgepick-sync")
     y.add_argument("--lake", help="learn from this event lake's kept aggregates (docs/scale.md)")
-    y.add_argument("--lake-engine", choices=("duckdb", "spark"), default="duckdb")
+    y.add_argument(
+        "--lake-engine",
+        choices=("duckdb", "spark"),
+        default=None,
+        help=f"the lake's engine (default: ${LAKE_ENGINE_ENV}, else duckdb)",
+    )
     y.add_argument(
         "--propensity",
         help="purchase-propensity model for the profiles' bucket flag (default: "

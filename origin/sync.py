@@ -48,7 +48,7 @@ from origin.monitor import Alert, AlertBook, MonitorConfig, check, report
 from origin.publish import publish
 from origin.registry import Registry, RegistryError, write_atomic
 from origin.retire import RetireConfig, Retirement, retirements
-from origin.settings import LAKE_ENGINE_ENV, LAKE_ENV
+from origin.settings import LAKE_ENV
 from origin.stitch import iter_profiles, links, profile_for
 from origin.store import EventStore
 from origin.targets import Target
@@ -67,7 +67,7 @@ def lake_from_env() -> Any:
     from origin.lake.rounds import LakeRounds
     from origin.lake.segments import Lake
 
-    return LakeRounds(Lake(root), engine(os.environ.get(LAKE_ENGINE_ENV, "duckdb")))
+    return LakeRounds(Lake(root), engine(None))  # None: EDGEPICK_LAKE_ENGINE, else DuckDB
 
 
 @dataclass
@@ -393,7 +393,8 @@ def run_loop(
 ) -> list[RoundResult]:
     """Rounds until ``rounds`` are done (0: until interrupted), with a rich progress display.
 
-    A round that fails (a target down, the store locked...) is reported and retried up to
+    A round that fails (a target down, the store locked...) is reported and, in loop mode
+    (not ``once``), retried up to
     ``retries`` times, waiting ``backoff``, then twice that, ... (capped at ``interval``); if it
     still fails it is recorded as failed (``RoundResult.error``) and the loop goes on to the
     next round. Only an interrupt stops it.
@@ -403,6 +404,8 @@ def run_loop(
     console = Console(stderr=True, quiet=not show)
     results: list[RoundResult] = []
     limit = 1 if once else rounds
+    if once:  # one round for cron: it fails at once (exit status 1), cron runs the next one
+        retries = 0
     n = 0
     while limit == 0 or n < limit:
         n += 1

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from origin.lake.schema import SCHEMA
+from origin.settings import LAKE_ENGINE_ENV as ENGINE_ENV
 
 SPARK_MASTER_ENV = "EDGEPICK_SPARK_MASTER"
 DUCKDB_MACROS = "CREATE OR REPLACE MACRO try_element_at(l, i) AS list_extract(l, i)"
@@ -157,10 +158,15 @@ def _spark_schema() -> Any:
     return StructType([StructField(f.name, kinds[f.type], True) for f in SCHEMA])
 
 
-def engine(name: str) -> Engine:
-    """An engine by name: ``duckdb`` (the default) or ``spark`` (local mode)."""
+def engine(name: str | None = None) -> Engine:
+    """An engine by name: ``duckdb`` (the default) or ``spark`` (local mode); ``None``: the
+    one ``EDGEPICK_LAKE_ENGINE`` names, else DuckDB."""
+    source = ""
+    if name is None:
+        name = os.environ.get(ENGINE_ENV, "") or "duckdb"
+        source = f" (from {ENGINE_ENV})"
     if name == "duckdb":
         return DuckDBEngine()
     if name == "spark":
         return SparkEngine()
-    raise ValueError(f"lake engine: {name!r} is not one of duckdb, spark")
+    raise ValueError(f"lake engine: {name!r} is not one of duckdb, spark{source}")

@@ -196,6 +196,7 @@ class LakeRounds:
         lo, hi = span
         first = min(lo - lo % DAY_MS, lo - SKEW_MS)
         files = self.lake.files(first)
+        self.lake.check(files)  # a truncated segment: one line naming it
         sql = aggregation_sql(Query(lo, hi, windows, reward, width, self.cap))
         rows = self.engine.run(sql, files, widths_rows(widths))
         table = pa.Table.from_pylist(rows, schema=_schema(width)) if rows else _empty(width)

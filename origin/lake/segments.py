@@ -37,6 +37,10 @@ DAY_MS = 24 * HOUR_MS
 MANIFEST = "_manifest.json"
 
 
+class NotALake(ValueError):
+    """A path that is not (or no longer) a lake, or a segment that cannot be read."""
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     seq: int
@@ -95,9 +99,20 @@ def write_atomic(path: Path, data: bytes) -> None:
 class Lake:
     """A lake directory: its manifest, its segments, its lock."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, create: bool = True) -> None:
+        """``create``: make the directory if there is none (a lake starts empty); otherwise the
+        directory must exist and hold a manifest (``NotALake``)."""
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.exists() and not self.root.is_dir():
+            raise NotALake(f"{self.root} is a file, not a lake (a lake is a directory)")
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        elif not self.root.exists():
+            raise NotALake(f"no lake at {self.root} (no such directory)")
+        elif not (self.root / MANIFEST).exists():
+            raise NotALake(
+                f"{self.root} is not a lake (no {MANIFEST}; `edgepick lake flush` makes one)"
+            )
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -162,17 +177,51 @@ class Lake:
     ) -> pa.Table:
         """Segments as one table (every segment by default)."""
         chosen = list(paths) if paths is not None else self.files()
+        self.check(chosen)
         if not chosen:
             return SCHEMA.empty_table().select(list(columns or SCHEMA.names))
         tables = [pq.read_table(p, columns=list(columns) if columns else None) for p in chosen]
         return pa.concat_tables(tables)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, check: bool = False) -> dict[str, Any]:
+        """Counts from the manifest; ``check``: also read every segment's Parquet footer and
+        list those that are missing or unreadable (``corrupt``)."""
         manifest = self.manifest()
-        return {
+        found: dict[str, Any] = {
             "segments": len(manifest.segments),
             "rows": sum(s.rows for s in manifest.segments),
             "hours": len({s.hour for s in manifest.segments}),
             "last_seq": manifest.next_seq - 1,
             "watermarks": manifest.watermarks,
         }
+        if check:
+            found["corrupt"] = [
+                {"path": s.path, "problem": problem}
+                for s in manifest.segments
+                if (problem := self.problem(s)) is not None
+            ]
+        return found
+
+    def problem(self, segment: Segment) -> str | None:
+        """What is wrong with a segment's file (missing, not Parquet, rows differ), or None."""
+        path = self.root / segment.path
+        try:
+            rows = pq.read_metadata(path).num_rows
+        except FileNotFoundError:
+            return "missing"
+        except (OSError, ValueError) as exc:  # pyarrow: ArrowInvalid is a ValueError
+            return f"unreadable ({exc})"
+        if rows != segment.rows:
+            return f"{rows} rows, the manifest says {segment.rows}"
+        return None
+
+    def check(self, paths: Sequence[str]) -> None:
+        """Raise ``NotALake`` naming the first of ``paths`` whose footer cannot be read."""
+        for path in paths:
+            try:
+                pq.read_metadata(path)
+            except (OSError, ValueError) as exc:
+                raise NotALake(
+                    f"lake segment {path} is unreadable ({type(exc).__name__}: {exc}); restore "
+                    "it or remove it from _manifest.json"
+                ) from None

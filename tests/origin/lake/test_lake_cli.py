@@ -22,7 +22,7 @@ def test_flush_aggregate_status_compact(
     lake = str(tmp_path / "lake")
     assert main(["lake", "flush", "--store", str(store.path), "--lake", lake]) == 0
     flushed = _json(capsys)
-    assert flushed["events"] == len(store.ids()) and flushed["exposures"] > 0
+    assert flushed["events"] == len(store.ids()) and flushed["watermarks"]["exposures"] > 0
     config = str(FIXTURES / "site.toml")
     assert main(["lake", "aggregate", config, "--lake", lake, "--reward", "click=1"]) == 0
     first = _json(capsys)
