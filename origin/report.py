@@ -647,7 +647,7 @@ def web_vitals(report: Report, store: EventStore) -> None:
     ax.axvline(GOOD["lcp"], color="red", linestyle="--", label="'good' LCP 2.5 s")
     ax.set_yticks(y, [f"{s}/{v}{' (holdout)' if h else ''}" for s, v, h in arms], fontsize=7)
     ax.set_xlabel("LCP p75 (ms) per arm")
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     body = (
         '<p class="note">p75 of what visitors\' browsers measured, per arm (a page counts once '
         "for each decision it showed) and for personalized against holdout pages; ! marks a "
@@ -769,7 +769,7 @@ def allocation(report: Report, registry: Registry) -> None:
         ax.set_ylabel("share")
         ax.set_ylim(0, 1)
         ax.set_title(f"slot {name}: {labels[name]}")
-        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+        _legend(ax, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
         parts.append(report.image(png(fig), f"allocation over time: {name}"))
     report.section("Allocation over time", "".join(parts))
 
@@ -807,7 +807,7 @@ def posteriors(report: Report, registry: Registry, arms: dict[tuple[str, str], A
         ax.set_xlabel("click-through rate")
         ax.set_ylabel("density")
         ax.set_title(f"slot {slot.name}: posteriors")
-        ax.legend(fontsize=8)
+        _legend(ax, fontsize=8)
         parts.append(report.image(png(fig), f"posterior curves: {slot.name}"))
         drawn += 1
     if not drawn:
@@ -830,7 +830,7 @@ def latency(report: Report, values: np.ndarray, budget_us: int) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("decision time per request (µs, exposures' decision_us)")
     ax.set_ylabel("exposures")
-    ax.legend()
+    _legend(ax)
     body = report.image(png(fig), "edge decision latency histogram")
     body += _table(
         ["exposures", "p50 µs", "p95 µs", "p99 µs", "max µs", "budget µs"],
@@ -903,7 +903,7 @@ def volume(report: Report, store: EventStore, config: MonitorConfig, facts: Fact
         )
     ax.set_xlabel("hour")
     ax.set_ylabel("events per hour")
-    ax.legend(fontsize=8, loc="lower left")
+    _legend(ax, fontsize=8, loc="lower left")
     body = report.image(png(fig), "event volume over time with monitor alerts")
     by_key: dict[str, list[Episode]] = {}
     for e in episodes:
@@ -981,7 +981,7 @@ def off_policy(report: Report, results: Sequence[SlotResult]) -> None:
                 linestyle="--",
                 label=f"logged {res.on_policy.value:.2%}",
             )
-            ax.legend(fontsize=8)
+            _legend(ax, fontsize=8)
         ax.set_yticks(y, labels, fontsize=8)
         ax.set_xlabel("estimated click-through rate (%)")
         ax.set_title(f"slot {res.slot}: {res.rows} policy draws")
@@ -1067,3 +1067,10 @@ def write(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.render(subtitle), encoding="utf-8")
     return report
+
+
+def _legend(ax: Any, **options: Any) -> None:
+    """A legend when the plot has labelled artists (an empty lake's plots have none: no
+    matplotlib "No artists with labels" warning)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**options)
