@@ -133,6 +133,9 @@ class MemoryIO:
         self.shipped += 1
         self.shipped_bytes += len(body)
 
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
+        self.ship(url, body, headers, events)
+
     def now_ms(self) -> int:
         return self.now
 

@@ -87,14 +87,16 @@ async def deliver(
         stats.pending -= events
 
 
-def ship(
-    io: EdgeIO,
+Signed = tuple[bytes, dict[str, str], int]  # a batch's body, its headers, its event count
+
+
+def signed(
     config: EdgeConfig,
     stats: DeliveryStats,
     batch: Sequence[Mapping[str, Any]],
     built: bool = False,
-) -> None:
-    """Sign and hand one batch to the runtime for delivery after the response. Events
+) -> Signed | None:
+    """One batch signed for the collector (None: nothing to send, or nowhere to). Events
     ``core.events.problem`` faults are left out (and counted). ``built``: every event comes from
     ``core.events``' constructors, which only make valid events (tests/core/test_events.py, and
     every event the edge's tests ship is checked): not checked again on the request path."""
@@ -103,8 +105,35 @@ def ship(
         stats.invalid += len(batch) - len(valid)
         bad = next(e for e in batch if events.problem(e) is not None)
         stats.last_error = f"invalid event {bad.get('id')!r}: {events.problem(bad)}"[:300]
-    if valid and config.collector_url:
-        body = events.encode_batch(valid)
-        signature = events.sign(body, config.events_secret)
-        headers = {"content-type": "application/json", events.SIGNATURE_HEADER: signature}
-        io.ship(config.collector_url, body, headers, len(valid))
+    if not valid or not config.collector_url:
+        return None
+    body = events.encode_batch(valid)
+    signature = events.sign(body, config.events_secret)
+    headers = {"content-type": "application/json", events.SIGNATURE_HEADER: signature}
+    return body, headers, len(valid)
+
+
+def ship(
+    io: EdgeIO,
+    config: EdgeConfig,
+    stats: DeliveryStats,
+    batch: Sequence[Mapping[str, Any]],
+    built: bool = False,
+) -> None:
+    """Sign and hand one batch to the runtime for delivery after the response."""
+    found = signed(config, stats, batch, built)
+    if found is not None:
+        io.ship(config.collector_url, *found)
+
+
+async def send(
+    io: EdgeIO,
+    config: EdgeConfig,
+    stats: DeliveryStats,
+    batch: Sequence[Mapping[str, Any]],
+    built: bool = False,
+) -> None:
+    """``ship``, awaited: for work already running after the response."""
+    found = signed(config, stats, batch, built)
+    if found is not None:
+        await io.send(config.collector_url, *found)

@@ -288,10 +288,22 @@ class JsIO:
     def later(self, work: Coroutine[Any, Any, None]) -> None:
         self.ctx.waitUntil(_promise(work))
 
-    def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
+    def _queue(self) -> Any:
         queue = getattr(self.env, "EVENTS", None)
-        if queue is not None and not _null(queue):  # a Queues producer: the durable option
+        return None if queue is None or _null(queue) else queue
+
+    def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
+        queue = self._queue()
+        if queue is not None:  # a Queues producer: the durable option
             self.ctx.waitUntil(queue.send(body.decode()))
+            self.delivery.queued += events
+            return
+        self.later(self.send(url, body, headers, events))
+
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
+        queue = self._queue()
+        if queue is not None:
+            await queue.send(body.decode())
             self.delivery.queued += events
             return
 
@@ -300,11 +312,8 @@ class JsIO:
             response = await fetch(url, js_object(init))
             return int(response.status)
 
-        async def run() -> None:
-            if not await deliver(post, events, self.delivery, asyncio.sleep):
-                print(f"edgepick: {events} events dropped ({self.delivery.last_error}) for {url}")
-
-        self.later(run())
+        if not await deliver(post, events, self.delivery, asyncio.sleep):
+            print(f"edgepick: {events} events dropped ({self.delivery.last_error}) for {url}")
 
     def now_ms(self) -> int:
         # the wall clock Date.now() reads (Emscripten's clock is Date.now), without a crossing

@@ -33,7 +33,7 @@ from edge import visitor as visitors
 from edge.client_js import page_marks
 from edge.config import EdgeConfig
 from edge.context import is_speculative, parse_cookies, request_context
-from edge.delivery import DeliveryStats, ship
+from edge.delivery import DeliveryStats, send, ship
 from edge.io import EdgeIO, Incoming, Outgoing, Page
 from edge.limits import Budget
 from edge.presence import SlotPresence
@@ -403,7 +403,8 @@ async def ship_when_done(
     if presence is not None and complete:
         presence.learn(view.source, view.found - page_slots(view), view.expected)
     shown = [d for d in view.decisions if d.slot in view.found]
-    ship(io, config, delivery, page_events(view, shown, state, engine), built=True)
+    # already after the response: delivered within this work, not as a task of its own
+    await send(io, config, delivery, page_events(view, shown, state, engine), built=True)
 
 
 def page_slots(view: View) -> set[str]:

@@ -75,6 +75,9 @@ class _MemoryIO:
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         return None
 
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
+        return None
+
     def now_ms(self) -> int:
         return self.now
 

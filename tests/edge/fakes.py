@@ -118,6 +118,9 @@ class FakeIO:
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         self.shipped.append((url, body, dict(headers)))
 
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
+        self.shipped.append((url, body, dict(headers)))
+
     def now_ms(self) -> int:
         return self.now
 
