@@ -428,11 +428,12 @@ def _response(out: Outgoing) -> Any:
         response = Response.new(origin.body, origin)  # a copy has mutable headers
     else:
         response = Response.new(out.body, js_object({"status": out.status}))
+    headers = response.headers  # one crossing for them all
     for name, value in out.headers:
         if name == "set-cookie":
-            response.headers.append(name, value)
+            headers.append(name, value)
         else:
-            response.headers.set(name, value)
+            headers.set(name, value)
     return response
 
 
