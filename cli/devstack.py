@@ -31,8 +31,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from compile import defaults
+from core.snapshot import decode_header
+from origin.publish import CURRENT_KEY, blob_key
 from origin.registry import Registry
-from origin.targets import quiet_env
+from origin.targets import parse_target, quiet_env
 
 ROOT = Path(__file__).resolve().parent.parent
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
@@ -327,6 +329,15 @@ def live_snapshot(registry: Path) -> bytes | None:
     return Registry(registry).current_blob() if registry.exists() else None
 
 
+def serve_again(blob: bytes, state: Path) -> None:
+    """The live snapshot written to the worker's local KV (its blob, then the pointer), as
+    ``origin.publish`` writes a target, without a new entry in the registry's audit log."""
+    target = parse_target(f"wrangler:{state}")
+    sid = decode_header(blob)[0].id
+    target.put(blob_key(sid), blob)
+    target.put(CURRENT_KEY, sid.encode())
+
+
 def main(
     work: Path | None = None, root: Path = ROOT, forever: bool = True, fresh: bool = False
 ) -> list[Process]:
@@ -343,9 +354,8 @@ def main(
     registry = out / "registry"
     run = [sys.executable, "-m", "cli.main"]
     live = None if fresh else live_snapshot(registry)
-    if live is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        snapshot.write_bytes(live)
+    if live is not None:  # to the worker's KV only: the registry's history stays as it was
+        serve_again(live, state)
         print("edgepick: serving the registry's live snapshot (make dev FRESH=1: the fixture)")
     else:
         subprocess.run(
@@ -361,21 +371,21 @@ def main(
             cwd=ROOT,
             check=True,
         )
-    subprocess.run(
-        [
-            *run,
-            "publish",
-            str(snapshot),
-            "--target",
-            f"wrangler:{state}",
-            "--registry",
-            str(registry),
-            "--message",
-            "make dev" if live is None else "make dev (the live snapshot, again)",
-        ],
-        cwd=ROOT,
-        check=True,
-    )
+        subprocess.run(
+            [
+                *run,
+                "publish",
+                str(snapshot),
+                "--target",
+                f"wrangler:{state}",
+                "--registry",
+                str(registry),
+                "--message",
+                "make dev",
+            ],
+            cwd=ROOT,
+            check=True,
+        )
     processes: list[Process] = []
     try:
         processes.append(start_store(plan.store_port, logs))

@@ -95,13 +95,13 @@ def _html_option() -> Any:
 
 
 class _Rewrite:
-    """One page's rewrite as it streams: the slots met so far, the end of its document, and the
-    JS timer that gives up waiting for that end (``STREAM_WAIT_S``)."""
+    """One page's rewrite as it streams: the slots met so far, the end of its document, the JS
+    timer that gives up waiting for that end (``STREAM_WAIT_S``) and when it started."""
 
-    __slots__ = ("done", "found", "slots", "timer")
+    __slots__ = ("done", "found", "slots", "started_ms", "timer")
 
-    def __init__(self, done: asyncio.Future[bool]) -> None:
-        self.done, self.found, self.timer = done, set[str](), None
+    def __init__(self, done: asyncio.Future[bool], started_ms: int) -> None:
+        self.done, self.found, self.timer, self.started_ms = done, set[str](), None, started_ms
         self.slots: dict[str, tuple[str, str]] = {}  # slot -> (html, decision id), by attribute
 
 
@@ -151,11 +151,26 @@ def _end(key: int, _end: Any) -> None:
 
 def _expire(key: int) -> None:
     """No end of document within ``STREAM_WAIT_S`` (a visitor gone mid-page, a stalled origin):
-    the page is forgotten and its events go with the slots met so far. The timer was set by the
-    page's own request, so the future is resolved in that request's context."""
-    rewrite = _rewrites.pop(key, None)
+    the page's events go with the slots met so far. The timer was set by the page's own request,
+    so the future is resolved in that request's context. The page stays known, so slots that
+    still arrive are filled (``_end`` or ``_sweep`` forgets it)."""
+    rewrite = _rewrites.get(key)
     if rewrite is not None and not rewrite.done.done():
         rewrite.done.set_result(False)
+
+
+FORGET_AFTER_MS = 60_000
+
+
+def _sweep(now_ms: int) -> None:
+    """Forget pages begun ``FORGET_AFTER_MS`` ago whose end never came (a visitor gone from a
+    page nothing waits for: a bot's, a prefetch's; workerd drops a finished request's timers).
+    Only forgets: a future is never resolved from another request's context."""
+    while _rewrites:
+        key, oldest = next(iter(_rewrites.items()))  # insertion order: oldest first
+        if now_ms - oldest.started_ms <= FORGET_AFTER_MS:
+            return
+        del _rewrites[key]
 
 
 _appends: dict[str, Any] = {}  # html -> its append handler: they hold nothing of a page's own
@@ -257,8 +272,10 @@ class JsIO:
         appends: Mapping[str, str] | None = None,
         stream: bool = False,
     ) -> Rewritten:
+        now = self.now_ms()
+        _sweep(now)
         key = next(_keys)
-        rewrite = _rewrites[key] = _Rewrite(asyncio.get_running_loop().create_future())
+        rewrite = _rewrites[key] = _Rewrite(asyncio.get_running_loop().create_future(), now)
         rewriter = HTMLRewriter.new()
         for selector, (html, decision, slot) in fills.items():
             if selector == f'[data-edgepick-slot="{slot}"]':  # the default: one handler for all
@@ -316,8 +333,9 @@ class JsIO:
             print(f"edgepick: {events} events dropped ({self.delivery.last_error}) for {url}")
 
     def now_ms(self) -> int:
-        # the wall clock Date.now() reads (Emscripten's clock is Date.now), without a crossing
-        return int(time.time() * 1000)
+        # the wall clock Date.now() reads (Emscripten's clock is Date.now), without a crossing;
+        # in integer nanoseconds, so no float rounding takes a millisecond off
+        return time.time_ns() // 1_000_000
 
     def cpu_us(self) -> float:
         return time.perf_counter() * 1e6

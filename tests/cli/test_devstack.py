@@ -15,8 +15,10 @@ import pytest
 
 from cli import devstack
 from cli.devstack import COLLECTOR_PATH, SECRETS, WRANGLER, dev_plan, read_dev_vars
+from core.snapshot import decode_header
 from origin.registry import Registry
 from origin.store import SqliteStore
+from origin.targets import WranglerTarget, parse_target
 
 ROOT = devstack.ROOT
 WRANGLER_VARS = tomllib.loads((ROOT / "wrangler.toml").read_text())["vars"]
@@ -132,22 +134,37 @@ def test_make_dev_serves_the_registry_s_live_snapshot_when_there_is_one(
     assert devstack.live_snapshot(registry) == fixture_blob
 
 
-def test_a_restart_publishes_the_live_snapshot_again_not_the_fixture(
+def test_a_restart_serves_the_live_snapshot_again_not_the_fixture(
     tmp_path: Path, fixture_blob: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``main``'s plan with the processes left out: what it compiles and publishes."""
+    """``main``'s plan with the processes left out: what it compiles, publishes and writes to
+    the worker's KV (a real ``wrangler kv`` write into a local state folder)."""
     ran: list[list[str]] = []
     monkeypatch.setattr("cli.devstack.subprocess.run", lambda args, **_: ran.append(list(args)))
     for name in ("start_store", "start_collector", "start_wrangler"):
         monkeypatch.setattr(devstack, name, lambda *_, **__: None)
+    written: list[tuple[bytes, Path]] = []
+    monkeypatch.setattr(devstack, "serve_again", lambda blob, state: written.append((blob, state)))
     registry = Registry(tmp_path / "registry")
     registry.set_current(registry.add(fixture_blob).id)
+    audit = len(list(registry.audit_log()))
 
     devstack.main(work=tmp_path, forever=False)
-    assert not any("compile" in args for args in ran)  # nothing compiled...
-    assert (tmp_path / "site.snap").read_bytes() == fixture_blob  # ... the live one published
-    assert any("publish" in args and str(tmp_path / "site.snap") in args for args in ran)
+    assert ran == []  # nothing compiled, nothing published through the registry...
+    assert written == [(fixture_blob, tmp_path / "state")]  # ... the live one served again
+    assert len(list(registry.audit_log())) == audit  # and its history left as it was
 
-    ran.clear()
     devstack.main(work=tmp_path, forever=False, fresh=True)  # make dev FRESH=1
-    assert any("compile" in args for args in ran)
+    assert any("compile" in args for args in ran) and any("publish" in args for args in ran)
+
+
+def test_serving_again_writes_the_blob_then_the_pointer(
+    tmp_path: Path, fixture_blob: bytes
+) -> None:
+    assert WRANGLER.exists(), "run `make setup` (npm ci) first"
+    devstack.serve_again(fixture_blob, tmp_path / "state")
+    target = parse_target(f"wrangler:{tmp_path / 'state'}")
+    assert isinstance(target, WranglerTarget)
+    sid = decode_header(fixture_blob)[0].id
+    assert target.get("snap/current") == sid.encode()
+    assert target.get(f"snap/{sid}") == fixture_blob
