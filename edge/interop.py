@@ -320,7 +320,13 @@ class JsIO:
     async def send(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         queue = self._queue()
         if queue is not None:
-            await queue.send(body.decode())
+            try:
+                await queue.send(body.decode())
+            except Exception as exc:  # counted and logged, as an HTTP delivery's failure is
+                self.delivery.dropped += events
+                self.delivery.last_error = f"queue: {type(exc).__name__}: {exc}"[:300]
+                print(f"edgepick: {events} events dropped ({self.delivery.last_error})")
+                return
             self.delivery.queued += events
             return
 
