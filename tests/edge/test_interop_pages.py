@@ -87,3 +87,17 @@ def test_pages_whose_end_never_comes_are_forgotten_not_resolved(interop: Any) ->
         assert not old.done.done()  # never resolved from another request's context
     finally:
         loop.close()
+
+
+def test_a_queue_that_refuses_a_streamed_page_s_batch_is_counted(interop: Any) -> None:
+    from edge.delivery import DeliveryStats
+
+    class Queue:
+        async def send(self, body: str) -> None:
+            raise RuntimeError("queue full")
+
+    env = types.SimpleNamespace(EVENTS=Queue())
+    stats = DeliveryStats()
+    io = interop.JsIO(MagicMock(), env, MagicMock(), stats)
+    asyncio.run(io.send("http://collector.test/v1/events", b'{"events":[]}', {}, 3))
+    assert stats.dropped == 3 and stats.queued == 0 and "queue full" in stats.last_error
