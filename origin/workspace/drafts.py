@@ -179,9 +179,14 @@ def editors(draft: Draft) -> set[str]:
     return {draft.author} | {h["who"] for h in draft.history if h.get("step") == "edit"}
 
 
+def a_role(role: str) -> str:
+    """``role`` with its article: "a viewer", "an editor", "an approver"."""
+    return f"{'an' if role[:1] in 'aeiou' else 'a'} {role}"
+
+
 def _need(user: User, role: str, what: str) -> None:
     if not user.can(role):
-        raise Forbidden(f"{user.name} is a {user.role}: only an {role} may {what}")
+        raise Forbidden(f"{user.name} is {a_role(user.role)}: only {a_role(role)} may {what}")
 
 
 def _status(draft: Draft, step: str, *allowed: str) -> None:

@@ -28,7 +28,7 @@ from origin.publish import CURRENT_KEY, Published, blob_key, publish, rollback
 from origin.registry import Registry, RegistryError, write_atomic
 from origin.targets import Target
 from origin.workspace.accounts import Accounts, User
-from origin.workspace.drafts import Draft, Drafts, Forbidden, WorkflowError
+from origin.workspace.drafts import Draft, Drafts, Forbidden, WorkflowError, a_role
 from origin.workspace.editing import condition_text
 from origin.workspace.versions import Versions
 
@@ -147,7 +147,7 @@ LIVE_TTL = 10.0  # seconds a reading of the targets' pointers is reused (wrangle
 class Live:
     """What is actually live, read from the targets' ``snap/current`` and the registry, next to
     the snapshot the config HEAD was compiled to. Something else publishing to the same target
-    (``make dev`` republishes the sample fixture when restarted) makes them differ."""
+    (``make dev FRESH=1`` publishes the sample fixture again) makes them differ."""
 
     head: str | None  # the config version HEAD
     compiled: str | None  # the snapshot HEAD was compiled to (None: not known)
@@ -177,7 +177,7 @@ class Live:
             out.append(
                 f"{self.where} serves snapshot {serving}, not {self.compiled}, the one the live "
                 f"config version {self.head} was compiled to: something else published there "
-                "(restarting `make dev` republishes the sample fixture). Drafts are compared "
+                "(`make dev FRESH=1` publishes the sample fixture again). Drafts are compared "
                 f"against {serving}, what visitors get now. To serve {self.compiled} again, "
                 "roll back to it (History)."
             )
@@ -436,6 +436,12 @@ class Workspace:
         return draft
 
     def step(self, draft: Draft, user: User, step: str, why: str, publish_at: int = 0) -> Draft:
+        if step in ("submit", "approve", "schedule") and self.versions.head() != draft.base:
+            # the page offers only Discard then; a page opened before HEAD moved may still post
+            raise WorkflowError(
+                f"the live config changed since this draft started (now "
+                f"{self.versions.head()}, draft from {draft.base}): it can only be discarded"
+            )
         done = self.drafts.step(draft, user, step, why, publish_at)
         extra = {"publish_at": publish_at} if step == "schedule" else {}
         self.audit(f"draft-{step}", user, why, draft=draft.id, **extra)
@@ -447,7 +453,7 @@ class Workspace:
 
     def _publish(self, draft: Draft, user: User, why: str) -> Published:
         if not user.can("approver"):
-            raise Forbidden(f"{user.name} is a {user.role}: only an approver may publish")
+            raise Forbidden(f"{user.name} is {a_role(user.role)}: only an approver may publish")
         if draft.status != "approved":
             raise WorkflowError(f"cannot publish draft {draft.id}: it is {draft.status}")
         head = self.versions.head()
@@ -487,7 +493,7 @@ class Workspace:
 
     def _rollback(self, snapshot: str, user: User, why: str) -> Published:
         if not user.can("approver"):
-            raise Forbidden(f"{user.name} is a {user.role}: only an approver may roll back")
+            raise Forbidden(f"{user.name} is {a_role(user.role)}: only an approver may roll back")
         sid = self.registry.resolve(snapshot)
         done = rollback(self.registry, sid, self.targets, author=user.name)
         self.forget_live()

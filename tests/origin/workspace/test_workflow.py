@@ -148,6 +148,23 @@ def test_the_author_never_approves_and_stale_drafts_never_publish(setup: Setup) 
         ws.publish(stale, BOB, "")
     with pytest.raises(WorkflowError, match="only an approver may publish"):
         ws.publish(stale, ALICE, "")
+    late = ws.start(ALICE, "late")  # started from the old HEAD like stale, submitted now
+    late.base = stale.base
+    with pytest.raises(WorkflowError, match="can only be discarded"):
+        ws.step(late, ALICE, "submit", "")  # a page opened before HEAD moved may still post
+    with pytest.raises(WorkflowError, match="can only be discarded"):
+        ws.step(stale, CAROL, "approve", "")
+    ws.step(late, ALICE, "discard", "stale")  # discarding stays possible
+
+
+def test_role_refusals_read_with_their_article() -> None:
+    from origin.workspace.drafts import a_role
+
+    assert [a_role(r) for r in ("viewer", "editor", "approver")] == [
+        "a viewer",
+        "an editor",
+        "an approver",
+    ]
 
 
 def test_a_scheduled_publish_happens_when_due(setup: Setup) -> None:
