@@ -400,6 +400,7 @@ def run_loop(
     next round. Only an interrupt stops it.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(stderr=True, quiet=not show)
     results: list[RoundResult] = []
@@ -412,13 +413,14 @@ def run_loop(
         result = _attempt(job, n, console, sleep, retries, backoff, interval)
         results.append(result)
         if result.error:
-            console.print(f"round {n}: [red]failed[/] {result.error}")
+            # the error's text is not markup, and one line whatever the terminal's width
+            console.print(f"round {n}: [red]failed[/] {escape(result.error)}", soft_wrap=True)
         else:
             console.print(f"round {n}: {result.summary()}")
         for retirement in result.retired:
             console.print(f"  retired {retirement.describe()}")
         for alert in result.alerts:
-            console.print(f"  [red]alert[/] {alert.message}")
+            console.print(f"  [red]alert[/] {escape(alert.message)}", soft_wrap=True)
         if limit == 0 or n < limit:
             sleep(interval)
     return results
@@ -433,6 +435,7 @@ def _attempt(
     backoff: float,
     interval: float,
 ) -> RoundResult:
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     wait = backoff
@@ -461,7 +464,7 @@ def _attempt(
             if attempt == retries:
                 job.registry.audit("sync-failed", round=n, error=error, author=job.author)
                 return RoundResult(error=error)
-            console.print(f"round {n}: {error}; retrying in {wait:.0f} s")
+            console.print(f"round {n}: {escape(error)}; retrying in {wait:.0f} s", soft_wrap=True)
             sleep(wait)
             wait = min(wait * 2, interval)
     raise AssertionError("unreachable")

@@ -181,3 +181,19 @@ def test_cli_publish_history_diff_rollback(
     assert main(["rollback", "zzzz", "--registry", reg, "--target", kv]) == 1
     assert "not in the registry" in capsys.readouterr().err
     assert main(["publish", str(a), "--registry", reg, "--target", "ftp:x"]) == 1
+
+
+def test_a_failed_round_is_one_line_with_its_text_as_it_was(
+    job: SyncJob, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A round's error is printed as text (not rich markup: ``[errno 2]`` stays) on one line,
+    whatever the width of what stderr is (cron, a journal)."""
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise OSError("Detail: [errno 2] No such file or directory: " + "/very/long/path" * 8)
+
+    monkeypatch.setattr("origin.sync.run_round", broken)
+    results = run_loop(job, once=True, sleep=lambda _: None)
+    assert results[0].error
+    lines = [line for line in capsys.readouterr().err.splitlines() if "round 1:" in line]
+    assert len(lines) == 1 and "[errno 2] No such file" in lines[0], lines
