@@ -171,7 +171,14 @@ async def decide_endpoint(request: Request) -> JSONResponse:
 
 
 async def health_endpoint(request: Request) -> JSONResponse:
+    """200 while events are accepted; 503 with the reason while the store refuses them (a
+    JetStream collector whose NATS server is unreachable), so a load balancer sends elsewhere."""
     service: Service = request.app.state.service
+    check = getattr(service.store, "problem", None)
+    problem = check() if callable(check) else None
+    if problem:
+        body = {"ok": False, "problem": problem, "counters": service.counters}
+        return JSONResponse(body, status_code=503)
     return JSONResponse({"ok": True, "counters": service.counters})
 
 

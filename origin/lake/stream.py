@@ -157,6 +157,12 @@ class JetStreamSink:
             ) from None
         return result
 
+    def problem(self) -> str | None:
+        """Why appends are refused right now (``GET /health`` answers 503 with it), or None."""
+        if self._nc is None or not self._nc.is_connected:
+            return f"the event stream is unavailable (JetStream at {self.url}: not connected)"
+        return None
+
     def close(self) -> None:
         if self._nc is not None:
             try:
@@ -245,6 +251,9 @@ class StreamedStore:
 
     def append(self, events: Sequence[Mapping[str, Any]]) -> Appended:
         return self.sink.append(events)
+
+    def problem(self) -> str | None:
+        return self.sink.problem()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)

@@ -70,7 +70,13 @@ def test_a_collector_without_its_nats_server_answers_503_quickly(tmp_path: Path)
         sink = JetStreamSink(url)
         client = TestClient(create_app(Service(cast(EventStore, sink), SECRET)))
         assert client.post("/v1/events", content=body, headers=headers).status_code == 200
+        assert client.get("/health").json()["ok"] is True
     try:  # the server is stopped
+        deadline = time.monotonic() + 10
+        while client.get("/health").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        health = client.get("/health")  # a load balancer sends elsewhere
+        assert health.status_code == 503 and "not connected" in health.json()["problem"]
         for _ in range(2):
             started = time.monotonic()
             answer = client.post("/v1/events", content=body, headers=headers)
