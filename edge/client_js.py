@@ -207,6 +207,9 @@ WEB_VITALS = _library()
 SOURCE = WEB_VITALS + CLIENT
 
 
+DEFAULT_TEMPLATE = "<template data-edgepick-default>"  # an async slot's default, inert
+
+
 def page_marks(
     engine: Engine, page_decision: Decision | None, filled: Collection[str]
 ) -> dict[str, str]:
@@ -232,5 +235,5 @@ def page_marks(
             and slot_config.selector not in filled
         ):
             default = slot_config.variants[prepared.default].content
-            marks[slot_config.selector] = f"<template data-edgepick-default>{default}</template>"
+            marks[slot_config.selector] = f"{DEFAULT_TEMPLATE}{default}</template>"
     return marks

@@ -36,6 +36,7 @@ from pyodide.ffi import create_once_callable, create_proxy, to_js
 
 from core.engine import Engine
 from edge import config as edge_config
+from edge.client_js import DEFAULT_TEMPLATE
 from edge.delivery import DeliveryStats, deliver
 from edge.handler import Stats, handle
 from edge.io import STREAM_WAIT_S, Incoming, OriginTimeout, Outgoing, Page, Rewritten
@@ -175,11 +176,16 @@ def _sweep(now_ms: int) -> None:
 
 _appends: dict[str, Any] = {}  # html -> its append handler: they hold nothing of a page's own
 MAX_APPENDS = 256
+REPEATED = DEFAULT_TEMPLATE  # what starts the page marks that repeat from view to view
 
 
 def _append_handler(html: str) -> Any:
-    """The handler appending ``html``, made once per isolate and html (a page's async slots'
-    default templates are the same on every view: no conversion of them per request)."""
+    """The handler appending ``html``, made once per isolate and html for what repeats from
+    view to view (a page's async slots' default templates: no conversion of them per request);
+    what names this view (the page-level decision's mark, a preview's banner) is made for it
+    alone, so it never pushes the templates out."""
+    if not html.startswith(REPEATED):
+        return _handler("append", html)
     handler = _appends.get(html)
     if handler is None:
         if len(_appends) >= MAX_APPENDS:

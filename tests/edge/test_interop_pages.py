@@ -38,7 +38,10 @@ def interop(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         setattr(js, name, MagicMock(name=name))
     ffi = types.ModuleType("pyodide.ffi")
     ffi.create_once_callable = lambda f: f  # type: ignore[attr-defined]
-    ffi.create_proxy = lambda f: f  # type: ignore[attr-defined]
+    # a JS-callable Python function: bind() gives a new one with arguments bound
+    ffi.create_proxy = lambda f: types.SimpleNamespace(  # type: ignore[attr-defined]
+        bind=lambda _this, *bound: (f, bound)
+    )
     ffi.to_js = lambda value, **_: value  # type: ignore[attr-defined]
     pyodide = types.ModuleType("pyodide")
     pyodide.ffi = ffi  # type: ignore[attr-defined]
@@ -101,3 +104,16 @@ def test_a_queue_that_refuses_a_streamed_page_s_batch_is_counted(interop: Any) -
     io = interop.JsIO(MagicMock(), env, MagicMock(), stats)
     asyncio.run(io.send("http://collector.test/v1/events", b'{"events":[]}', {}, 3))
     assert stats.dropped == 3 and stats.queued == 0 and "queue full" in stats.last_error
+
+
+def test_only_marks_that_repeat_are_kept_for_the_next_views(interop: Any) -> None:
+    """An async slot's default template is the same on every view: its handler is made once.
+    The page-level decision's mark names one view: made for it alone, never kept."""
+    from edge.client_js import DEFAULT_TEMPLATE
+
+    template = f"{DEFAULT_TEMPLATE}<p>default</p></template>"
+    assert interop._append_handler(template) is interop._append_handler(template)
+    meta = '<meta name="edgepick-decision" content="abc-0" data-edgepick-slot="landing">'
+    for _ in range(3):
+        interop._append_handler(meta)
+    assert list(interop._appends) == [template]
