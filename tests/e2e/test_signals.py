@@ -50,7 +50,8 @@ def test_each_signal_reaches_the_store_and_the_users_profile(
             {"eval": f"edgepick.identify({token!r})", "thenCookieChange": "ep"},
             {"click": "[data-edgepick-cart=add]"},  # 3: add to cart, take it out, add it again
             {"click": "[data-edgepick-cart=remove]"},
-            {"click": "[data-edgepick-cart=add]"},
+            # the queue leaves within 2 s: wait for the beacon's answer to set the cookie
+            {"click": "[data-edgepick-cart=add]", "thenCookieChange": "ep"},
             {"click": "[data-edgepick-track=size-guide]"},  # 6: a tracked link (navigates)
             {"waitFunction": "location.pathname === '/journal/size-guide'"},
             {"waitFunction": SCROLL},  # 8: read to the end
@@ -68,8 +69,11 @@ def test_each_signal_reaches_the_store_and_the_users_profile(
     state = loop.state(run.cookie())
     assert state.user_id == user
     # within the session, the beacon put the signals' flags into the cookie
-    # (core.session_signals): the next pages' audiences and features read them
-    assert {"cart:running", "clicked:size-guide"} <= state.flags, state.flags
+    # (core.session_signals): the next pages' audiences and features read them. Only the flags
+    # whose beacon was answered before the next request left are certain to stay: the tracked
+    # link's signal leaves as its page is hidden, racing the next page's own requests, whose
+    # answers carry the cookie they were sent with (docs/signals.md); it is checked in the store
+    assert "cart:running" in state.flags, state.flags
 
     def arrived(store: SqliteStore) -> list[dict[str, Any]] | None:
         found = signals_of(store, state.visitor_id)
