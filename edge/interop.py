@@ -321,20 +321,24 @@ class JsIO:
             self.ctx.waitUntil(queue.send(body.decode()))
             self.delivery.queued += events
             return
-        self.later(self.send(url, body, headers, events))
+        self.later(self._post(url, body, headers, events))
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         queue = self._queue()
-        if queue is not None:
-            try:
-                await queue.send(body.decode())
-            except Exception as exc:  # counted and logged, as an HTTP delivery's failure is
-                self.delivery.dropped += events
-                self.delivery.last_error = f"queue: {type(exc).__name__}: {exc}"[:300]
-                print(f"edgepick: {events} events dropped ({self.delivery.last_error})")
-                return
-            self.delivery.queued += events
+        if queue is None:
+            await self._post(url, body, headers, events)
             return
+        try:
+            await queue.send(body.decode())
+        except Exception as exc:  # counted and logged, as an HTTP delivery's failure is
+            self.delivery.dropped += events
+            self.delivery.last_error = f"queue: {type(exc).__name__}: {exc}"[:300]
+            print(f"edgepick: {events} events dropped ({self.delivery.last_error})")
+            return
+        self.delivery.queued += events
+
+    async def _post(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
+        """The batch to the collector over HTTP, with ``edge.delivery.deliver``'s retries."""
 
         async def post() -> int:
             init = {"method": "POST", "body": body.decode(), "headers": dict(headers)}
