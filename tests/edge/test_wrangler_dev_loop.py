@@ -24,6 +24,7 @@ import pytest
 from cli.devstack import Process, free_port, pinned_worker, start_collector, start_wrangler
 from core import cookie, events, identity, preview
 from core.cookie import Keyring
+from core.decide import in_holdout
 from core.engine import Engine
 from core.features import VisitorState
 from origin.stitch import profile_for
@@ -396,14 +397,22 @@ def test_previews_are_exact_marked_and_never_logged(loop: Loop, fixture_blob: by
     assert after == (before[0] + len(sentinel["exposure"]), before[1] + 1)
 
 
-def test_exposures_carry_the_distribution_and_no_fake_latency(loop: Loop) -> None:
+def test_exposures_carry_the_distribution_and_no_fake_latency(
+    loop: Loop, fixture_blob: bytes
+) -> None:
     """Defects 9 and 8: policy draws log the policy's distribution; workerd's frozen clock
     gives no Server-Timing figure and no decision_us."""
-    jar: dict[str, str] = {}
-    _, headers, _ = loop.call("/", jar)
-    assert "dur=" not in headers["server-timing"]  # clocks freeze while workerd computes
-    stored = loop.settled(visitor_of(jar).visitor_id, 1)
-    assert stored["exposure"] and all(e["decision_us"] is None for e in stored["exposure"])
+    holdout = Engine.from_bytes(fixture_blob).site.holdout
+    for _ in range(4):  # fresh visitors until one is outside the holdout (5%: all defaults)
+        jar: dict[str, str] = {}
+        _, headers, _ = loop.call("/", jar)
+        assert "dur=" not in headers["server-timing"]  # clocks freeze while workerd computes
+        visitor = visitor_of(jar).visitor_id
+        stored = loop.settled(visitor, 1)
+        assert stored["exposure"] and all(e["decision_us"] is None for e in stored["exposure"])
+        if not in_holdout(visitor, holdout):
+            break
+        assert {e["reason"] for e in stored["exposure"]} == {"holdout"}
     drawn = [e for e in stored["exposure"] if e["reason"] in ("policy", "fallback")]
     assert drawn
     for e in drawn:
