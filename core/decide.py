@@ -19,29 +19,19 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from enum import StrEnum
 from typing import Any, NamedTuple
 
 from core.engine import Engine, PreparedSlot
 from core.features import Featurizer, RequestContext, VisitorState, decayed_affinity
 from core.hashing import short_id, unit_draw
 from core.policies import pick
-from core.targeting import Step, target
+from core.reason import Reason
+from core.targeting import Step, outcome, target
 
 HOLDOUT_SEED = "edgepick-holdout"
 
 _COLD = " (cold start: population allocation)"
 _POLICY_STEP = "{} over {} eligible{}, draw {:.4f} -> {} (p={:.4f})"
-
-
-class Reason(StrEnum):
-    PREVIEW = "preview"
-    HOLDOUT = "holdout"
-    RULE = "rule"
-    DEFAULT = "default"
-    POLICY = "policy"
-    FALLBACK = "fallback"
-    CACHED = "cached"  # reused from this session (the edge's response caching)
 
 
 class Decision(NamedTuple):
@@ -107,7 +97,8 @@ def decide(
     attrs: dict[str, Any] | None = None
     held_out = site.holdout > 0.0 and in_holdout(visitor_id, site.holdout)
     bot = context.device == "bot"  # bots and tools: the defaults, like the holdout
-    vectors: dict[Featurizer, tuple[float, ...]] = {}
+    special = held_out or bot or bool(overrides)  # each slot asks _special first
+    vectors: dict[Featurizer, tuple[float, ...]] | None = None
     # a caller's random request id (the edge's) names the decisions as it is; without one they
     # are named by a hash of their inputs, so replaying a decision gives the same id
     request_id = nonce or short_id(f"{visitor_id}\x1f{engine.snapshot_id}\x1f{now}")
@@ -118,38 +109,32 @@ def decide(
         if prepared is None or (prepared.paths and not applies(prepared.paths, context.path)):
             continue
         decision_id = request_id + prepared.suffix
-        if overrides and overrides.get(name) in prepared.index_of:
-            step: Step = ("preview forces {}", (overrides[name],))
-            index = prepared.index_of[overrides[name]]
-            out.append(fixed_decision(prepared, index, _PREVIEW, decision_id, (step,)))
-            continue
-        if held_out:
-            step = ("visitor in the {:.0%} holdout: default", (site.holdout,))
-            out.append(fixed_decision(prepared, prepared.default, _HOLDOUT, decision_id, (step,)))
-            continue
-        if bot:
-            step = ("a bot or tool: default (crawlers see the site's own content)", ())
-            out.append(fixed_decision(prepared, prepared.default, _DEFAULT, decision_id, (step,)))
-            continue
-        if prepared.targeted:
+        if special:
+            fixed = _special(prepared, decision_id, overrides, held_out, bot, site.holdout)
+            if fixed is not None:
+                out.append(fixed)
+                continue
+        if prepared.targeted:  # core.targeting.target, inlined: a call less per slot
             if attrs is None:
-                attrs, affinity = _attributes(engine, state, context, now, affinity)
-            targeted = target(prepared, attrs)
+                if affinity is None and engine.reads_affinity:
+                    affinity = decayed_affinity(state, now, site.signals.half_life)
+                attrs = engine.build_attributes(state, context, now, site.signals, affinity or {})
+            hits = prepared.hits(attrs)
+            targeted = prepared.outcomes.get(hits) or outcome(prepared, hits)
         else:
             targeted = prepared.untargeted
-        steps = targeted.steps
-        if targeted.forced >= 0:
-            out.append(fixed_decision(prepared, targeted.forced, _RULE, decision_id, steps))
+        if targeted.head:  # a rule's or the default's: made when the outcome was first seen
+            fields = targeted.head + (decision_id,) + targeted.tail  # noqa: RUF005 (faster)
+            out.append(_new_tuple(Decision, fields))
             continue
-        eligible = targeted.eligible
-        if not eligible:
-            out.append(fixed_decision(prepared, prepared.default, _DEFAULT, decision_id, steps))
-            continue
+        steps, eligible = targeted.steps, targeted.eligible
         policy, scored, segment = targeted.policy, targeted.scored, targeted.segment
         x: tuple[float, ...] = ()
         if scored is None:  # a contextual policy: scored on this visitor's features
             featurize = policy.featurize
             if featurize is not None:  # one vector per feature list and request
+                if vectors is None:
+                    vectors = {}
                 cached = vectors.get(featurize)
                 if cached is None:
                     if affinity is None:
@@ -184,6 +169,31 @@ def decide(
             )
         )
     return out
+
+
+def _special(
+    prepared: PreparedSlot,
+    decision_id: str,
+    overrides: Mapping[str, str] | None,
+    held_out: bool,
+    bot: bool,
+    holdout: float,
+) -> Decision | None:
+    """A preview's forced variant, the holdout's default or a bot's default (steps 1-2 of the
+    module docstring); None when none applies to this slot."""
+    name = prepared.slot.name
+    if overrides and overrides.get(name) in prepared.index_of:
+        step: Step = ("preview forces {}", (overrides[name],))
+        return fixed_decision(
+            prepared, prepared.index_of[overrides[name]], _PREVIEW, decision_id, (step,)
+        )
+    if held_out:
+        step = ("visitor in the {:.0%} holdout: default", (holdout,))
+        return fixed_decision(prepared, prepared.default, _HOLDOUT, decision_id, (step,))
+    if bot:
+        step = ("a bot or tool: default (crawlers see the site's own content)", ())
+        return fixed_decision(prepared, prepared.default, _DEFAULT, decision_id, (step,))
+    return None
 
 
 def _attributes(

@@ -10,7 +10,7 @@ from core.model import Lifecycle, RuleAction, Site, Slot, Snapshot
 from core.policies import PreparedPolicy, prepare
 from core.predicates import Hits, compile_hits
 from core.snapshot import decode_snapshot
-from core.targeting import OneHot, PreparedRule, PreparedSlot, resolve
+from core.targeting import OneHot, PreparedRule, PreparedSlot, fixed_outcome, resolve
 
 __all__ = ["Engine", "PreparedRule", "PreparedSlot"]
 
@@ -91,5 +91,11 @@ def _prepare_slot(slot: Slot, position: int, policy: PreparedPolicy, hits: Hits)
         bool(rules or policy.segments),
         hits,
         {},
-        resolve(tuple(rules), ids, active, policy, ()),
+        fixed_outcome(
+            resolve(tuple(rules), ids, active, policy, ()),
+            slot.name,
+            ids,
+            index_of[slot.default],
+            certain,
+        ),
     )

@@ -30,9 +30,10 @@ from hashlib import sha256
 from typing import Any
 
 from core import identity
-from core.decide import Decision, Reason
+from core.decide import Decision
 from core.features import RequestContext
 from core.packing import finite
+from core.reason import Reason
 from core.signing import b64decode, b64encode, tag, valid
 
 SIGNATURE_HEADER = "x-edgepick-signature"

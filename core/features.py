@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from core import generated
 from core.model import Route, Signals
 
 
@@ -243,7 +244,7 @@ def attribute_builder(keys: tuple[str, ...]) -> AttributeBuilder:
         "        attrs.update(c.extra)\n"
         "    return attrs\n"
     )
-    exec(compile(source, "<edgepick attributes>", "exec"), namespace)
+    generated.run(source, "attributes", namespace)
     build: AttributeBuilder = namespace["build"]
     if len(_BUILDERS) < 64:  # one per distinct key set; a handful per process in practice
         _BUILDERS[keys] = build
@@ -318,7 +319,7 @@ def featurizer(names: tuple[str, ...]) -> Featurizer:
     total = "    total = _fsum(a.values())\n" if reads_total else ""
     body = "".join(f"{v}, " for v in values)
     source = f"def featurize(s, c, a, now):\n{total}    return ({body})\n"
-    exec(compile(source, "<edgepick features>", "exec"), namespace)
+    generated.run(source, "features", namespace)
     featurize: Featurizer = namespace["featurize"]
     if len(_FEATURIZERS) < 64:  # one per distinct feature list
         _FEATURIZERS[names] = featurize

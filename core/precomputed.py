@@ -34,12 +34,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
-from core.decide import Decision, Reason, applies, decide, fixed_decision, in_holdout
+from core.decide import Decision, applies, decide, fixed_decision, in_holdout
 from core.engine import Engine
 from core.features import Featurizer, RequestContext, VisitorState, decayed_affinity
 from core.hashing import short_id
 from core.packing import finite, pack, unpack
 from core.policies import pick
+from core.reason import Reason
 
 MAGIC, VERSION = "edgepick-precomputed", 1
 # when the edge serves the table: "always" (any request whose context it holds), "budget:<us>"

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from core import generated
 from core.conditions import (
     Attributes,
     Predicate,
@@ -203,11 +204,11 @@ def _define(functions: Mapping[str, str | None], namespace: dict[str, Any]) -> N
         if expression is not None
     ]
     try:
-        exec(compile("".join(sources), "<edgepick audiences>", "exec"), namespace)
+        generated.run("".join(sources), "audiences", namespace)
     except (SyntaxError, RecursionError, MemoryError):
         for source in sources:
             try:
-                exec(compile(source, "<edgepick audiences>", "exec"), namespace)
+                generated.run(source, "audiences", namespace)
             except (SyntaxError, RecursionError, MemoryError):
                 continue
 

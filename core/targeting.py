@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from core.model import Slot
 from core.policies import PreparedPolicy, Scored
 from core.predicates import Hits
+from core.reason import Reason
 
 Step = tuple[str, tuple[Any, ...]]  # a format string and its arguments, rendered on demand
 
@@ -34,6 +35,10 @@ class Targeted(NamedTuple):
     steps: tuple[Step, ...]  # the explain trail so far
     policy: PreparedPolicy  # the slot's policy, or its segment's
     scored: Scored | None  # the policy's probabilities over ``eligible`` if context-free
+    # a rule's or the default's decision made up front (``fixed_outcome``): its fields before
+    # and after the decision id, empty when the policy draws
+    head: tuple[Any, ...] = ()
+    tail: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +93,17 @@ class PreparedSlot:
 
 def target(prepared: PreparedSlot, attrs: Mapping[str, Any]) -> Targeted:
     """The slot's targeting outcome for this attribute document."""
-    hits = prepared.hits(attrs)
+    return outcome(prepared, prepared.hits(attrs))
+
+
+def outcome(prepared: PreparedSlot, hits: tuple[bool, ...]) -> Targeted:
+    """The slot's targeting outcome for this hit pattern (worked out once, then kept)."""
     known = prepared.outcomes.get(hits)
     if known is None:
         known = resolve(prepared.rules, prepared.ids, prepared.active, prepared.policy, hits)
+        known = fixed_outcome(
+            known, prepared.slot.name, prepared.ids, prepared.default, prepared.certain
+        )
         if len(prepared.outcomes) < MAX_PATTERNS:
             prepared.outcomes[hits] = known
     return known
@@ -125,3 +137,19 @@ def resolve(
         policy = policy.for_segment(segment)
     scored = policy.score(eligible, (), False) if policy.context_free else None
     return Targeted(-1, eligible, segment, tuple(steps), policy, scored)
+
+
+def fixed_outcome(
+    known: Targeted, name: str, ids: tuple[str, ...], default: int, certain: OneHot
+) -> Targeted:
+    """``known`` with its decision's fields made up front when no draw picks the variant (a
+    force rule's or, nothing eligible, the default): ``core.decide.Decision`` in field order,
+    all but the decision id (``head``, then ``tail``), so a request only joins the three."""
+    if known.forced >= 0:
+        arm, reason = known.forced, Reason.RULE
+    elif not known.eligible:
+        arm, reason = default, Reason.DEFAULT
+    else:
+        return known
+    head = (name, ids[arm], arm, 1.0, reason, known.policy.kind)
+    return known._replace(head=head, tail=(0.0, certain[arm], (), known.steps, (), "", 0))

@@ -6,9 +6,10 @@ from typing import Any
 import pytest
 from growthbook import Experiment, GrowthBook
 
-from core.decide import Reason, decide, in_holdout
+from core.decide import decide, in_holdout
 from core.features import RequestContext, VisitorState
 from core.model import Lifecycle
+from core.reason import Reason
 
 NOW = 1_790_000_000
 RETURNING: dict[str, Any] = dict(

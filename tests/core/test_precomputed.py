@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import chi2_contingency, chisquare
 
-from core.decide import Reason, decide
+from core.decide import decide
 from core.engine import Engine
 from core.features import RequestContext
 from core.precomputed import (
@@ -25,6 +25,7 @@ from core.precomputed import (
     key_text,
     serving,
 )
+from core.reason import Reason
 from origin.population import population
 from origin.precompute import demo_requests, hit_rate, inline_slots, precompute
 

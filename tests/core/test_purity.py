@@ -13,6 +13,7 @@ ALLOWED = {
     "bisect",
     "itertools",
     "json",
+    "linecache",  # core.generated registers generated source in its in-memory table only
     "operator",
     "collections",
     "dataclasses",

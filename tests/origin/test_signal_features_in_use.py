@@ -7,11 +7,12 @@ from __future__ import annotations
 import tomllib
 
 from compile.site import compile_site
-from core.decide import Reason, decide
+from core.decide import decide
 from core.engine import Engine
 from core.features import RequestContext, VisitorState
 from core.model import Signals
 from core.profile import merge_profile
+from core.reason import Reason
 
 SITE = """
 [site]
