@@ -9,9 +9,10 @@ from hashlib import sha256
 
 from core import cookie, preview
 from core.cookie import CookieStatus
-from core.decide import Decision, Reason, fixed_decision, still_allowed
+from core.decide import Decision, fixed_decision, still_allowed
 from core.engine import Engine, PreparedSlot
 from core.features import RequestContext, VisitorState, record_page_view
+from core.reason import Reason
 from edge.config import EdgeConfig
 
 PREVIEW_PARAM = "edgepick_preview"
