@@ -16,3 +16,9 @@ def test_tags_equal_a_fresh_hmac(key: bytes, message: str) -> None:
     fresh = hmac.new(key, message.encode("ascii"), hashlib.sha256).digest()[: signing.TAG_BYTES]
     assert signing.tag(key, message) == signing.b64encode(fresh)
     assert signing.valid(key, message, signing.tag(key, message))
+
+
+@given(st.binary(max_size=300), st.binary(max_size=300))
+def test_mac_equals_hmac_new_for_any_key_length(key: bytes, message: bytes) -> None:
+    """Keys shorter than, equal to and longer than SHA-256's 64-byte block (hashed first)."""
+    assert signing.mac(key, message) == hmac.new(key, message, hashlib.sha256).digest()
