@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from core.decide import in_holdout
+from core.model import Site
 from core.snapshot import decode_snapshot
 from tests.e2e.conftest import BrowserRun, Loop
 
@@ -17,17 +19,29 @@ RECS = '[data-edgepick-slot="recs"][data-edgepick-decision]'
 VISITORS = 4  # fresh visitors tried until one is not in the 5% holdout (bounded)
 
 
+def site_of(loop: Loop, decision: dict[str, Any]) -> Site:
+    """The site of the snapshot that made a stored decision."""
+    blob = (loop.registry / "snapshots" / f"{decision['snapshot']}.snap").read_bytes()
+    return decode_snapshot(blob).site
+
+
 def drawn(loop: Loop, browser: Callable[..., BrowserRun]) -> list[dict[str, Any]]:
     """The stored decisions of one visitor's home page that a policy drew (not a rule or the
-    holdout)."""
+    holdout), from the first of up to ``VISITORS`` fresh visitors outside the site's holdout
+    (a held-out visitor's decisions are all the holdout's defaults)."""
     for _ in range(VISITORS):
-        run = browser([{"goto": "/"}, {"waitFor": RECS}, {"eval": "edgepick.decisions()"}])
-        shown = run.value(2)
+        run = browser(
+            [{"goto": "/"}, {"waitFor": RECS}, {"eval": "edgepick.decisions()"}, {"cookies": True}]
+        )
+        shown, visitor = run.value(2), loop.state(run.cookie()).visitor_id
         found = [loop.wait_inspect("decision", d, lambda _d: True) for d in shown]
-        policy = [d for d in found if d["reason"] == "policy"]
-        if policy:
+        assert found and {d["visitor"] for d in found} == {visitor}, found
+        if not in_holdout(visitor, site_of(loop, found[0]).holdout):
+            policy = [d for d in found if d["reason"] == "policy"]
+            assert policy, found  # a new visitor outside the holdout: the policies draw
             return policy
-    raise AssertionError(f"{VISITORS} fresh visitors and not one policy draw")
+        assert {d["reason"] for d in found} == {"holdout"}, found
+    raise AssertionError(f"{VISITORS} fresh visitors, every one in the holdout")
 
 
 def test_policy_draws_log_their_distribution(
@@ -37,8 +51,7 @@ def test_policy_draws_log_their_distribution(
     assert {d["slot"] for d in decisions} & {"hero", "recs", "headline"}
     for d in decisions:
         assert "probs" in d and "eligible" in d, d
-        blob = (loop.registry / "snapshots" / f"{d['snapshot']}.snap").read_bytes()
-        slot = next(s for s in decode_snapshot(blob).site.slots if s.name == d["slot"])
+        slot = next(s for s in site_of(loop, d).slots if s.name == d["slot"])
         variants = [v.id for v in slot.variants]
         chosen = variants.index(d["variant"])
         assert chosen in d["eligible"], d

@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compile.site import compile_site, load_model, load_toml
+from core.decide import in_holdout
+from core.engine import Engine
 from core.model import Lifecycle, LinearPolicy, Slot, Taxonomy, ThompsonPolicy, Variant
 from core.policies import prepare
 from origin.aggregates import Aggregates, aggregate
@@ -66,11 +68,18 @@ def test_training_rows_join_outcomes_and_flag_policy_draws(
     tmp_path: Path, fixture_blob: bytes
 ) -> None:
     store = SqliteStore(tmp_path / "e.db")
-    shipped = recorded(fixture_blob, 80)
+    holdout = Engine.from_bytes(fixture_blob).site.holdout
+    for visitors in (80, 160, 320):  # until one is in the 5% holdout (its rows: not learnable)
+        shipped = recorded(fixture_blob, visitors)
+        exposures = [e for e in shipped if e["type"] == "exposure"]
+        held = {e["visitor"] for e in exposures if in_holdout(e["visitor"], holdout)}
+        if held:
+            break
+    # the edge holds out exactly the visitors whose draw says so, and logs their defaults
+    assert held and all((e["visitor"] in held) == (e["reason"] == "holdout") for e in exposures)
     store.append(shipped)
     clicked = {e["decision"] for e in shipped if e["type"] == "click"}
     rows = {r.decision: r for r in training_rows(store, Windows(), Reward())}
-    exposures = [e for e in shipped if e["type"] == "exposure"]
     assert set(rows) == {e["id"] for e in exposures} and clicked <= set(rows)
     for e in exposures:
         r = rows[e["id"]]
