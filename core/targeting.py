@@ -151,5 +151,22 @@ def fixed_outcome(
         arm, reason = default, Reason.DEFAULT
     else:
         return known
-    head = (name, ids[arm], arm, 1.0, reason, known.policy.kind)
-    return known._replace(head=head, tail=(0.0, certain[arm], (), known.steps, (), "", 0))
+    kind = known.policy.kind
+    head, tail = fixed_fields(name, ids[arm], arm, reason, kind, certain[arm], known.steps)
+    return known._replace(head=head, tail=tail)
+
+
+def fixed_fields(
+    name: str,
+    variant: str,
+    arm: int,
+    reason: Reason,
+    kind: str,
+    certain: tuple[float, ...],
+    steps: tuple[Step, ...],
+    propensity: float = 1.0,
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """A decision no draw made, as ``core.decide.Decision``'s fields in order: those before
+    its decision id and those after (no draw, the one-hot distribution ``certain``, no
+    features or scores, no segment, no eligible count)."""
+    return (name, variant, arm, propensity, reason, kind), (0.0, certain, (), steps, (), "", 0)
