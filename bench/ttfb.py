@@ -3,10 +3,12 @@ Workers user would pick, on a streaming origin: real ``wrangler dev`` (workerd, 
 front of an origin on 127.0.0.1 that sends its page's head at once and its tail ``--delay``
 seconds later. Prints one JSON document.
 
-Three ways to the same page, interleaved: the origin directly; edgepick's worker; and
-GrowthBook's JS SDK in a JS worker (``bench/js_worker.mjs``: signed cookie, one evaluation per
-slot, HTMLRewriter, re-signed cookie, one event batch) under its own ``wrangler dev`` of the same
-wrangler and workerd. Both workers ship their events to a collector on the origin's server.
+Four ways to the same page, interleaved: the origin directly; edgepick's worker; GrowthBook's JS
+SDK in a JS worker (``bench/js_worker.mjs``: signed cookie, one evaluation per slot,
+HTMLRewriter, re-signed cookie, one event batch); and a Python worker that only passes the
+request to the origin (the floor any Python Worker pays here), each under its own ``wrangler
+dev`` of the same wrangler and workerd. The two deciding workers ship their events to a
+collector on the origin's server.
 Timed (wall clock, this process): from sending the request to the first byte of the body, and
 to its last. ``wrangler dev``'s local proxy adds tens of milliseconds to anything behind it, so
 the worker's own share is the gap to the JS worker, not to the origin. The edgepick worker's
@@ -134,6 +136,29 @@ def js_peer(folder: Path, engine: Engine, origin_url: str) -> Path:
     return config
 
 
+PASSTHROUGH = """\
+import js
+
+
+async def on_fetch(request, env, ctx=None):
+    url = js.URL.new(request.url)
+    return await js.fetch(str(env.ORIGIN_URL) + str(url.pathname) + str(url.search), request)
+"""
+
+
+def python_passthrough(folder: Path, origin_url: str) -> Path:
+    """A ``wrangler.toml`` and entry for a Python worker that only fetches the origin (the same
+    runtime settings as edgepick's local worker: ``wrangler.toml``'s date and flags)."""
+    folder.mkdir(parents=True)
+    (folder / "entry.py").write_text(PASSTHROUGH)
+    config = folder / "wrangler.toml"
+    config.write_text(
+        'name = "python-passthrough"\nmain = "entry.py"\ncompatibility_date = "2024-11-06"\n'
+        f'compatibility_flags = ["python_workers"]\n[vars]\nORIGIN_URL = "{origin_url}"\n'
+    )
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=20)
@@ -141,7 +166,7 @@ def main() -> None:
     args = parser.parse_args()
     origin = origin_server(args.delay)
     origin_url = f"http://127.0.0.1:{origin.server_address[1]}"
-    port, peer_port = free_port(), free_port()
+    port, peer_port, floor_port = free_port(), free_port(), free_port()
     workers = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -164,10 +189,22 @@ def main() -> None:
                     peer_port, folder / "peer-kv", {}, folder, ready_path="/ready", config=peer
                 )
             )
+            floor = python_passthrough(folder / "passthrough", origin_url)
+            workers.append(
+                start_wrangler(
+                    floor_port, folder / "floor-kv", {}, folder, ready_path="/ready", config=floor
+                )
+            )
             first_view = timed_get(port, "/shop")  # buffered: the isolate learns the page
             timed_get(peer_port, "/shop")  # the JS worker's first request, likewise untimed
+            timed_get(floor_port, "/shop")
             direct = int(origin.server_address[1])
-            ways = {"direct": direct, "edgepick": port, "growthbook_js": peer_port}
+            ways = {
+                "direct": direct,
+                "edgepick": port,
+                "growthbook_js": peer_port,
+                "python_passthrough": floor_port,
+            }
             seen: dict[str, dict[str, list[float]]] = {
                 way: {"first_byte": [], "whole": []} for way in ways
             }
@@ -197,6 +234,9 @@ def main() -> None:
                 "through_growthbook_js_worker": {
                     k: summary(v) for k, v in seen["growthbook_js"].items()
                 },
+                "through_python_passthrough": {
+                    k: summary(v) for k, v in seen["python_passthrough"].items()
+                },
                 "through_edgepick_first_view_buffered_ms": {
                     "first_byte": round(first_view[0], 1),
                     "whole": round(first_view[1], 1),
@@ -204,6 +244,12 @@ def main() -> None:
                 "first_byte_gap_edgepick_minus_growthbook_js_ms": gaps("edgepick", "growthbook_js"),
                 "first_byte_gap_edgepick_minus_direct_ms": gaps("edgepick", "direct"),
                 "first_byte_gap_growthbook_js_minus_direct_ms": gaps("growthbook_js", "direct"),
+                "first_byte_gap_python_passthrough_minus_direct_ms": gaps(
+                    "python_passthrough", "direct"
+                ),
+                "first_byte_gap_edgepick_minus_python_passthrough_ms": gaps(
+                    "edgepick", "python_passthrough"
+                ),
                 "whole_page_gap_edgepick_minus_growthbook_js_ms": gaps(
                     "edgepick", "growthbook_js", "whole"
                 ),

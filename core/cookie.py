@@ -1,14 +1,18 @@
-"""The visitor cookie: versioned, HMAC-SHA256 signed, quantized, within a byte budget.
+"""The visitor cookie: versioned, signed, quantized, within a byte budget.
 
-Format: ``v2.<key id>.<payload>.<mac>`` with base64url (unpadded) parts. The payload is a compact
+Format: ``v3.<key id>.<payload>.<tag>`` with base64url (unpadded) parts. The payload is a compact
 JSON array ``[visitor_id, visits, first_seen, last_seen, session_start, page_views, stage,
-[category, q, ...], flags, user_id, [slot, variant, decision_id, propensity, ...], epoch]`` where
-``q = round(16 * affinity)`` (1/16 of a page view). The tag is the first 16 bytes of
-``HMAC-SHA256(key, "v2.<key id>.<payload>")`` (RFC 2104, ``core.signing``).
+[[category, q], ...], flags, user_id, [[slot, variant, decision_id, propensity], ...], epoch]``
+where ``q = round(16 * affinity)`` (1/16 of a page view). The tag is keyed BLAKE2b-128 over
+``"v3.<key id>.<payload>"`` under a subkey derived from the key for cookies alone
+(``core.signing.keyed_tag``: one hash call, where HMAC-SHA256 takes two).
 
-``v1`` cookies (the same array as msgpack) are still read and re-issued as ``v2``: JSON is
-C-accelerated in Pyodide while msgpack runs its pure-Python fallback there (the whole round trip
-is several times faster; bench/decide.py measures it).
+Older versions are still read and re-issued as ``v3``: ``v2`` (JSON with the affinities and
+decisions flattened, ``[category, q, ...]``, tagged with the first 16 bytes of HMAC-SHA256,
+RFC 2104) and ``v1`` (v2's array as msgpack, HMAC-SHA256). v3's nested lists go to and from the
+state's tuples without a Python-level loop of flattening.
+JSON is C-accelerated in Pyodide while msgpack runs its pure-Python fallback there
+(bench/decide.py measures the round trip).
 
 Keys rotate: the cookie names its key id; any known key verifies it, and a cookie signed with
 a key other than the current one is reported as ``rotated`` so the edge re-signs it.
@@ -18,17 +22,21 @@ Anything that does not verify decodes to the fresh visitor plus a reason, never 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import json.encoder
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from itertools import accumulate
+from typing import Any, NamedTuple
 
 from core.features import VisitorState
 from core.packing import unpack
-from core.signing import b64decode, b64encode, tag, valid
+from core.signing import TAG_BYTES, b64decode, b64encode, keyed_tag, keyed_valid, valid
 
-VERSION = "v2"
-READ = ("v1", "v2")  # versions still read (v1: the msgpack payload)
+VERSION = "v3"
+READ = ("v1", "v2", "v3")  # versions still read (v1: the msgpack payload; v1, v2: HMAC-SHA256)
+PURPOSE = b"edgepick-cookie"  # the tag's subkey is for cookies alone (core.signing.keyed_tag)
 QUANTUM = 16.0
 MAX_INPUT = 4096
 
@@ -64,68 +72,88 @@ class Keyring:
                 raise ValueError(f"key id {kid!r} must be non-empty and contain no '.'")
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):
     state: VisitorState
     status: CookieStatus
 
 
+def _quantized(affinity: tuple[tuple[str, float], ...]) -> list[tuple[str, int]]:
+    return [(category, min(round(score * QUANTUM), 0xFFFF)) for category, score in affinity]
+
+
 def _payload(state: VisitorState, categories: int, decisions: int, flags: int) -> bytes:
-    flat: list[Any] = []
-    for category, score in state.affinity[:categories]:
-        flat.extend((category, min(round(score * QUANTUM), 0xFFFF)))
+    vid, visits, first, last, start, stage, affinity, flagset, user, views, made, epoch = state
     document = [
-        state.visitor_id,
-        state.visits,
-        state.first_seen,
-        state.last_seen,
-        state.session_start,
-        state.page_views,
-        state.stage,
-        flat,
-        sorted(state.flags)[:flags],
-        state.user_id,
-        [part for decision in state.decisions[:decisions] for part in decision],
-        state.decisions_epoch,
+        vid,
+        visits,
+        first,
+        last,
+        start,
+        views,
+        stage,
+        _quantized(affinity[:categories]),
+        sorted(flagset)[:flags],
+        user,
+        made[:decisions],
+        epoch,
     ]
     return _ENCODE(document).encode()
 
 
-def encode(state: VisitorState, keyring: Keyring, max_bytes: int = 1024) -> str:
-    """The signed cookie value within ``max_bytes``.
+_TAG_CHARS = (4 * TAG_BYTES + 2) // 3  # unpadded base64url of the tag
 
-    Over budget, cached decisions go first (they can be made again), then the weakest
-    affinities, then flags: each by a binary search for the most that still fit (the value's
-    size grows with what is kept), so a state of any size costs O(n log n), not O(n^2).
-    ``ValueError`` only if even the bare visitor does not fit.
-    """
-    kid = keyring.current
-    key = keyring.keys[kid]
 
-    def value(categories: int, decisions: int, flags: int) -> str:
-        signed = f"{VERSION}.{kid}.{b64encode(_payload(state, categories, decisions, flags))}"
-        return f"{signed}.{tag(key, signed)}"
+def _room(prefix: int, max_bytes: int) -> int:
+    """The longest payload (bytes) whose value ``<prefix><base64url payload>.<tag>`` fits
+    ``max_bytes``: unpadded base64 of ``n`` bytes is ``ceil(4n / 3)`` characters, and
+    ``ceil(4n / 3) <= r`` exactly when ``n <= floor(3r / 4)``."""
+    return 3 * (max_bytes - prefix - 1 - _TAG_CHARS) // 4
 
-    kept = [len(state.affinity), len(state.decisions), len(state.flags)]
-    best = value(*kept)
-    if len(best) <= max_bytes:
-        return best
+
+def _lengths(items: Iterable[Any]) -> list[int]:
+    """``lengths[k]``: the characters the first ``k`` items add to their JSON list (each item's
+    JSON, a comma between items)."""
+    sizes = [len(_ENCODE(item)) + 1 for item in items]  # its JSON and one comma
+    return [0, *(total - 1 for total in accumulate(sizes))]
+
+
+def _fit(state: VisitorState, prefix: int, max_bytes: int) -> tuple[int, int, int] | None:
+    """The most (categories, decisions, flags) whose value fits, dropping cached decisions first
+    (they can be made again), then the weakest affinities, then flags; None if even the bare
+    visitor does not fit. Linear: each item is encoded once to know its length, and the
+    payload's length is the bare document's plus the kept items' (the JSON of a list is its
+    items' joined by commas)."""
+    room = _room(prefix, max_bytes) - len(_payload(state, 0, 0, 0))
+    added = [
+        _lengths(_quantized(state.affinity)),
+        _lengths(state.decisions),
+        _lengths(sorted(state.flags)),
+    ]
+    kept = [len(lengths) - 1 for lengths in added]
     for part in (1, 0, 2):  # decisions, then affinities, then flags
-        low, high = 0, kept[part]  # the most of this part that fits lies in [low, high]
         kept[part] = 0
-        if len(value(*kept)) > max_bytes:
-            continue  # even none of it does not fit: drop the next part too
-        while low < high:
-            middle = (low + high + 1) // 2
-            kept[part] = middle
-            if len(value(*kept)) <= max_bytes:
-                low = middle
-            else:
-                high = middle - 1
-        kept[part] = low
-        return value(*kept)
-    bare = value(0, 0, 0)
-    raise ValueError(f"cookie is {len(bare)} bytes even without affinities (budget {max_bytes})")
+        left = room - sum(lengths[k] for lengths, k in zip(added, kept, strict=True))
+        if left >= 0:
+            kept[part] = bisect_right(added[part], left) - 1  # lengths grow with k
+            return kept[0], kept[1], kept[2]
+    return None
+
+
+def encode(state: VisitorState, keyring: Keyring, max_bytes: int = 1024) -> str:
+    """The signed cookie value within ``max_bytes``: everything when it fits, else the most that
+    does (``_fit``; linear in the state's size). ``ValueError`` only if even the bare visitor
+    does not fit."""
+    kid = keyring.current
+    prefix = f"{VERSION}.{kid}."
+    payload = _payload(state, len(state.affinity), len(state.decisions), len(state.flags))
+    if len(payload) > _room(len(prefix), max_bytes):
+        kept = _fit(state, len(prefix), max_bytes)
+        if kept is None:
+            size = len(prefix) + len(b64encode(_payload(state, 0, 0, 0))) + 1 + _TAG_CHARS
+            raise ValueError(f"cookie is {size} bytes even without affinities (budget {max_bytes})")
+        payload = _payload(state, *kept)
+    signed = prefix + b64encode(payload)
+    return f"{signed}.{keyed_tag(keyring.keys[kid], PURPOSE, signed)}"
 
 
 def decode(value: str | None, keyring: Keyring, fresh: VisitorState) -> Decoded:
@@ -143,22 +171,60 @@ def decode(value: str | None, keyring: Keyring, fresh: VisitorState) -> Decoded:
     key = keyring.keys.get(kid)
     if key is None:
         return Decoded(fresh, CookieStatus.UNKNOWN_KEY)
-    if not valid(key, value[: -len(mac_b64) - 1], mac_b64):  # "<version>.<kid>.<payload>"
+    signed = value[: -len(mac_b64) - 1]  # "<version>.<kid>.<payload>"
+    if not (
+        keyed_valid(key, PURPOSE, signed, mac_b64)
+        if version == VERSION
+        else valid(key, signed, mac_b64)
+    ):
         return Decoded(fresh, CookieStatus.BAD_SIGNATURE)
     state = _state(payload_b64, version)
     if state is None:
         return Decoded(fresh, CookieStatus.BAD_PAYLOAD)
-    return Decoded(state, CookieStatus.OK if kid == keyring.current else CookieStatus.ROTATED)
+    # the named tuple without its Python-level __new__ (as _state builds the state)
+    status = CookieStatus.OK if kid == keyring.current else CookieStatus.ROTATED
+    return _new_state(Decoded, (state, status))
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number a cookie may hold")
 
 
+def _refuse_type(value: object) -> Any:
+    raise TypeError(f"a cookie holds no {type(value).__name__}")
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """Compact JSON that refuses non-finite numbers, made once. ``JSONEncoder.encode`` builds a new
+    C encoder per call (with a cycle check a cookie's flat lists do not need): where the C
+    encoder exists (CPython and Pyodide) it is built here once and called directly."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - a Python without the _json accelerator
+        return json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+    ascii_string = json.encoder.encode_basestring_ascii
+    chunks = make(None, _refuse_type, ascii_string, None, ":", ",", False, False, False)
+    return lambda document: "".join(chunks(document, 0))
+
+
+def _json_decoder() -> Callable[[str], Any]:
+    """One JSON value spanning the whole text; ``NaN``/``Infinity`` refused. The decoder's scanner
+    is called directly (``JSONDecoder.decode`` matches whitespace around the value twice: the
+    encoder above writes none, so text with any before or after the value is refused)."""
+    decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+    scan: Callable[[str, int], tuple[Any, int]] = decoder.scan_once  # type: ignore[attr-defined]
+
+    def whole(text: str) -> Any:
+        document, end = scan(text, 0)
+        if end != len(text):
+            raise ValueError(f"data after the JSON value at {end}")
+        return document
+
+    return whole
+
+
 _new_state = tuple.__new__
-# made once: ``json.dumps``/``json.loads`` with options build a new encoder/decoder per call
-_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_DECODE = json.JSONDecoder(parse_constant=_refuse_constant).decode
+_ENCODE = _json_encoder()
+_DECODE = _json_decoder()
 
 
 def _document(payload: bytes, version: str) -> Any:
@@ -167,52 +233,62 @@ def _document(payload: bytes, version: str) -> Any:
     return _DECODE(payload.decode("utf-8"))
 
 
+def _nested(flat: Any, width: int) -> list[tuple[Any, ...]]:
+    """v1/v2's flat lists as v3's nested ones (an odd length raises)."""
+    parts = iter(flat)
+    return list(zip(*[parts] * width, strict=True))
+
+
 def _state(payload_b64: str, version: str) -> VisitorState | None:
     """The state a verified payload holds, or None when it is not exactly the documented array
     (JSON and msgpack give exact types, so ``type(x) is T`` checks; ``True`` is not an int)."""
     try:
         items = _document(b64decode(payload_b64), version)
-        vid, visits, first, last, start, views, stage, flat, flags, user, made, epoch = items
-    except Exception:  # json, msgpack and unpacking raise many unrelated types for garbage
+        vid, visits, first, last, start, views, stage, pairs, flags, user, made, epoch = items
+        if version != VERSION:  # v1, v2: [category, q, ...] and [slot, variant, id, p, ...]
+            pairs, made = _nested(pairs, 2), _nested(made, 4)
+        affinity = tuple(
+            [
+                (category, q / QUANTUM)
+                for category, q in pairs  # an item of another length raises
+                if type(category) is str and type(q) is int and 0 <= q <= 0xFFFF
+            ]
+        )
+        decisions = tuple(
+            [
+                (slot, variant, decision_id, p)
+                for slot, variant, decision_id, p in made
+                if type(slot) is str
+                and type(variant) is str
+                and type(decision_id) is str
+                and type(p) is float
+                and 0.0 < p <= 1.0
+            ]
+        )
+    except Exception:  # json, msgpack, unpacking and zip raise many unrelated types for garbage
         return None
     if not (
         type(vid) is str
         and vid
         and type(stage) is str
         and type(user) is str
-        and type(flat) is list
+        and type(pairs) is list
         and type(flags) is list
         and type(made) is list
         and type(epoch) is int
-        and not len(flat) % 2
-        and not len(made) % 4
+        and len(affinity) == len(pairs)  # every item passed its checks
+        and len(decisions) == len(made)
+        and type(visits) is int
+        and type(first) is int
+        and type(last) is int
+        and type(start) is int
+        and type(views) is int
+        and min(visits, first, last, start, views) >= 0
     ):
         return None
-    for n in (visits, first, last, start, views):
-        if type(n) is not int or n < 0:
-            return None
     for f in flags:
         if type(f) is not str:
             return None
-    affinity = []
-    pairs = iter(flat)
-    for category, q in zip(pairs, pairs, strict=True):
-        if type(category) is not str or type(q) is not int or not 0 <= q <= 0xFFFF:
-            return None
-        affinity.append((category, q / QUANTUM))
-    decisions = []
-    parts = iter(made)
-    for decision in zip(parts, parts, parts, parts, strict=True):
-        slot, variant, decision_id, propensity = decision
-        if not (
-            type(slot) is str
-            and type(variant) is str
-            and type(decision_id) is str
-            and type(propensity) is float
-            and 0.0 < propensity <= 1.0
-        ):
-            return None
-        decisions.append(decision)
     # every field in VisitorState's order, without the named tuple's Python-level __new__
-    fields = (vid, visits, first, last, start, stage, tuple(affinity), frozenset(flags), user)
-    return _new_state(VisitorState, (*fields, views, tuple(decisions), epoch))
+    fields = (vid, visits, first, last, start, stage, affinity, frozenset(flags), user)
+    return _new_state(VisitorState, (*fields, views, decisions, epoch))

@@ -5,8 +5,9 @@ here, so stitching, training rows and evaluation start from what the edge really
 from __future__ import annotations
 
 import asyncio
-import itertools
+import collections
 import json
+import os
 from typing import Any
 
 from core import events, identity
@@ -49,12 +50,21 @@ def pages() -> dict[str, tuple[int, str, str]]:
 CATALOG = ("/c/running", "/c/hiking", "/c/yoga", "/p/run-trail-shoe", "/cart", "/checkout")
 
 
-_EDGES = itertools.count()  # each Edge's own random ids, reproducibly
+_EDGES: collections.Counter[str] = collections.Counter()  # Edges made so far, per test
+
+
+def _seed() -> str:
+    """Each Edge's own random ids, the same whichever tests ran before: seeded by the test that
+    makes it (pytest names it in ``PYTEST_CURRENT_TEST``) and how many Edges it made before."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    made = _EDGES[test]
+    _EDGES[test] += 1
+    return f"edge-{test}-{made}"
 
 
 class Edge:
     def __init__(self, blob: bytes | None, env: dict[str, str] | None = None) -> None:
-        self.io = FakeIO(pages=pages(), seed=f"edge-{next(_EDGES)}")
+        self.io = FakeIO(pages=pages(), seed=_seed())
         if blob is not None:
             sid = decode_header(blob)[0].id
             self.io.kv.update({"snap/current": sid, f"snap/{sid}": blob})

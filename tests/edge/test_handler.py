@@ -49,7 +49,7 @@ def test_personalized_page_cookie_and_exposures(fixture_blob: bytes) -> None:
     assert html.count("data-edgepick-decision=") == 4  # headline, promo, hero, cta (recs is async)
     assert "Loading recommendations" in html
     cookie = header(out, "set-cookie") or ""
-    assert cookie.startswith("ep=v2.k2.") and "HttpOnly" in cookie and "Secure" in cookie
+    assert cookie.startswith("ep=v3.k2.") and "HttpOnly" in cookie and "Secure" in cookie
     assert "SameSite=Lax" in cookie and len(cookie.split(";")[0]) < 1024
     assert (header(out, "server-timing") or "").startswith("edgepick;dur=")
     exposures = edge.exposures()
@@ -93,7 +93,7 @@ def test_bad_cookies_are_ignored_without_error(fixture_blob: bytes, value: str) 
     edge = Edge(fixture_blob)
     out = edge.request("/", cookie=f"ep={value}")
     assert out.status == 200 and not out.untouched
-    assert (header(out, "set-cookie") or "").startswith("ep=v2.k2.")
+    assert (header(out, "set-cookie") or "").startswith("ep=v3.k2.")
     assert edge.stats.errors == 0
 
 
@@ -112,7 +112,7 @@ def test_rotated_key_is_accepted_and_resigned(fixture_blob: bytes) -> None:
     old.request("/")
     edge = Edge(fixture_blob)
     out = edge.request("/", cookie=f"ep={old.jar['ep']}")
-    assert (header(out, "set-cookie") or "").startswith("ep=v2.k2.")
+    assert (header(out, "set-cookie") or "").startswith("ep=v3.k2.")
 
 
 def test_global_privacy_control_means_no_stored_features(fixture_blob: bytes) -> None:
