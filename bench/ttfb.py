@@ -138,19 +138,32 @@ def js_peer(folder: Path, engine: Engine, origin_url: str) -> Path:
 
 PASSTHROUGH = """\
 import js
+from pyodide.ffi import create_proxy, to_js
+
+REWRITE = {rewrite}
+HANDLER = (  # one JS handler object, its element function a Python no-op, made once
+    js.Object.fromEntries(to_js([["element", create_proxy(lambda element: None)]]))
+    if REWRITE
+    else None
+)
 
 
 async def on_fetch(request, env, ctx=None):
     url = js.URL.new(request.url)
-    return await js.fetch(str(env.ORIGIN_URL) + str(url.pathname) + str(url.search), request)
+    page = await js.fetch(str(env.ORIGIN_URL) + str(url.pathname) + str(url.search), request)
+    if HANDLER is None:
+        return page
+    return js.HTMLRewriter.new().on("[data-edgepick-slot]", HANDLER).transform(page)
 """
 
 
-def python_passthrough(folder: Path, origin_url: str) -> Path:
+def python_passthrough(folder: Path, origin_url: str, rewrite: bool = False) -> Path:
     """A ``wrangler.toml`` and entry for a Python worker that only fetches the origin (the same
-    runtime settings as edgepick's local worker: ``wrangler.toml``'s date and flags)."""
+    runtime settings as edgepick's local worker: ``wrangler.toml``'s date and flags); with
+    ``rewrite``, through an HTMLRewriter whose one element handler is a Python no-op on the
+    page's slots (what any Python handler costs a streamed page's first byte)."""
     folder.mkdir(parents=True)
-    (folder / "entry.py").write_text(PASSTHROUGH)
+    (folder / "entry.py").write_text(PASSTHROUGH.format(rewrite=rewrite))
     config = folder / "wrangler.toml"
     config.write_text(
         'name = "python-passthrough"\nmain = "entry.py"\ncompatibility_date = "2024-11-06"\n'
@@ -166,7 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     origin = origin_server(args.delay)
     origin_url = f"http://127.0.0.1:{origin.server_address[1]}"
-    port, peer_port, floor_port = free_port(), free_port(), free_port()
+    port, peer_port, floor_port, noop_port = free_port(), free_port(), free_port(), free_port()
     workers = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -195,15 +208,23 @@ def main() -> None:
                     floor_port, folder / "floor-kv", {}, folder, ready_path="/ready", config=floor
                 )
             )
+            noop = python_passthrough(folder / "noop-handler", origin_url, rewrite=True)
+            workers.append(
+                start_wrangler(
+                    noop_port, folder / "noop-kv", {}, folder, ready_path="/ready", config=noop
+                )
+            )
             first_view = timed_get(port, "/shop")  # buffered: the isolate learns the page
             timed_get(peer_port, "/shop")  # the JS worker's first request, likewise untimed
             timed_get(floor_port, "/shop")
+            timed_get(noop_port, "/shop")
             direct = int(origin.server_address[1])
             ways = {
                 "direct": direct,
                 "edgepick": port,
                 "growthbook_js": peer_port,
                 "python_passthrough": floor_port,
+                "python_noop_handler": noop_port,
             }
             seen: dict[str, dict[str, list[float]]] = {
                 way: {"first_byte": [], "whole": []} for way in ways
@@ -237,6 +258,9 @@ def main() -> None:
                 "through_python_passthrough": {
                     k: summary(v) for k, v in seen["python_passthrough"].items()
                 },
+                "through_python_rewriter_noop_handler": {
+                    k: summary(v) for k, v in seen["python_noop_handler"].items()
+                },
                 "through_edgepick_first_view_buffered_ms": {
                     "first_byte": round(first_view[0], 1),
                     "whole": round(first_view[1], 1),
@@ -249,6 +273,9 @@ def main() -> None:
                 ),
                 "first_byte_gap_edgepick_minus_python_passthrough_ms": gaps(
                     "edgepick", "python_passthrough"
+                ),
+                "first_byte_gap_python_noop_handler_minus_python_passthrough_ms": gaps(
+                    "python_noop_handler", "python_passthrough"
                 ),
                 "whole_page_gap_edgepick_minus_growthbook_js_ms": gaps(
                     "edgepick", "growthbook_js", "whole"

@@ -190,7 +190,11 @@ def pinned_worker(folder: Path, root: Path = ROOT) -> Path:
     exactly the code of this moment, never rebuilt or restarted when ``core/`` or ``edge/``
     change meanwhile. Returns the config's path."""
     subprocess.run(
-        [sys.executable, "-m", "compile.bundle", str(folder)], cwd=root, check=True, timeout=120
+        [sys.executable, "-m", "compile.bundle", str(folder)],
+        cwd=root,
+        check=True,
+        timeout=120,
+        stdout=sys.stderr,  # its progress line: a caller printing JSON keeps stdout for it
     )
     settings = tomllib.loads((root / "wrangler.toml").read_text())
     keep = ("name", "compatibility_date", "compatibility_flags", "kv_namespaces")
