@@ -34,7 +34,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
-from core.decide import Decision, applies, decide, fixed_decision, in_holdout
+from core.decide import (
+    Decision,
+    applies,
+    decide,
+    fixed_decision,
+    in_holdout,
+    request_attributes,
+)
 from core.engine import Engine
 from core.features import Featurizer, RequestContext, VisitorState, decayed_affinity
 from core.hashing import short_id
@@ -65,9 +72,7 @@ def context_key(
     affinity: dict[str, float] | None = None
     parts: list[Any] = [tuple(p.slot.name for p in prepared)]
     if any(p.targeted for p in prepared):
-        if engine.reads_affinity:
-            affinity = decayed_affinity(state, now, site.signals.half_life)
-        attrs = engine.build_attributes(state, context, now, site.signals, affinity or {})
+        attrs, affinity = request_attributes(engine, state, context, now, None)
         parts.append(tuple(p.hits(attrs) if p.targeted else () for p in prepared))
     featurizers: list[Featurizer] = []
     for p in prepared:

@@ -176,7 +176,6 @@ def _sweep(now_ms: int) -> None:
 
 _appends: dict[str, Any] = {}  # html -> its append handler: they hold nothing of a page's own
 MAX_APPENDS = 256
-REPEATED = DEFAULT_TEMPLATE  # what starts the page marks that repeat from view to view
 
 
 def _append_handler(html: str) -> Any:
@@ -184,7 +183,7 @@ def _append_handler(html: str) -> Any:
     view to view (a page's async slots' default templates: no conversion of them per request);
     what names this view (the page-level decision's mark, a preview's banner) is made for it
     alone, so it never pushes the templates out."""
-    if not html.startswith(REPEATED):
+    if not html.startswith(DEFAULT_TEMPLATE):  # made for this view alone
         return _handler("append", html)
     handler = _appends.get(html)
     if handler is None:
