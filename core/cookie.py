@@ -57,6 +57,15 @@ class CookieStatus(StrEnum):
         return self in (CookieStatus.OK, CookieStatus.ROTATED)
 
 
+_KEY_ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def valid_key_id(kid: str) -> bool:
+    """Whether ``kid`` can name a key in a cookie: one or more ASCII letters, digits, '-', '_'
+    (the cookie is ASCII and its parts are separated by '.')."""
+    return bool(kid) and _KEY_ID_CHARACTERS.issuperset(kid)
+
+
 @dataclass(frozen=True, slots=True)
 class Keyring:
     """Signing keys by id; ``current`` signs, every key verifies."""
@@ -68,8 +77,8 @@ class Keyring:
         if self.current not in self.keys:
             raise ValueError(f"current key id {self.current!r} is not in the keyring")
         for kid in self.keys:
-            if not kid or "." in kid:
-                raise ValueError(f"key id {kid!r} must be non-empty and contain no '.'")
+            if not valid_key_id(kid):
+                raise ValueError(f"key id {kid!r} must be ASCII letters, digits, '-' or '_'")
 
 
 class Decoded(NamedTuple):
@@ -246,6 +255,8 @@ def _state(payload_b64: str, version: str) -> VisitorState | None:
         items = _document(b64decode(payload_b64), version)
         vid, visits, first, last, start, views, stage, pairs, flags, user, made, epoch = items
         if version != VERSION:  # v1, v2: [category, q, ...] and [slot, variant, id, p, ...]
+            if type(pairs) is not list or type(made) is not list:
+                return None  # checked before they become lists
             pairs, made = _nested(pairs, 2), _nested(made, 4)
         affinity = tuple(
             [

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.cookie import Keyring
+from core.cookie import Keyring, valid_key_id
 from edge.context import ConsentPolicy
 
 
@@ -47,21 +47,29 @@ class EdgeConfig:
     origin_timeout_ms: int = 10_000
 
 
-def parse_keyring(text: str) -> Keyring | None:
+def parse_keyring(text: str, problems: list[str] | None = None) -> Keyring | None:
+    """``kid:secret,kid:secret``: the first signs, all verify. A part that is not ``kid:secret``
+    with a valid key id (``core.cookie.valid_key_id``) is skipped and reported in ``problems``."""
     keys: dict[str, bytes] = {}
     first = ""
-    for part in text.split(","):
+    for n, part in enumerate(text.split(",")):
         kid, sep, secret = part.strip().partition(":")
-        if sep and kid and secret and "." not in kid:
+        if sep and secret and valid_key_id(kid):
             keys.setdefault(kid, secret.encode())
             first = first or kid
+        elif part.strip() and problems is not None:  # never the text itself: it holds secrets
+            named = f" (id {kid[:20]!r})" if sep else ""
+            problems.append(
+                f"COOKIE_KEYS part {n + 1} is not kid:secret with a key id of ASCII letters,"
+                f" digits, '-' or '_'{named}: skipped"
+            )
     return Keyring(first, keys) if keys else None
 
 
 def load(get: Callable[[str], str]) -> EdgeConfig:
     """Settings from a variable lookup (``""`` for unset); bad values fall back and are reported."""
-    problems = []
-    keyring = parse_keyring(get("COOKIE_KEYS"))
+    problems: list[str] = []
+    keyring = parse_keyring(get("COOKIE_KEYS"), problems)
     if keyring is None:
         problems.append("COOKIE_KEYS is not set: visitors get no stored features")
     try:

@@ -45,6 +45,8 @@ GARBAGE = (
     b'["v",1,2,3,4,5,"s","ab",[],"",[],0]',  # affinities as a string
     b'["v",1,2,3,4,5,"s",{"ab":1},[],"",[],0]',  # affinities as an object
     b'["",1,2,3,4,5,"s",[],[],"",[],0]',  # no visitor id
+    b'["v",1,2,3,4,5,"s","",[],"",[],0]',  # affinities an empty string (v2 took it as [])
+    b'["v",1,2,3,4,5,"s",[],[],"",{},0]',  # decisions an empty object (likewise)
 )
 BAD_ITEMS = {  # affinities and decisions each version's way
     "v2": (
@@ -124,6 +126,29 @@ def test_json_with_whitespace_or_trailing_data_is_refused() -> None:
     for bad in (" " + text, text + " ", text + "[]", text + "\n"):
         status = cookie.decode(signed("v3", bad.encode()), KEYS, FRESH).status
         assert status is CookieStatus.BAD_PAYLOAD, bad
+
+
+def test_v1_lists_that_are_not_lists_are_refused() -> None:
+    for bad in (b"", {}, "ab"):
+        for field in (7, 10):  # affinities, decisions
+            document = flat_document(STATE)
+            document[field] = bad
+            decoded = cookie.decode(signed("v1", pack(document)), KEYS, FRESH)
+            assert decoded.status is CookieStatus.BAD_PAYLOAD, (field, bad)
+
+
+def test_key_ids_are_cookie_safe() -> None:
+    for kid in ("k1", "key_2", "2026-11"):
+        assert cookie.valid_key_id(kid)
+        assert Keyring(kid, {kid: b"s"}).current == kid
+    for kid in ("", "a.b", "é", "a b", "k;1", "k,1", "k=1"):
+        assert not cookie.valid_key_id(kid)
+        try:
+            Keyring(kid, {kid: b"s"})
+        except ValueError as error:
+            assert "key id" in str(error)
+        else:
+            raise AssertionError(f"{kid!r} accepted")
 
 
 def test_non_finite_numbers_and_garbage_in_a_signed_payload_are_refused() -> None:
