@@ -129,7 +129,8 @@ def test_json_with_whitespace_or_trailing_data_is_refused() -> None:
 
 
 def test_v1_lists_that_are_not_lists_are_refused() -> None:
-    for bad in (b"", {}, "ab"):
+    not_lists: tuple[object, ...] = (b"", {}, "ab")
+    for bad in not_lists:
         for field in (7, 10):  # affinities, decisions
             document = flat_document(STATE)
             document[field] = bad
