@@ -98,6 +98,7 @@ def decide(
     held_out = site.holdout > 0.0 and in_holdout(visitor_id, site.holdout)
     bot = context.device == "bot"  # bots and tools: the defaults, like the holdout
     special = held_out or bot or bool(overrides)  # each slot asks _special first
+    plain = not context.extra  # no extra attributes: fused audience functions apply
     vectors: dict[Featurizer, tuple[float, ...]] | None = None
     # a caller's random request id (the edge's) names the decisions as it is; without one they
     # are named by a hash of their inputs, so replaying a decision gives the same id
@@ -115,11 +116,16 @@ def decide(
                 out.append(fixed)
                 continue
         if prepared.targeted:  # core.targeting.target, inlined: a call less per slot
-            if attrs is None:  # request_attributes, inlined: 909 fewer instructions (callgrind)
-                if affinity is None and engine.reads_affinity:
-                    affinity = decayed_affinity(state, now, site.signals.half_life)
-                attrs = engine.build_attributes(state, context, now, site.signals, affinity or {})
-            hits = prepared.hits(attrs)
+            fused = prepared.fused
+            if fused is not None and plain:  # audiences of plain fields: no attribute document
+                hits = fused(state, context)
+            else:
+                if attrs is None:  # request_attributes, inlined: 909 fewer instructions
+                    if affinity is None and engine.reads_affinity:
+                        affinity = decayed_affinity(state, now, site.signals.half_life)
+                    signals = site.signals
+                    attrs = engine.build_attributes(state, context, now, signals, affinity or {})
+                hits = prepared.hits(attrs)
             targeted = prepared.outcomes.get(hits) or outcome(prepared, hits)
         else:
             targeted = prepared.untargeted

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.conditions import attribute_names
-from core.features import ATTRIBUTES, AttributeBuilder, attribute_builder
+from core.features import ATTRIBUTES, FIELDS, AttributeBuilder, attribute_builder
 from core.model import Lifecycle, RuleAction, Site, Slot, Snapshot
 from core.policies import PreparedPolicy, prepare
-from core.predicates import Hits, compile_hits
+from core.predicates import FusedHits, Hits, compile_fused_hits, compile_hits
 from core.snapshot import decode_snapshot
 from core.targeting import OneHot, PreparedRule, PreparedSlot, fixed_outcome, resolve
 
@@ -40,6 +40,7 @@ class Engine:
             s.name: (*(r.audience for r in s.rules), *policies[s.name].segments) for s in site.slots
         }
         hits = compile_hits(conditions, named, groups)
+        fused = compile_fused_hits(conditions, named, FIELDS, groups)
         read: set[str] = set()
         for audience in site.audiences:
             read |= attribute_names(audience.condition)
@@ -50,14 +51,16 @@ class Engine:
                     read.add(group["attributeKey"].split(".")[0])
         keys = tuple(k for k in ATTRIBUTES if k in read)
         slots = {
-            s.name: _prepare_slot(s, n, policies[s.name], hits[s.name])
+            s.name: _prepare_slot(s, n, policies[s.name], hits[s.name], fused.get(s.name))
             for n, s in enumerate(site.slots)
         }
         affinity = bool({"affinity", "topCategory"} & set(keys))
         return cls(snapshot_id, site, slots, affinity, attribute_builder(keys))
 
 
-def _prepare_slot(slot: Slot, position: int, policy: PreparedPolicy, hits: Hits) -> PreparedSlot:
+def _prepare_slot(
+    slot: Slot, position: int, policy: PreparedPolicy, hits: Hits, fused: FusedHits | None
+) -> PreparedSlot:
     ids = tuple(v.id for v in slot.variants)
     index_of = {vid: i for i, vid in enumerate(ids)}
     active = tuple(i for i, v in enumerate(slot.variants) if v.lifecycle is Lifecycle.ACTIVE)
@@ -98,4 +101,5 @@ def _prepare_slot(slot: Slot, position: int, policy: PreparedPolicy, hits: Hits)
             index_of[slot.default],
             certain,
         ),
+        fused,
     )

@@ -193,8 +193,9 @@ def attributes(
     return attribute_builder(keys)(state, context, now, signals, affinity)
 
 
-# attributes that are plain fields, read inline by the generated builder
-_FIELDS = {
+# attributes that are plain fields, read inline by the generated builder (and by the fused
+# audience functions of core.predicates.compile_fused_hits)
+FIELDS = {
     "id": "s.visitor_id",
     "visits": "s.visits",
     "pageViews": "s.page_views",
@@ -232,8 +233,8 @@ def attribute_builder(keys: tuple[str, ...]) -> AttributeBuilder:
     for key in keys:
         if key not in ATTRIBUTES:
             raise ValueError(f"unknown attribute {key!r}")
-        if key in _FIELDS:
-            entries.append(f"{key!r}: {_FIELDS[key]}")
+        if key in FIELDS:
+            entries.append(f"{key!r}: {FIELDS[key]}")
         else:
             namespace[f"_f{len(namespace)}"] = ATTRIBUTES[key]
             entries.append(f"{key!r}: _f{len(namespace) - 1}(s, c, now, sig, aff)")

@@ -26,6 +26,13 @@ hits of every audience a slot's rules and segments name, as a tuple, evaluated i
 call (``core.targeting`` maps the tuple to the rules' outcome). One function per audience
 (``compile_predicates``) serves tools such as ``edgepick explain``. Compiling costs a few
 hundred microseconds per snapshot in CPython, paid once when an engine is prepared.
+
+Where every audience of a slot reads plain fields of the visitor state or the request context
+(``core.features.FIELDS``: ``country`` is ``c.country``, ``visits`` is ``s.visits``), the slot
+also gets a *fused* function over ``(s, c)`` (``compile_fused_hits``): the same expressions with
+each ``a.get(key)`` replaced by the field, so a request without extra attributes builds no
+attribute document (18% fewer instructions per evaluation on the GrowthBook-equivalent slot,
+bench/vs_growthbook.py).
 """
 
 from __future__ import annotations
@@ -50,11 +57,21 @@ _ORDERING = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 _PROLOGUE = "    if type(a) is not dict and not isinstance(a, _Mapping):\n        a = {}\n"
 
 
-class _Emitter:
-    """Writes Python expressions for conditions, binding non-literal values as constants."""
+class _Unfusable(Exception):
+    """A condition that needs the attribute document itself (a saved group, a dotted path, an
+    attribute that is no plain field of the visitor or the request)."""
 
-    def __init__(self, groups: SavedGroups) -> None:
+
+class _Emitter:
+    """Writes Python expressions for conditions, binding non-literal values as constants.
+
+    With ``fields`` (attribute name -> source reading it from ``s``/``c``: ``core.features``),
+    attributes are read straight from the visitor state and request context instead of the
+    attribute document ``a``; a condition that needs the document raises ``_Unfusable``."""
+
+    def __init__(self, groups: SavedGroups, fields: Mapping[str, str] | None = None) -> None:
         self.groups = groups
+        self.fields = fields
         self.namespace: dict[str, Any] = {"_Mapping": Mapping, "_NUMBERS": (int, float)}
         self.names = 0
 
@@ -74,6 +91,10 @@ class _Emitter:
     def _entry(self, key: Any, value: Any) -> str:
         if key in _LOGICAL:
             return self._logical(key, value)
+        if self.fields is not None:  # read from the state and context: a plain field or nothing
+            if type(key) is not str or key not in self.fields:
+                raise _Unfusable(key)
+            return self._value(self.fields[key], value)
         if key == "$savedGroup":
             return f"{self.const(compile_condition({key: value}, self.groups))}(a)"
         if isinstance(key, str) and "." in key:
@@ -185,6 +206,48 @@ def compile_hits(
             )
         hits[group] = generated
     return hits
+
+
+FusedHits = Callable[[Any, Any], tuple[bool, ...]]  # (visitor state, request context) -> hits
+
+
+def compile_fused_hits(
+    conditions: Mapping[str, Mapping[str, Any]],
+    groups_of: Mapping[str, Sequence[str]],
+    fields: Mapping[str, str],
+    saved_groups: SavedGroups | None = None,
+) -> dict[str, FusedHits]:
+    """For each entry of ``groups_of`` whose audiences read only plain fields (``fields``:
+    attribute name -> its source over the visitor state ``s`` and request context ``c``), a
+    function ``(s, c) -> hits`` equal to ``compile_hits``' on the attribute document those
+    fields make: no document is built and no dict read per attribute. Groups needing the
+    document (saved groups, dotted paths, other attributes) are left out: the caller uses
+    ``compile_hits``' function for them, and for any request with extra attributes."""
+    emitter = _Emitter(saved_groups or {}, fields)
+    functions: dict[str, str | None] = {}
+    for i, members in enumerate(groups_of.values()):
+        try:
+            inline = [
+                emitter.condition(conditions[m]) if m in conditions else "False" for m in members
+            ]
+        except (_Unfusable, RecursionError):
+            functions[f"_f{i}"] = None
+            continue
+        functions[f"_f{i}"] = "(" + "".join(f"{e}, " for e in inline) + ")"
+    sources = [
+        f"def {name}(s, c):\n    return {expression}\n"
+        for name, expression in functions.items()
+        if expression is not None
+    ]
+    try:
+        generated.run("".join(sources), "fused-audiences", emitter.namespace)
+    except (SyntaxError, RecursionError, MemoryError):
+        return {}
+    return {
+        group: emitter.namespace[f"_f{i}"]
+        for i, group in enumerate(groups_of)
+        if functions[f"_f{i}"] is not None
+    }
 
 
 def _expression(emitter: _Emitter, condition: Mapping[str, Any]) -> str | None:

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from core.model import Slot
 from core.policies import PreparedPolicy, Scored
-from core.predicates import Hits
+from core.predicates import FusedHits, Hits
 from core.reason import Reason
 
 Step = tuple[str, tuple[Any, ...]]  # a format string and its arguments, rendered on demand
@@ -89,6 +89,9 @@ class PreparedSlot:
     hits: Hits  # the hits of the rules' audiences, then the segments' (core.targeting)
     outcomes: dict[tuple[bool, ...], Targeted]  # hit pattern -> outcome, filled as they occur
     untargeted: Targeted  # the outcome when no audience matches (a slot's only one, if untargeted)
+    # ``hits`` read straight from the state and context (core.predicates.compile_fused_hits),
+    # when every audience reads plain fields only: for requests without extra attributes
+    fused: FusedHits | None = None
 
 
 def target(prepared: PreparedSlot, attrs: Mapping[str, Any]) -> Targeted:
