@@ -234,20 +234,9 @@ def compile_fused_hits(
             functions[f"_f{i}"] = None
             continue
         functions[f"_f{i}"] = "(" + "".join(f"{e}, " for e in inline) + ")"
-    sources = [
-        f"def {name}(s, c):\n    return {expression}\n"
-        for name, expression in functions.items()
-        if expression is not None
-    ]
-    try:
-        generated.run("".join(sources), "fused-audiences", emitter.namespace)
-    except (SyntaxError, RecursionError, MemoryError):
-        return {}
-    return {
-        group: emitter.namespace[f"_f{i}"]
-        for i, group in enumerate(groups_of)
-        if functions[f"_f{i}"] is not None
-    }
+    _define(functions, emitter.namespace, "s, c", "", "fused-audiences")
+    made = {group: emitter.namespace.get(f"_f{i}") for i, group in enumerate(groups_of)}
+    return {group: function for group, function in made.items() if function is not None}
 
 
 def _expression(emitter: _Emitter, condition: Mapping[str, Any]) -> str | None:
@@ -258,20 +247,26 @@ def _expression(emitter: _Emitter, condition: Mapping[str, Any]) -> str | None:
         return None
 
 
-def _define(functions: Mapping[str, str | None], namespace: dict[str, Any]) -> None:
-    """Compile ``def name(a): return expression`` for each entry into ``namespace``, in one go
-    (one too deep for Python's parser: the others one by one, that one left undefined)."""
+def _define(
+    functions: Mapping[str, str | None],
+    namespace: dict[str, Any],
+    params: str = "a",
+    prologue: str = _PROLOGUE,
+    kind: str = "audiences",
+) -> None:
+    """Compile ``def name(params): return expression`` for each entry into ``namespace``, in
+    one go (one too deep for Python's parser: the others one by one, that one left undefined)."""
     sources = [
-        f"def {name}(a):\n{_PROLOGUE}    return {expression}\n"
+        f"def {name}({params}):\n{prologue}    return {expression}\n"
         for name, expression in functions.items()
         if expression is not None
     ]
     try:
-        generated.run("".join(sources), "audiences", namespace)
+        generated.run("".join(sources), kind, namespace)
     except (SyntaxError, RecursionError, MemoryError):
         for source in sources:
             try:
-                generated.run(source, "audiences", namespace)
+                generated.run(source, kind, namespace)
             except (SyntaxError, RecursionError, MemoryError):
                 continue
 

@@ -116,3 +116,18 @@ def test_the_fixture_sites_slots_decide_the_same_either_way(
     for prepared in engine.slots.values():
         if prepared.fused is not None:
             assert prepared.fused(state, context) == prepared.hits(document)
+
+
+def test_one_audience_too_deep_to_compile_leaves_the_other_slots_fused() -> None:
+    deep: dict[str, Any] = {"country": "US"}
+    for _ in range(110):  # 220 nested parentheses: more than Python's parser takes
+        deep = {"$not": {"$not": deep}}
+    named = {"plain": {"country": "US"}, "deep": deep}
+    fused = compile_fused_hits(named, {"a": ["plain"], "b": ["deep"]}, FIELDS)
+    assert "a" in fused
+    state, context = VisitorState("v"), RequestContext(country="US")
+    assert fused["a"](state, context) == (True,)
+    if "b" in fused:  # compiled after all on a Python whose parser takes it: still exact
+        assert fused["b"](state, context) == compile_hits(named, {"b": ["deep"]})["b"](
+            attributes(state, context, NOW, Signals())
+        )
