@@ -15,6 +15,7 @@ from core.engine import Engine
 from core.features import FIELDS, RequestContext, VisitorState, attributes
 from core.model import Signals
 from core.predicates import compile_fused_hits, compile_hits
+from tests.core.condition_strategies import nested_conditions
 
 NOW = 1_790_000_000
 FIELD_KEYS = sorted(FIELDS)
@@ -32,18 +33,7 @@ OPERATORS = st.sampled_from(
 )  # fmt: skip
 OPERATOR_OBJECTS = st.dictionaries(OPERATORS, VALUES, min_size=1, max_size=2)
 FIELD_TESTS = st.dictionaries(st.sampled_from(FIELD_KEYS), VALUES | OPERATOR_OBJECTS, max_size=3)
-CONDITIONS = st.recursive(
-    FIELD_TESTS,
-    lambda inner: st.one_of(
-        st.builds(
-            lambda op, parts: {op: parts},
-            st.sampled_from(["$and", "$or", "$nor"]),
-            st.lists(inner, max_size=3),
-        ),
-        st.builds(lambda part: {"$not": part}, inner),
-    ),
-    max_leaves=8,
-)
+CONDITIONS = nested_conditions(FIELD_TESTS)
 TEXT = st.sampled_from(["", "DE", "US", "mobile", "desktop", "search", "email", "é", "10"])
 STATES = st.builds(
     VisitorState,

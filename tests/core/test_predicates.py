@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from core import conditions
 from core.predicates import compile_hits, compile_predicate, compile_predicates
+from tests.core.condition_strategies import nested_conditions
 
 KEYS = ("country", "visits", "tags", "user.plan")
 SCALARS = st.one_of(
@@ -53,19 +54,7 @@ def _operator_object() -> st.SearchStrategy[dict[str, Any]]:
 
 
 FIELD_TESTS = st.dictionaries(st.sampled_from(KEYS), VALUES | _operator_object(), max_size=3)
-CONDITIONS = st.recursive(
-    FIELD_TESTS,
-    lambda inner: st.one_of(
-        st.builds(
-            lambda op, parts: {op: parts},
-            st.sampled_from(["$and", "$or", "$nor"]),
-            st.lists(inner, max_size=3),
-        ),
-        st.builds(lambda part: {"$not": part}, inner),
-        st.builds(lambda a, b: {**a, **b}, inner, FIELD_TESTS),
-    ),
-    max_leaves=8,
-)
+CONDITIONS = nested_conditions(FIELD_TESTS)
 ATTRIBUTES = st.dictionaries(st.sampled_from([*KEYS, "user"]), VALUES, max_size=4)
 
 
