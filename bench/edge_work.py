@@ -39,7 +39,7 @@ from core.model import (
 )
 from edge.config import load
 from edge.handler import Stats, handle
-from edge.io import Incoming, Page, Rewritten
+from edge.io import Completion, Incoming, Page, Rewritten
 from edge.snapshots import SnapshotCache
 
 T = TypeVar("T")
@@ -73,10 +73,6 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         return done.value  # type: ignore[no-any-return]
     coroutine.close()
     raise RuntimeError("the coroutine suspended: MemoryIO should never wait")
-
-
-async def _ended() -> bool:
-    return True
 
 
 def drain(io: MemoryIO) -> None:
@@ -124,7 +120,9 @@ class MemoryIO:
         stream: bool = False,
     ) -> Rewritten:
         self.fills += len(fills)
-        return Rewritten(page, {slot for _html, _decision, slot in fills.values()}, _ended())
+        return Rewritten(
+            page, {slot for _html, _decision, slot in fills.values()}, Completion(True)
+        )
 
     def later(self, work: Coroutine[Any, Any, None]) -> None:
         self.pending.append(work)

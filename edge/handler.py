@@ -240,11 +240,12 @@ def _decide_api(
     context = request_context(page_url, page_headers, cookies, req.country, now, config.consent)
     started = io.cpu_us()
     asked = {visitors.PREVIEW_PARAM: token} if token else {}
-    who = visitors.identify(engine, config, cookies, context, asked, now, io.token())
+    fresh = io.token()  # a new visitor's id from its first half, the request's from its second
+    who = visitors.identify(engine, config, cookies, context, asked, now, fresh)
     who = budget_new_visitor(who, new_visitors, req, now_ms)
     overrides = dict(who.preview.variants) if who.preview else None
     decisions = decide(
-        engine, who.state, who.context, now, names, nonce=io.token()[:16], overrides=overrides
+        engine, who.state, who.context, now, names, nonce=fresh[16:32], overrides=overrides
     )
     elapsed = io.cpu_us() - started
     decision_us = round(elapsed) if elapsed > 0 else None

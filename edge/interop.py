@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import itertools
 import json
 import os
 import time
 import traceback
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,7 +40,15 @@ from edge import config as edge_config
 from edge.client_js import DEFAULT_TEMPLATE
 from edge.delivery import DeliveryStats, deliver
 from edge.handler import Stats, handle
-from edge.io import STREAM_WAIT_S, Incoming, OriginTimeout, Outgoing, Page, Rewritten
+from edge.io import (
+    STREAM_WAIT_S,
+    Completion,
+    Incoming,
+    OriginTimeout,
+    Outgoing,
+    Page,
+    Rewritten,
+)
 from edge.queue_consumer import consume
 from edge.snapshots import SnapshotCache
 
@@ -95,27 +104,58 @@ def _html_option() -> Any:
     return _HTML_OPTION
 
 
+class _Held(Completion):
+    """A streamed page's end that keeps its request alive (``ctx.waitUntil`` of a promise
+    released when it finishes) from the first callback given to it: what waits for the end
+    runs after the response, without a task or an event-loop turn of its own."""
+
+    __slots__ = ("ctx", "release")
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__()
+        self.ctx, self.release = ctx, None
+
+    def then(self, callback: Callable[[bool], None]) -> None:
+        if self.result is None and self.release is None:
+            self.ctx.waitUntil(Promise.new(create_once_callable(self._hold)))
+        super().then(callback)
+
+    def _hold(self, resolve: Any, _reject: Any) -> None:
+        self.release = resolve
+
+    def finish(self, complete: bool) -> bool:
+        try:
+            return super().finish(complete)
+        finally:
+            release, self.release = self.release, None
+            if release is not None:
+                release()
+
+
 class _Rewrite:
     """One page's rewrite as it streams: the slots met so far, the end of its document, the JS
     timer that gives up waiting for that end (``STREAM_WAIT_S``) and when it started."""
 
     __slots__ = ("done", "found", "slots", "started_ms", "timer")
 
-    def __init__(self, done: asyncio.Future[bool], started_ms: int) -> None:
+    def __init__(self, done: Completion, started_ms: int) -> None:
         self.done, self.found, self.timer, self.started_ms = done, set[str](), None, started_ms
         self.slots: dict[str, tuple[str, str]] = {}  # slot -> (html, decision id), by attribute
 
 
-# pages being rewritten, by key, oldest first. The element handlers are three Python functions
-# made JS-callable once per isolate; each page's handlers are plain JS objects holding them
-# bound to that page's data, so the rewriter finds ``element`` without calling into Python and a
-# page costs no proxy of its own (nothing to release).
+# pages being rewritten, by key, oldest first. The handlers' functions are Python functions
+# made JS-callable once per isolate (``_function``); a page's handlers are plain JS objects
+# holding them and the page's key (and, for a handler of its own, its fill or markup). The
+# rewriter calls ``handler.element(el)``; the function gets the handler object itself first
+# (``this``, by create_proxy's ``capture_this``) and reads what it is for from it: no proxy per
+# page (nothing to release), no ``bind`` (a PyProxy's bind copies the proxy: ~15 us under
+# Pyodide, bench/edge_vs_js.py), one conversion per page for all its shared handlers.
 _rewrites: dict[int, _Rewrite] = {}
 _keys = itertools.count()
-_callables: dict[str, Any] = {}
+_functions: dict[str, Any] = {}
 
 
-def _fill(key: int, html: str, decision: str, slot: str, element: Any) -> None:
+def _put(key: int, html: str, decision: str, slot: str, element: Any) -> None:
     element.setInnerContent(html, _html_option())
     element.setAttribute("data-edgepick-decision", decision)
     element.removeAttribute("data-edgepick-async")  # filled now: the client leaves it
@@ -124,30 +164,39 @@ def _fill(key: int, html: str, decision: str, slot: str, element: Any) -> None:
         rewrite.found.add(slot)
 
 
-def _fill_marked(key: int, element: Any) -> None:
-    """Any element marked ``data-edgepick-slot``: filled if this page decided that slot (one
-    handler for every slot with the default selector, instead of one per slot)."""
+def _fill(this: Any, element: Any) -> None:
+    """A fill with a selector of its own: ``this`` holds the page's key, the slot and its fill."""
+    _put(this.key, this.html, this.decision, this.slot, element)
+
+
+def _fill_marked(this: Any, element: Any) -> None:
+    """Any element marked ``data-edgepick-slot``: filled if this page (``this.key``) decided
+    that slot (one handler for every slot with the default selector, instead of one per slot)."""
+    key = this.key
     rewrite = _rewrites.get(key)
     if rewrite is None:
         return
     slot = str(element.getAttribute("data-edgepick-slot"))
     fill = rewrite.slots.get(slot)
     if fill is not None:
-        _fill(key, fill[0], fill[1], slot, element)
+        _put(key, fill[0], fill[1], slot, element)
 
 
-def _append(html: str, element: Any) -> None:
-    element.append(html, _html_option())
+def _append(this: Any, element: Any) -> None:
+    element.append(this.html, _html_option())
 
 
-def _end(key: int, _end: Any) -> None:
-    """The document's end: the page's slots are all known."""
+def _end(this: Any, _end: Any) -> None:
+    """The document's end (``this.key``'s page): the page's slots are all known."""
+    _ended(this.key)
+
+
+def _ended(key: int) -> None:
     rewrite = _rewrites.pop(key, None)
     if rewrite is not None:
         if rewrite.timer is not None:
             clearTimeout(rewrite.timer)
-        if not rewrite.done.done():
-            rewrite.done.set_result(True)
+        rewrite.done.finish(True)
 
 
 def _expire(key: int) -> None:
@@ -156,8 +205,8 @@ def _expire(key: int) -> None:
     so the future is resolved in that request's context. The page stays known, so slots that
     still arrive are filled (``_end`` or ``_sweep`` forgets it)."""
     rewrite = _rewrites.get(key)
-    if rewrite is not None and not rewrite.done.done():
-        rewrite.done.set_result(False)
+    if rewrite is not None:
+        rewrite.done.finish(False)
 
 
 FORGET_AFTER_MS = 60_000
@@ -166,7 +215,7 @@ FORGET_AFTER_MS = 60_000
 def _sweep(now_ms: int) -> None:
     """Forget pages begun ``FORGET_AFTER_MS`` ago whose end never came (a visitor gone from a
     page nothing waits for: a bot's, a prefetch's; workerd drops a finished request's timers).
-    Only forgets: a future is never resolved from another request's context."""
+    Only forgets: a page's end is never told from another request's context."""
     while _rewrites:
         key, oldest = next(iter(_rewrites.items()))  # insertion order: oldest first
         if now_ms - oldest.started_ms <= FORGET_AFTER_MS:
@@ -184,31 +233,34 @@ def _append_handler(html: str) -> Any:
     what names this view (the page-level decision's mark, a preview's banner) is made for it
     alone, so it never pushes the templates out."""
     if not html.startswith(DEFAULT_TEMPLATE):  # made for this view alone
-        return _handler("append", html)
+        return _handler("append", html=html)
     handler = _appends.get(html)
     if handler is None:
         if len(_appends) >= MAX_APPENDS:
             _appends.clear()
-        handler = _appends[html] = _handler("append", html)
+        handler = _appends[html] = _handler("append", html=html)
     return handler
 
 
-_PYTHON = {"fill": _fill, "marked": _fill_marked, "append": _append, "end": _end}
+_METHODS = {"fill": _fill, "marked": _fill_marked, "append": _append, "end": _end}
 
 
-def _bound(kind: str, *bound: Any) -> Any:
-    """The isolate's JS-callable ``kind`` function with ``bound`` as its first arguments."""
-    function = _callables.get(kind)
+def _function(kind: str) -> Any:
+    """The isolate's JS-callable function for ``kind``: a handler method (``_METHODS``, given
+    ``this``), or ``"expire"``, a timer's callback given the page's key."""
+    function = _functions.get(kind)
     if function is None:
-        function = _callables[kind] = create_proxy({**_PYTHON, "expire": _expire}[kind])
-    return function.bind(None, *bound)
+        if kind == "expire":
+            function = create_proxy(_expire)
+        else:
+            function = create_proxy(_METHODS[kind], capture_this=True)
+        _functions[kind] = function
+    return function
 
 
-def _handler(kind: str, *bound: Any) -> Any:
-    """A JS handler object: ``{element: f}`` (``{end: f}`` for the document), ``f`` being
-    ``_bound(kind, *bound)``."""
-    method = "end" if kind == "end" else "element"
-    return js_object({method: _bound(kind, *bound)})
+def _handler(kind: str, **fields: Any) -> Any:
+    """A JS handler object for one ``kind``: ``{element: f, **fields}``."""
+    return js_object({"element": _function(kind), **fields})
 
 
 def _on(rewriter: Any, selector: str, handler: Any) -> bool:
@@ -280,28 +332,34 @@ class JsIO:
         now = self.now_ms()
         _sweep(now)
         key = next(_keys)
-        rewrite = _rewrites[key] = _Rewrite(asyncio.get_running_loop().create_future(), now)
+        done = _Held(self.ctx) if stream else Completion()
+        rewrite = _rewrites[key] = _Rewrite(done, now)
         rewriter = HTMLRewriter.new()
         for selector, (html, decision, slot) in fills.items():
             if selector == f'[data-edgepick-slot="{slot}"]':  # the default: one handler for all
                 rewrite.slots[slot] = (html, decision)
             else:
-                _on(rewriter, selector, _handler("fill", key, html, decision, slot))
+                fill = {"key": key, "html": html, "decision": decision, "slot": slot}
+                _on(rewriter, selector, _handler("fill", **fill))
+        # the page's own handler object: its marked slots' elements and the document's end
+        page_handler = js_object(
+            {"element": _function("marked"), "end": _function("end"), "key": key}
+        )
         if rewrite.slots:
-            rewriter.on("[data-edgepick-slot]", _handler("marked", key))
+            rewriter.on("[data-edgepick-slot]", page_handler)
         if banner:
             rewriter.on("body", _append_handler(banner))
         for selector, html in (appends or {}).items():  # the page client's marks
             _on(rewriter, selector, _append_handler(html))
-        rewriter.onDocument(_handler("end", key))
+        rewriter.onDocument(page_handler)
         transformed = rewriter.transform(page.handle)
         if stream:  # the body flows to the visitor as the origin sends it
-            rewrite.timer = setTimeout(_bound("expire", key), int(STREAM_WAIT_S * 1000))
+            rewrite.timer = setTimeout(_function("expire"), int(STREAM_WAIT_S * 1000), key)
             return Rewritten(_page(transformed, page.status), rewrite.found, rewrite.done)
         try:  # buffered: the slots found are known on return; bytes keep the page's charset
             body = await transformed.arrayBuffer()
         finally:
-            _end(key, None)
+            _ended(key)
         headers = Headers.new(page.handle.headers)
         headers.delete("content-length")
         rewritten = Response.new(body, js_object({"status": page.status, "headers": headers}))
@@ -315,18 +373,25 @@ class JsIO:
         return None if queue is None or _null(queue) else queue
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
-        queue = self._queue()
-        if queue is not None:  # a Queues producer: the durable option
-            self.ctx.waitUntil(queue.send(body.decode()))
-            self.delivery.queued += events
-            return
-        self.later(self._post(url, body, headers, events))
+        """After the response (``waitUntil``): to the Queues producer when one is bound, else
+        over HTTP with ``edge.delivery``'s retries. Never raises: the batch is counted as
+        dropped instead, and the page is served whatever became of its events."""
+        work: Coroutine[Any, Any, None] | None = None
+        try:
+            queue = self._queue()
+            if queue is not None:
+                work = self._enqueue(queue, body, events)
+            else:
+                work = self._post(url, body, headers, events)
+            self.later(work)
+        except Exception as exc:
+            if work is not None and inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
+                work.close()  # never to run
+            self.delivery.dropped += events
+            self.delivery.last_error = f"ship: {type(exc).__name__}: {exc}"[:300]
+            print(f"edgepick: {events} events dropped ({self.delivery.last_error})")
 
-    async def send(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
-        queue = self._queue()
-        if queue is None:
-            await self._post(url, body, headers, events)
-            return
+    async def _enqueue(self, queue: Any, body: bytes, events: int) -> None:
         try:
             await queue.send(body.decode())
         except Exception as exc:  # counted and logged, as an HTTP delivery's failure is

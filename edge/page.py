@@ -17,8 +17,9 @@ Each step reads and extends one ``View``. What is logged follows what the visito
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from urllib.parse import parse_qsl, urlsplit
 
 from core import events
@@ -33,8 +34,8 @@ from edge import visitor as visitors
 from edge.client_js import page_marks
 from edge.config import EdgeConfig
 from edge.context import is_speculative, parse_cookies, request_context
-from edge.delivery import DeliveryStats, send, ship
-from edge.io import EdgeIO, Incoming, Outgoing, Page
+from edge.delivery import DeliveryStats, ship
+from edge.io import Completion, EdgeIO, Incoming, Outgoing, Page
 from edge.limits import Budget
 from edge.presence import SlotPresence
 
@@ -85,7 +86,7 @@ class View:
     # streamed: the slots expected (edge.presence), and the end of the document, when the
     # rewriter has met every slot the page holds
     expected: frozenset[str] | None = None
-    done: Awaitable[bool] | None = None
+    done: Completion | None = None
     filling: bool = False  # streamed with slots to fill (which it holds is known only later)
 
     @property
@@ -183,7 +184,9 @@ def read_request(
         req.url, req.headers, cookies, req.country, now_ms // 1000, config.consent
     )
     started = io.cpu_us()
-    who = visitors.identify(engine, config, cookies, context, params, now_ms // 1000, io.token())
+    fresh = io.token()  # 128 random bits: a new visitor's id from the first half, the request's
+    # id from the second (one call for both: randomness comes from JS, a crossing each time)
+    who = visitors.identify(engine, config, cookies, context, params, now_ms // 1000, fresh)
     who = budget_new_visitor(who, new_visitors, req, now_ms)
     state = who.state
     if who.stored:
@@ -196,7 +199,7 @@ def read_request(
         who=who,
         before=who.state,
         state=state,
-        nonce=io.token()[:16],
+        nonce=fresh[16:32],
         speculative=is_speculative(req.headers),
         started_us=started,
     )
@@ -371,7 +374,7 @@ def respond(
     out.headers += cookie_header(who, state, engine, config)
     _private_with_cookie(out, private)
     if view.logged and view.done is not None:  # streamed: log what it showed once it has passed
-        io.later(ship_when_done(view, io, engine, config, delivery, state, presence))
+        view.done.then(partial(ship_shown, view, io, engine, config, delivery, state, presence))
     elif view.logged:
         ship(io, config, delivery, page_events(view, remembered, state, engine), built=True)
     return out
@@ -385,7 +388,7 @@ def _private_with_cookie(out: Outgoing, private: bool) -> Outgoing:
     return out
 
 
-async def ship_when_done(
+def ship_shown(
     view: View,
     io: EdgeIO,
     engine: Engine,
@@ -393,18 +396,16 @@ async def ship_when_done(
     delivery: DeliveryStats,
     state: VisitorState,
     presence: SlotPresence | None,
+    complete: bool,
 ) -> None:
-    """A streamed page's events, once the rewriter has met every slot it holds: the page view,
-    and an exposure per fresh decision the page really showed."""
-    assert view.done is not None
-    # the runtime resolves it within STREAM_WAIT_S (edge.io.Rewritten): a visitor gone mid-page
-    # still has the view logged, with the slots met so far
-    complete = await view.done
+    """A streamed page's events, once the rewriter has met every slot it holds (``complete``)
+    or given up waiting (``STREAM_WAIT_S``: a visitor gone mid-page still has the view logged,
+    with the slots met so far): the page view, and an exposure per fresh decision the page
+    really showed. Run by the runtime from the rewriter's end of document, after the response."""
     if presence is not None and complete:
         presence.learn(view.source, view.found - page_slots(view), view.expected)
     shown = [d for d in view.decisions if d.slot in view.found]
-    # already after the response: delivered within this work, not as a task of its own
-    await send(io, config, delivery, page_events(view, shown, state, engine), built=True)
+    ship(io, config, delivery, page_events(view, shown, state, engine), built=True)
 
 
 def page_slots(view: View) -> set[str]:

@@ -12,14 +12,14 @@ its statistics, presence and precomputed tables are thrown away, and no JS is ca
 from __future__ import annotations
 
 import traceback
-from collections.abc import Coroutine, Generator, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from core.engine import Engine
 from edge import config as edge_config
 from edge import precomputed
 from edge.handler import Stats, handle
-from edge.io import Incoming, Page, Rewritten
+from edge.io import Completion, Incoming, Page, Rewritten
 from edge.snapshots import SnapshotCache
 
 WARM_ENV = {
@@ -33,14 +33,6 @@ VISITS = (  # a new visitor, then the same visitor back with the cookie it was g
     ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36", ""),
     ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148", "cookie"),
 )
-
-
-class _Done:
-    """An awaitable that has already resolved (a buffered rewrite's end of document)."""
-
-    def __await__(self) -> Generator[Any, None, bool]:
-        return True
-        yield  # pragma: no cover - makes this a generator
 
 
 class _MemoryIO:
@@ -67,15 +59,12 @@ class _MemoryIO:
         appends: Mapping[str, str] | None = None,
         stream: bool = False,
     ) -> Rewritten:
-        return Rewritten(page, {slot for _, _, slot in fills.values()}, _Done())
+        return Rewritten(page, {slot for _, _, slot in fills.values()}, Completion(True))
 
     def later(self, work: Coroutine[Any, Any, None]) -> None:
         run(work)
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
-        return None
-
-    async def send(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         return None
 
     def now_ms(self) -> int:

@@ -8,14 +8,13 @@ wrangler dev and under Pyodide.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.io import OriginTimeout, Page, Rewritten
+from edge.io import Completion, OriginTimeout, Page, Rewritten
 
 SELECTOR = re.compile(r'^\[data-edgepick-slot="([^"]+)"\]$')
 
@@ -111,14 +110,9 @@ class FakeIO:
                 return m.group(1) + extra + m.group(3)
 
             html = re.sub(element, add, html, flags=re.S)
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(True)
-        return Rewritten(Page(page.status, page.headers, html), found, done)
+        return Rewritten(Page(page.status, page.headers, html), found, Completion(True))
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
-        self.shipped.append((url, body, dict(headers)))
-
-    async def send(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         self.shipped.append((url, body, dict(headers)))
 
     def now_ms(self) -> int:

@@ -16,6 +16,8 @@ from unittest.mock import MagicMock
 
 import pytest
 
+from edge.io import Completion
+
 JS_NAMES = [
     "JSON",
     "AbortController",
@@ -38,10 +40,7 @@ def interop(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         setattr(js, name, MagicMock(name=name))
     ffi = types.ModuleType("pyodide.ffi")
     ffi.create_once_callable = lambda f: f  # type: ignore[attr-defined]
-    # a JS-callable Python function: bind() gives a new one with arguments bound
-    ffi.create_proxy = lambda f: types.SimpleNamespace(  # type: ignore[attr-defined]
-        bind=lambda _this, *bound: (f, bound)
-    )
+    ffi.create_proxy = lambda f, **_: f  # type: ignore[attr-defined]
     ffi.to_js = lambda value, **_: value  # type: ignore[attr-defined]
     pyodide = types.ModuleType("pyodide")
     pyodide.ffi = ffi  # type: ignore[attr-defined]
@@ -62,48 +61,96 @@ def element(slot: str) -> MagicMock:
 
 
 def test_a_page_past_its_wait_still_has_its_slots_filled(interop: Any) -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        page = interop._Rewrite(loop.create_future(), 0)
-        page.slots["hero"] = ("<b>hero</b>", "d-1")
-        interop._rewrites[7] = page
-        interop._expire(7)  # the wait is over: the events go with what was met
-        assert page.done.result() is False
-        late = element("hero")
-        interop._fill_marked(7, late)  # ... but the page still streams: its slot is filled
-        late.setInnerContent.assert_called_once()
-        assert page.found == {"hero"}
-        interop._end(7, None)  # the end, late: forgotten, resolved once only
-        assert 7 not in interop._rewrites and page.done.result() is False
-    finally:
-        loop.close()
+    told: list[bool] = []
+    page = interop._Rewrite(Completion(), 0)
+    page.done.then(told.append)
+    page.slots["hero"] = ("<b>hero</b>", "d-1")
+    interop._rewrites[7] = page
+    interop._expire(7)  # the wait is over: the events go with what was met
+    assert told == [False]
+    late = element("hero")
+    handler = types.SimpleNamespace(key=7)  # the page's handler object: ``this``
+    interop._fill_marked(handler, late)  # ... but the page still streams: its slot is filled
+    late.setInnerContent.assert_called_once()
+    assert page.found == {"hero"}
+    interop._end(handler, None)  # the end, late: forgotten, told once only
+    assert 7 not in interop._rewrites and told == [False]
 
 
-def test_pages_whose_end_never_comes_are_forgotten_not_resolved(interop: Any) -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        old = interop._Rewrite(loop.create_future(), 1_000)
-        recent = interop._Rewrite(loop.create_future(), 1_000 + interop.FORGET_AFTER_MS)
-        interop._rewrites.update({1: old, 2: recent})
-        interop._sweep(2_001 + interop.FORGET_AFTER_MS)
-        assert list(interop._rewrites) == [2]
-        assert not old.done.done()  # never resolved from another request's context
-    finally:
-        loop.close()
+def test_pages_whose_end_never_comes_are_forgotten_not_told(interop: Any) -> None:
+    old = interop._Rewrite(Completion(), 1_000)
+    recent = interop._Rewrite(Completion(), 1_000 + interop.FORGET_AFTER_MS)
+    interop._rewrites.update({1: old, 2: recent})
+    interop._sweep(2_001 + interop.FORGET_AFTER_MS)
+    assert list(interop._rewrites) == [2]
+    assert not old.done.finished  # never told from another request's context
 
 
-def test_a_queue_that_refuses_a_streamed_page_s_batch_is_counted(interop: Any) -> None:
+class Ctx:
+    def __init__(self) -> None:
+        self.held: list[Any] = []
+
+    def waitUntil(self, promise: Any) -> None:
+        self.held.append(promise)
+
+
+def shipping(interop: Any, env: Any) -> tuple[Any, Any, list[Any]]:
     from edge.delivery import DeliveryStats
 
+    stats, work = DeliveryStats(), list[Any]()
+    io = interop.JsIO(MagicMock(), env, Ctx(), stats)
+    io.later = work.append
+    return io, stats, work
+
+
+def test_a_queue_that_refuses_a_batch_is_counted(interop: Any) -> None:
     class Queue:
         async def send(self, body: str) -> None:
             raise RuntimeError("queue full")
 
-    env = types.SimpleNamespace(EVENTS=Queue())
-    stats = DeliveryStats()
-    io = interop.JsIO(MagicMock(), env, MagicMock(), stats)
-    asyncio.run(io.send("http://collector.test/v1/events", b'{"events":[]}', {}, 3))
+    io, stats, work = shipping(interop, types.SimpleNamespace(EVENTS=Queue()))
+    io.ship("http://collector.test/v1/events", b'{"events":[]}', {}, 3)
+    asyncio.run(work.pop())
     assert stats.dropped == 3 and stats.queued == 0 and "queue full" in stats.last_error
+
+
+def test_shipping_never_raises_into_the_page(interop: Any) -> None:
+    """A runtime call that fails while a batch is handed over (the page's response is being
+    made, or the rewriter's end of document is running) costs the batch, counted, not the
+    page."""
+    io, stats, _work = shipping(interop, types.SimpleNamespace())
+
+    def broken(_work: Any) -> None:
+        raise RuntimeError("waitUntil refused")
+
+    io.later = broken
+    io.ship("http://collector.test/v1/events", b'{"events":[]}', {}, 2)
+    assert stats.dropped == 2 and "waitUntil refused" in stats.last_error
+
+
+def test_a_streamed_page_holds_its_request_until_its_end(interop: Any) -> None:
+    """The request is held (``waitUntil``) from the first callback on, and released when the
+    page ends, even when a callback raises (logged: the page streams on)."""
+    released: list[bool] = []
+
+    def promise(executor: Any) -> str:
+        executor(lambda: released.append(True), None)
+        return "hold"
+
+    interop.Promise.new = promise
+    ctx = Ctx()
+    held = interop._Held(ctx)
+    assert ctx.held == []  # nothing waits: nothing held
+
+    def broken(_complete: bool) -> None:
+        raise RuntimeError("a bug in what waits")
+
+    told: list[bool] = []
+    held.then(broken)
+    held.then(told.append)
+    assert ctx.held == ["hold"] and released == []
+    assert held.finish(True) and told == [True] and released == [True]
+    assert not held.finish(False) and told == [True] and released == [True]
 
 
 def test_only_marks_that_repeat_are_kept_for_the_next_views(interop: Any) -> None:
