@@ -233,6 +233,8 @@ function perEvaluation() {
     median_us: Object.fromEntries(names.map((k) => [k, r2(median(times[k]))])),
     edgepick_over_growthbook_reused: ratio("edgepick_pyodide", "growthbook_js_reused"),
     edgepick_over_growthbook_new: ratio("edgepick_pyodide", "growthbook_js_new"),
+    // where decide()'s time goes (bench/edge_vs_js_work.parts), measured right after
+    edgepick_parts_us: JSON.parse(work.parts()),
   };
 }
 
