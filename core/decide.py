@@ -92,17 +92,21 @@ def decide(
     ``<nonce>-<slot position>``; by default they are named by a hash of (visitor, snapshot, now).
     """
     site = engine.site
-    visitor_id = state.visitor_id
+    holdout = site.holdout
+    held_out = bot = False
+    # each slot asks _special first when any of these holds (rarely: one test, then none)
+    special = bool(overrides) or context.device == "bot" or holdout > 0.0
+    if special:
+        held_out = holdout > 0.0 and in_holdout(state.visitor_id, holdout)
+        bot = context.device == "bot"  # bots and tools: the defaults, like the holdout
+        special = held_out or bot or bool(overrides)
+    plain = not context.extra  # no extra attributes: fused audience functions apply
     affinity: dict[str, float] | None = None
     attrs: dict[str, Any] | None = None
-    held_out = site.holdout > 0.0 and in_holdout(visitor_id, site.holdout)
-    bot = context.device == "bot"  # bots and tools: the defaults, like the holdout
-    special = held_out or bot or bool(overrides)  # each slot asks _special first
-    plain = not context.extra  # no extra attributes: fused audience functions apply
     vectors: dict[Featurizer, tuple[float, ...]] | None = None
     # a caller's random request id (the edge's) names the decisions as it is; without one they
     # are named by a hash of their inputs, so replaying a decision gives the same id
-    request_id = nonce or short_id(f"{visitor_id}\x1f{engine.snapshot_id}\x1f{now}")
+    request_id = nonce or short_id(f"{state.visitor_id}\x1f{engine.snapshot_id}\x1f{now}")
     prepared_slots = engine.slots
     out: list[Decision] = []
     for name in prepared_slots if slots is None else slots:
@@ -111,7 +115,7 @@ def decide(
             continue
         decision_id = request_id + prepared.suffix
         if special:
-            fixed = _special(prepared, decision_id, overrides, held_out, bot, site.holdout)
+            fixed = _special(prepared, decision_id, overrides, held_out, bot, holdout)
             if fixed is not None:
                 out.append(fixed)
                 continue
@@ -129,12 +133,11 @@ def decide(
             targeted = prepared.outcomes.get(hits) or outcome(prepared, hits)
         else:
             targeted = prepared.untargeted
-        if targeted.head:  # a rule's or the default's: made when the outcome was first seen
-            fields = targeted.head + (decision_id,) + targeted.tail  # noqa: RUF005 (faster)
-            out.append(_new_tuple(Decision, fields))
+        head = targeted.head
+        if head:  # a rule's or the default's: made when the outcome was first seen
+            out.append(_new_tuple(Decision, head + (decision_id,) + targeted.tail))  # noqa: RUF005
             continue
-        steps, eligible = targeted.steps, targeted.eligible
-        policy, scored, segment = targeted.policy, targeted.scored, targeted.segment
+        policy, scored = targeted.policy, targeted.scored
         x: tuple[float, ...] = ()
         if scored is None:  # a contextual policy: scored on this visitor's features
             featurize = policy.featurize
@@ -147,8 +150,9 @@ def decide(
                         affinity = decayed_affinity(state, now, site.signals.half_life)
                     cached = vectors[featurize] = featurize(state, context, affinity, now)
                 x = cached
-            scored = policy.score(eligible, x, policy.reads_history and state.is_new)
-        u = policy.draw(visitor_id)
+            reads = policy.reads_history and state.is_new
+            scored = policy.score(targeted.eligible, x, reads)
+        u = policy.draw(state.visitor_id)
         probs = scored.probabilities
         i = bisect_right(scored.cumulative, u)
         if i == len(probs):  # rounding left the total under u: pick() knows what to do
@@ -167,10 +171,10 @@ def decide(
                     u,
                     probs,
                     x,
-                    steps,
+                    targeted.steps,
                     scored.scores,
-                    segment,
-                    len(eligible),
+                    targeted.segment,
+                    len(targeted.eligible),
                 ),
             )
         )

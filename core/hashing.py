@@ -15,6 +15,7 @@ emoji elsewhere; where the two disagree, edgepick follows the JavaScript SDK).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from hashlib import blake2b
 
 _FNV_OFFSET = 0x811C9DC5
@@ -43,11 +44,18 @@ def fnv1a32(text: str, h: int = _FNV_OFFSET) -> int:
 
 def gbhash(seed: str, value: str, version: int) -> float | None:
     """GrowthBook's versioned hash in [0, 1); ``None`` for an unknown version."""
-    if version == 2:
+    if version == 2:  # the reference form (seeded_hash is the fast one)
         return (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000
     if version == 1:
         return (fnv1a32(value + seed) % 1000) / 1000
     return None
+
+
+_P = 0x01000193
+_P2 = _P * _P & 0xFFFFFFFF  # two FNV steps' multiplier
+_TEN_DIGITS = 1_000_000_000  # 32-bit numbers from here on have ten decimal digits
+_FIVES_FROM = 10_000  # the first five digits of a ten-digit 32-bit number: 10000 .. 42949
+_FIVES_TO = (1 << 32) // 100_000
 
 
 def _digit_prefixes() -> dict[bytes, int]:
@@ -56,47 +64,93 @@ def _digit_prefixes() -> dict[bytes, int]:
     table: dict[bytes, int] = {}
     digits = b"0123456789"
     for a in digits:
-        ha = ((_FNV_OFFSET ^ a) * 0x01000193) & 0xFFFFFFFF
+        ha = ((_FNV_OFFSET ^ a) * _P) & 0xFFFFFFFF
         for b in digits:
-            hb = ((ha ^ b) * 0x01000193) & 0xFFFFFFFF
+            hb = ((ha ^ b) * _P) & 0xFFFFFFFF
             for c in digits:
-                table[bytes((a, b, c))] = ((hb ^ c) * 0x01000193) & 0xFFFFFFFF
+                table[bytes((a, b, c))] = ((hb ^ c) * _P) & 0xFFFFFFFF
     return table
 
 
-# made at import: in a worker, the runtime's memory snapshot of the imported code holds it
+def _five_digit_prefixes(threes: dict[bytes, int]) -> list[int]:
+    """The FNV state after the first five digits of a ten-digit 32-bit number ``n``, at index
+    ``n // 100000 - 10000``: each from its three-digit prefix's state, two steps on (65,900)."""
+    table = []
+    for five in range(_FIVES_FROM, _FIVES_TO + 1):
+        text = b"%d" % five
+        h = threes[text[:3]]
+        for digit in text[3:]:
+            h = ((h ^ digit) * _P) & 0xFFFFFFFF
+        table.append(h)
+    return table
+
+
+def _digit_pairs() -> tuple[tuple[int, ...], ...]:
+    """Two FNV steps over two decimal digits at once: ``[L][dd]``, for a state ``h`` whose low
+    byte is ``L`` and the digits of ``dd`` (00 .. 99), is ``A`` with ``h2 = h * P^2 + A`` (mod
+    2^32).
+
+    Why it depends on the low byte alone: ``h ^ c = h + d`` with ``d = (L ^ c) - L`` (a
+    character below 256 changes the low byte only), so ``h1 = h * P + d * P``; the low byte of
+    ``h1`` is ``((L ^ c) * P) mod 256``, so the second step's ``d'`` too depends on ``L`` and the
+    characters alone, and ``h2 = h * P^2 + d * P^2 + d' * P`` (FNV: Fowler, Noll, Vo,
+    http://www.isthe.com/chongo/tech/comp/fnv/)."""
+    rows = []
+    for low in range(256):
+        row = []
+        for pair in range(100):
+            first, second = 48 + pair // 10, 48 + pair % 10
+            d1 = (low ^ first) - low
+            low1 = ((low ^ first) * _P) & 0xFF
+            d2 = (low1 ^ second) - low1
+            row.append((d1 * _P2 + d2 * _P) & 0xFFFFFFFF)
+        rows.append(tuple(row))
+    return tuple(rows)
+
+
+# made at import: in a worker, the runtime's memory snapshot of the imported code holds them
 _PREFIXES: dict[bytes, int] = _digit_prefixes()
+_FIVES: list[int] = _five_digit_prefixes(_PREFIXES)
+_PAIRS: tuple[tuple[int, ...], ...] = _digit_pairs()
 
 
-class SeededHash:
-    """``gbhash(seed, value, 2)`` with the seed's FNV state computed once (FNV-1a is a stream).
-
-    The second pass hashes the first's decimal digits from the offset basis, so its state after
-    the first three digits comes from a table of 1,000 (built once, at import).
-    """
-
-    __slots__ = ("prefixes", "state")
-
-    def __init__(self, seed: str) -> None:
-        self.state = fnv1a32(seed)
-        self.prefixes = _PREFIXES
-
-    def __call__(self, value: str) -> float:
-        if value.isascii() and len(value) <= _UNMASKED_MAX:  # fnv1a32, inlined for ids
-            h = self.state
-            for code in value.encode("ascii"):
-                h = (h ^ code) * 0x01000193
-            digits = b"%d" % (h & 0xFFFFFFFF)
-        else:
-            digits = b"%d" % fnv1a32(value, self.state)
-        known = self.prefixes.get(digits[:3])  # None below 100 (fewer than three digits)
+def digits_hash(n: int) -> float:
+    """GrowthBook's second pass (version 2): ``(fnv1a32(str(n)) mod 10000) / 10000`` for a
+    32-bit ``n``, from tables: a ten-digit ``n`` (three in four) starts from its first five
+    digits' state (``_FIVES``), then takes two digits at a time (``_PAIRS``) and the last one;
+    a shorter one starts from its first three digits' state (``_PREFIXES``)."""
+    if n >= _TEN_DIGITS:
+        g = _FIVES[n // 100_000 - _FIVES_FROM]
+        rest = n % 100_000
+        g = g * _P2 + _PAIRS[g & 0xFF][rest // 1000]
+        g = g * _P2 + _PAIRS[g & 0xFF][rest // 10 % 100]
+        g = (g ^ (48 + rest % 10)) * _P
+    else:
+        digits = b"%d" % n
+        known = _PREFIXES.get(digits[:3])  # None below 100 (fewer than three digits)
         if known is None:
-            g, rest = _FNV_OFFSET, digits
+            g, rest_digits = _FNV_OFFSET, digits
         else:
-            g, rest = known, digits[3:]
-        for digit in rest:  # at most 7 more (2^32 has 10 digits)
-            g = (g ^ digit) * 0x01000193
-        return ((g & 0xFFFFFFFF) % 10000) / 10000
+            g, rest_digits = known, digits[3:]
+        for digit in rest_digits:  # at most 6 more
+            g = (g ^ digit) * _P
+    return ((g & 0xFFFFFFFF) % 10000) / 10000
+
+
+def seeded_hash(seed: str) -> Callable[[str], float]:
+    """``gbhash(seed, value, 2)`` as a function of ``value``, the seed's FNV state computed once
+    (FNV-1a is a stream)."""
+    state = fnv1a32(seed)
+
+    def draw(value: str) -> float:
+        if value.isascii() and len(value) <= _UNMASKED_MAX:  # fnv1a32, inlined for ids
+            h = state
+            for code in value.encode("ascii"):
+                h = (h ^ code) * _P
+            return digits_hash(h & 0xFFFFFFFF)
+        return digits_hash(fnv1a32(value, state))
+
+    return draw
 
 
 def unit_draw(visitor_id: str, slot: str, epoch: int) -> float:

@@ -30,7 +30,7 @@ from operator import mul
 from typing import NamedTuple
 
 from core.features import Featurizer, featurizer
-from core.hashing import SeededHash, unit_draw
+from core.hashing import seeded_hash, unit_draw
 from core.model import Exploration, FixedPolicy, LinearPolicy, Policy, ThompsonPolicy
 
 Probabilities = list[float]
@@ -199,7 +199,7 @@ class PreparedFixed(_ContextFree):
     def __init__(self, policy: FixedPolicy, slot: str, epoch: int) -> None:
         super().__init__(slot, epoch, policy.weights, 0.0)
         self.seed = policy.seed or f"{slot}:{epoch}"
-        self.draw = SeededHash(self.seed)
+        self.draw = seeded_hash(self.seed)
 
 
 class PreparedThompson(_ContextFree):

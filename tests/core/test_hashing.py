@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.bucketing import bucket_ranges, choose_variation
-from core.hashing import SeededHash, fnv1a32, gbhash, unit_draw
+from core.hashing import digits_hash, fnv1a32, gbhash, seeded_hash, unit_draw
 
 
 @given(st.text(), st.text(), st.sampled_from([1, 2]))
@@ -61,18 +61,26 @@ def test_an_emoji_hashes_as_its_surrogate_pair() -> None:
 
 @given(st.text(), st.text(max_size=100))
 def test_seeded_hash_is_gbhash_v2(seed: str, value: str) -> None:
-    assert SeededHash(seed)(value) == gbhash(seed, value, 2)
+    assert seeded_hash(seed)(value) == gbhash(seed, value, 2)
 
 
-def test_seeded_hash_when_the_first_pass_has_fewer_than_three_digits() -> None:
-    # FNV-1a steps are invertible: find the seed state that makes fnv("v", state) a given value
-    inverse = pow(0x01000193, -1, 2**32)
-    for target in (0, 7, 42, 99, 100, 999, 1000, 2**32 - 1):
-        state = ((target * inverse) % 2**32) ^ ord("v")
-        assert fnv1a32("v", state) == target
-        hasher = SeededHash("")
-        hasher.state = state
-        assert hasher("v") == (_reference_fnv(str(target)) % 10000) / 10000
+@given(st.text(max_size=8), st.text(alphabet="0123456789abcdef", min_size=16, max_size=16))
+def test_seeded_hash_is_gbhash_v2_for_visitor_ids(seed: str, value: str) -> None:
+    assert seeded_hash(seed)(value) == gbhash(seed, value, 2)
+
+
+EDGES = [0, 7, 42, 99, 100, 999, 1000, 99_999, 100_000, 999_999_999, 10**9, 10**9 + 1]
+EDGES += [4_294_899_999, 4_294_900_000, 2**32 - 1]  # the last five-digit prefix, and 2^32 - 1
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_the_second_pass_is_fnv_of_the_decimal_digits(n: int) -> None:
+    assert digits_hash(n) == (_reference_fnv(str(n)) % 10000) / 10000
+
+
+def test_the_second_pass_at_every_digit_count_and_table_edge() -> None:
+    for n in EDGES:
+        assert digits_hash(n) == (_reference_fnv(str(n)) % 10000) / 10000, n
 
 
 def _chi_square(counts: list[int], expected: list[float]) -> float:
