@@ -31,6 +31,7 @@ from itertools import accumulate
 from typing import Any, NamedTuple
 
 from core.features import VisitorState
+from core.jsontext import compact_encoder
 from core.packing import unpack
 from core.signing import TAG_BYTES, b64decode, b64encode, keyed_tag, keyed_valid, valid
 
@@ -203,18 +204,6 @@ def _refuse_type(value: object) -> Any:
     raise TypeError(f"a cookie holds no {type(value).__name__}")
 
 
-def _json_encoder() -> Callable[[Any], str]:
-    """Compact JSON that refuses non-finite numbers, made once. ``JSONEncoder.encode`` builds a new
-    C encoder per call (with a cycle check a cookie's flat lists do not need): where the C
-    encoder exists (CPython and Pyodide) it is built here once and called directly."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - a Python without the _json accelerator
-        return json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-    ascii_string = json.encoder.encode_basestring_ascii
-    chunks = make(None, _refuse_type, ascii_string, None, ":", ",", False, False, False)
-    return lambda document: "".join(chunks(document, 0))
-
-
 def _json_decoder() -> Callable[[str], Any]:
     """One JSON value spanning the whole text; ``NaN``/``Infinity`` refused. The decoder's scanner
     is called directly (``JSONDecoder.decode`` matches whitespace around the value twice: the
@@ -232,7 +221,7 @@ def _json_decoder() -> Callable[[str], Any]:
 
 
 _new_state = tuple.__new__
-_ENCODE = _json_encoder()
+_ENCODE = compact_encoder(_refuse_type, allow_nan=False)  # non-finite numbers refused
 _DECODE = _json_decoder()
 
 
