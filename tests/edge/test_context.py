@@ -76,3 +76,21 @@ def test_speculative_requests() -> None:
     assert is_speculative({"sec-purpose": "prefetch;prerender"})
     assert is_speculative({"purpose": "prefetch"}) and is_speculative({"x-moz": "prefetch"})
     assert not is_speculative({}) and not is_speculative({"sec-fetch-dest": "document"})
+
+
+def test_kept_answers_are_bounded_in_count_and_length() -> None:
+    """What a User-Agent or a referring host says is kept for the next request sending the
+    same, within bounds: a visitor sending a new, huge one per request costs only the work."""
+    from edge import context
+
+    context._kept_device_class.cache_clear()
+    huge = "Mozilla/5.0 (iPhone) " + "x" * 100_000
+    assert device_class(huge) == "mobile"
+    assert context._kept_device_class.cache_info().currsize == 0  # too long to keep
+    for i in range(context.KEPT_ANSWERS + 10):
+        assert device_class(f"agent-{i} (Android) Mobile") == "mobile"
+    assert context._kept_device_class.cache_info().currsize == context.KEPT_ANSWERS
+    assert device_class("Googlebot/2.1") == "bot" == device_class("Googlebot/2.1")
+    huge_host = "https://" + "a" * 100_000 + ".google.com/"
+    assert referrer_class(huge_host, "shop.test") == "search"
+    assert referrer_class("https://www.google.com/", "shop.test") == "search"
