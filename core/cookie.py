@@ -22,7 +22,6 @@ Anything that does not verify decodes to the fresh visitor plus a reason, never 
 from __future__ import annotations
 
 import json
-import json.encoder
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass

@@ -238,7 +238,12 @@ _ENCODE = compact_encoder(_unwritable, allow_nan=True)  # json.dumps' output, ma
 
 
 def encode_batch(events: Sequence[Mapping[str, Any]]) -> bytes:
-    return _ENCODE({"events": list(events)}).encode()
+    try:
+        return _ENCODE({"events": list(events)}).encode()
+    except RecursionError:
+        raise ValueError(
+            "an event holds itself (or nests deeper than JSON can be written)"
+        ) from None
 
 
 _REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {

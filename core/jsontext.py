@@ -15,9 +15,10 @@ from typing import Any
 
 def compact_encoder(default: Callable[[Any], Any], allow_nan: bool) -> Callable[[Any], str]:
     """A function writing a value as compact JSON. ``default`` is called for what JSON has no
-    form for (and raises, or returns something JSON can write); ``allow_nan``: write ``NaN`` and
-    ``Infinity`` as JavaScript does (else refuse them with ``ValueError``). No cycle check: for
-    documents built from fresh lists and dicts, which have none."""
+    form for (and raises, or returns something JSON can write); ``allow_nan``: write ``NaN``,
+    ``Infinity`` and ``-Infinity`` as ``json.dumps`` does (JSON has no such numbers; else they
+    are refused with ``ValueError``). No cycle check (it would cost a dict operation per list
+    and dict): a document that holds itself raises ``RecursionError``."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # pragma: no cover - a Python without the _json accelerator
         encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=allow_nan, default=default)

@@ -58,8 +58,8 @@ _EMAIL = ("mail.", "outlook.", "gmail.com", "proton.me")
 # expressions over one cost about 19 us under Pyodide; a kept answer 0.2 us). Bounded in count
 # (least recently used out) and in length (longer ones are worked out each time), so a visitor
 # sending a new one per request costs only the work itself, and the memory kept stays small.
-KEPT_ANSWERS = 4096
-KEPT_LENGTH = 512
+KEPT_ANSWERS = 1024  # at most about 0.4 MB each, at full length
+KEPT_LENGTH = 256
 
 
 def device_class(user_agent: str) -> str:

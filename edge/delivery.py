@@ -92,6 +92,7 @@ async def deliver(
             done = settle(status, error, events, stats, attempt == tries - 1)
             if done is not None:
                 return done
+        stats.dropped += events  # no try at all (tries < 1)
         return False
     finally:
         stats.pending -= events

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import itertools
 import json
 import os
@@ -202,7 +201,7 @@ def _ended(key: int) -> None:
 def _expire(key: int) -> None:
     """No end of document within ``STREAM_WAIT_S`` (a visitor gone mid-page, a stalled origin):
     the page's events go with the slots met so far. The timer was set by the page's own request,
-    so the future is resolved in that request's context. The page stays known, so slots that
+    so its end is told in that request's context. The page stays known, so slots that
     still arrive are filled (``_end`` or ``_sweep`` forgets it)."""
     rewrite = _rewrites.get(key)
     if rewrite is not None:
@@ -374,22 +373,25 @@ class JsIO:
 
     def ship(self, url: str, body: bytes, headers: Mapping[str, str], events: int) -> None:
         """After the response (``waitUntil``): to the Queues producer when one is bound, else
-        over HTTP with ``edge.delivery``'s retries. Never raises: the batch is counted as
-        dropped instead, and the page is served whatever became of its events."""
-        work: Coroutine[Any, Any, None] | None = None
+        over HTTP with ``edge.delivery``'s retries. Never raises into the page: the page is
+        served whatever becomes of its events, and a failure here is logged and in health's
+        ``last_error``."""
         try:
             queue = self._queue()
-            if queue is not None:
-                work = self._enqueue(queue, body, events)
-            else:
-                work = self._post(url, body, headers, events)
-            self.later(work)
-        except Exception as exc:
-            if work is not None and inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
-                work.close()  # never to run
+        except Exception as exc:  # the binding could not be read: nothing was started
             self.delivery.dropped += events
             self.delivery.last_error = f"ship: {type(exc).__name__}: {exc}"[:300]
             print(f"edgepick: {events} events dropped ({self.delivery.last_error})")
+            return
+        if queue is not None:
+            work = self._enqueue(queue, body, events)
+        else:
+            work = self._post(url, body, headers, events)
+        try:
+            self.later(work)
+        except Exception as exc:  # not held: it may still run (and count itself) or be cut short
+            self.delivery.last_error = f"ship: {type(exc).__name__}: {exc}"[:300]
+            print(f"edgepick: {events} events may be lost ({self.delivery.last_error})")
 
     async def _enqueue(self, queue: Any, body: bytes, events: int) -> None:
         try:

@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core import events
 from core.decide import decide
@@ -179,3 +185,15 @@ def test_shown_needs_this_decisions_receipt(engine: Any) -> None:
         body, "v-2", 1_790_000_000_005, frozenset({d.decision_id}), b"", [key]
     )
     assert other == []  # another visitor's receipt
+
+
+def test_a_batch_that_holds_itself_is_a_clear_error() -> None:
+    event: dict[str, object] = {"type": "click", "id": "x"}
+    event["self"] = event
+    with pytest.raises(ValueError, match="holds itself"):
+        events.encode_batch([event])
+
+
+@given(st.binary(max_size=200), st.binary(max_size=100))
+def test_the_signature_is_hmac_sha256_in_hex(body: bytes, secret: bytes) -> None:
+    assert events.sign(body, secret) == hmac.new(secret, body, hashlib.sha256).hexdigest()

@@ -91,6 +91,10 @@ def test_kept_answers_are_bounded_in_count_and_length() -> None:
         assert device_class(f"agent-{i} (Android) Mobile") == "mobile"
     assert context._kept_device_class.cache_info().currsize == context.KEPT_ANSWERS
     assert device_class("Googlebot/2.1") == "bot" == device_class("Googlebot/2.1")
+    context._kept_host_class.cache_clear()
     huge_host = "https://" + "a" * 100_000 + ".google.com/"
     assert referrer_class(huge_host, "shop.test") == "search"
-    assert referrer_class("https://www.google.com/", "shop.test") == "search"
+    assert context._kept_host_class.cache_info().currsize == 0
+    for i in range(context.KEPT_ANSWERS + 10):
+        assert referrer_class(f"https://www.google.{i}/q", "shop.test") == "search"
+    assert context._kept_host_class.cache_info().currsize == context.KEPT_ANSWERS

@@ -291,3 +291,16 @@ def test_health_shows_the_delivery_counters(fixture_blob: bytes) -> None:
     health = local.health(edge)
     assert health["events"]["dropped"] == 3
     assert set(health["events"]) >= {"shipped", "retried", "dropped", "invalid", "queued"}
+
+
+def test_a_delivery_allowed_no_try_is_counted_as_dropped() -> None:
+    stats = DeliveryStats()
+
+    async def post() -> int:
+        raise AssertionError("not to be called")
+
+    async def sleep(_seconds: float) -> None:
+        return None
+
+    assert asyncio.run(deliver(post, 4, stats, sleep, tries=0)) is False
+    assert (stats.dropped, stats.pending, stats.shipped) == (4, 0, 0)

@@ -40,7 +40,14 @@ def interop(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         setattr(js, name, MagicMock(name=name))
     ffi = types.ModuleType("pyodide.ffi")
     ffi.create_once_callable = lambda f: f  # type: ignore[attr-defined]
-    ffi.create_proxy = lambda f, **_: f  # type: ignore[attr-defined]
+    made: list[tuple[Any, dict[str, Any]]] = []  # every JS-callable made, with its options
+
+    def create_proxy(function: Any, **options: Any) -> Any:
+        made.append((function, options))
+        return function
+
+    ffi.create_proxy = create_proxy  # type: ignore[attr-defined]
+    ffi.made = made  # type: ignore[attr-defined]
     ffi.to_js = lambda value, **_: value  # type: ignore[attr-defined]
     pyodide = types.ModuleType("pyodide")
     pyodide.ffi = ffi  # type: ignore[attr-defined]
@@ -116,16 +123,26 @@ def test_a_queue_that_refuses_a_batch_is_counted(interop: Any) -> None:
 
 def test_shipping_never_raises_into_the_page(interop: Any) -> None:
     """A runtime call that fails while a batch is handed over (the page's response is being
-    made, or the rewriter's end of document is running) costs the batch, counted, not the
-    page."""
+    made, or the rewriter's end of document is running) is logged, not raised into the page:
+    a binding that cannot be read costs the batch, counted; a hold refused is told in health."""
     io, stats, _work = shipping(interop, types.SimpleNamespace())
 
-    def broken(_work: Any) -> None:
+    def refused(work: Any) -> None:
+        work.close()  # the runtime drops it
         raise RuntimeError("waitUntil refused")
 
-    io.later = broken
+    io.later = refused
     io.ship("http://collector.test/v1/events", b'{"events":[]}', {}, 2)
-    assert stats.dropped == 2 and "waitUntil refused" in stats.last_error
+    assert "waitUntil refused" in stats.last_error
+
+    class Env:
+        @property
+        def EVENTS(self) -> Any:
+            raise RuntimeError("binding unreadable")
+
+    io, stats, work = shipping(interop, Env())
+    io.ship("http://collector.test/v1/events", b'{"events":[]}', {}, 3)
+    assert stats.dropped == 3 and "binding unreadable" in stats.last_error and work == []
 
 
 def test_a_streamed_page_holds_its_request_until_its_end(interop: Any) -> None:
@@ -164,3 +181,58 @@ def test_only_marks_that_repeat_are_kept_for_the_next_views(interop: Any) -> Non
     for _ in range(3):
         interop._append_handler(meta)
     assert list(interop._appends) == [template]
+
+
+class Rewriter:
+    """HTMLRewriter's calls, recorded."""
+
+    def __init__(self) -> None:
+        self.on_calls: list[tuple[str, Any]] = []
+        self.document: list[Any] = []
+
+    def on(self, selector: str, handler: Any) -> None:
+        self.on_calls.append((selector, handler))
+
+    def onDocument(self, handler: Any) -> None:
+        self.document.append(handler)
+
+    def transform(self, response: Any) -> Any:
+        return MagicMock(status=200)
+
+
+def test_a_page_s_handler_object_says_which_page_it_is_for(interop: Any) -> None:
+    """What JsIO.rewrite hands HTMLRewriter: one handler object per page for its marked slots
+    and its end, whose functions get the object itself (``this``: capture_this) and so know the
+    page; the give-up timer gets the page's key as its argument."""
+    from edge.delivery import DeliveryStats
+    from edge.io import STREAM_WAIT_S, Page
+
+    rewriter, timers = Rewriter(), []
+    interop.HTMLRewriter.new = lambda: rewriter
+
+    def set_timeout(function: Any, ms: int, *args: Any) -> int:
+        timers.append((function, ms, args))
+        return 1
+
+    interop.setTimeout = set_timeout
+    io = interop.JsIO(MagicMock(), types.SimpleNamespace(), Ctx(), DeliveryStats())
+    fills = {'[data-edgepick-slot="hero"]': ("<b>hero</b>", "d-1", "hero")}
+    page = Page(200, {"content-type": "text/html"}, MagicMock())
+    done = asyncio.run(io.rewrite(page, fills, stream=True))
+    [(selector, handler)] = rewriter.on_calls  # to_js is the identity here: a dict
+    assert selector == "[data-edgepick-slot]" and rewriter.document == [handler]
+    this = types.SimpleNamespace(**handler)
+    hero, other = element("hero"), element("recs")
+    handler["element"](this, hero)
+    handler["element"](this, other)  # a slot this page did not decide: left alone
+    hero.setAttribute.assert_called_once_with("data-edgepick-decision", "d-1")
+    other.setInnerContent.assert_not_called()
+    assert done.found == {"hero"}
+    [(expire, ms, args)] = timers
+    assert expire is interop._expire and ms == STREAM_WAIT_S * 1000 and args == (this.key,)
+    told: list[bool] = []
+    done.done.then(told.append)
+    handler["end"](this, None)
+    assert told == [True] and this.key not in interop._rewrites
+    options = {f: o for f, o in sys.modules["pyodide.ffi"].made}
+    assert options[interop._fill_marked] == options[interop._end] == {"capture_this": True}

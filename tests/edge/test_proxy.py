@@ -4,9 +4,11 @@ a slow origin gets a clear 504, and health answers 503 when it is not ok."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from core import events
 from edge.config import EdgeConfig, load
-from edge.io import Outgoing
+from edge.io import Completion, Outgoing, Page, Rewritten
 from tests.edge import local
 from tests.edge.helpers import cookie_state
 from tests.edge.local import ENV
@@ -193,3 +195,40 @@ def test_a_bundled_snapshot_reports_its_age_from_when_kv_confirmed_it(fixture_bl
 
     assert asyncio.run(cache.engine(kv_get, 1_790_000_000_000)) is engine
     assert cache.loaded_at_ms == 1_790_000_000_000 and cache.errors == 0
+
+
+def test_a_streamed_page_s_events_wait_for_its_end(fixture_blob: bytes) -> None:
+    """A streamed page's events go once its document has passed, or the wait for it is over,
+    with an exposure only for the slots the rewriter met by then; an incomplete page teaches
+    the isolate nothing, and its end is told once."""
+    edge = Edge(fixture_blob)
+    edge.io.pages["/two"] = (200, HTML, TWO_SLOTS)
+    new_visitor(edge, "/two")  # learnt, buffered
+    streaming: list[tuple[Completion, set[str]]] = []
+    rewrite = edge.io.rewrite
+
+    async def rewrite_later(  # the fake rewriter's page, its document's end still to come
+        page: Page,
+        fills: Mapping[str, tuple[str, str, str]],
+        banner: str = "",
+        appends: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> Rewritten:
+        done = await rewrite(page, fills, banner, appends, stream)
+        if not stream:
+            return done
+        streaming.append((Completion(), set()))
+        return Rewritten(done.page, streaming[-1][1], streaming[-1][0])
+
+    edge.io.rewrite = rewrite_later  # type: ignore[method-assign]
+    edge.io.shipped.clear()
+    out = new_visitor(edge, "/two")
+    assert out.status == 200 and len(streaming) == 1
+    assert edge.io.shipped == []  # the document has not passed yet
+    end, met = streaming[0]
+    met.add("headline")  # the wait ran out after the first slot
+    assert end.finish(False)
+    assert {e["slot"] for e in edge.exposures()} == {"headline"}
+    assert len(edge.page_views()) == 1
+    assert edge.stats.presence.expected("/two") == frozenset({"headline", "hero"})
+    assert not end.finish(True) and len(edge.io.shipped) == 1
