@@ -44,8 +44,8 @@ def fnv1a32(text: str, h: int = _FNV_OFFSET) -> int:
 
 def gbhash(seed: str, value: str, version: int) -> float | None:
     """GrowthBook's versioned hash in [0, 1); ``None`` for an unknown version."""
-    if version == 2:  # the reference form (seeded_hash is the fast one)
-        return (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000
+    if version == 2:  # the second pass from tables (digits_hash; tested against the formula)
+        return digits_hash(fnv1a32(seed + value))
     if version == 1:
         return (fnv1a32(value + seed) % 1000) / 1000
     return None
