@@ -125,7 +125,8 @@ async function makeHandlers() {
 
 async function wholeWorker() {
   const handlers = await makeHandlers();
-  const names = Object.keys(handlers);
+  // `alone`: one worker in this process (its own V8 heap and Pyodide), no other's garbage
+  const names = config.alone ? [config.alone] : Object.keys(handlers);
   const jars = Object.fromEntries(names.map((n) => [n, []]));
   const samples = Object.fromEntries(names.map((n) => [n, []]));
   const statuses = Object.fromEntries(names.map((n) => [n, {}]));
@@ -151,6 +152,7 @@ async function wholeWorker() {
     const order = names.map((_, k) => names[(i + k) % names.length]); // rotate who goes first
     for (const name of order) await run(name, spec, true);
   }
+  if (config.alone) return { cpu_per_request: quantiles(samples[config.alone]), statuses };
   const round = config.round_size;
   const ratios = { vs_js_worker: [], vs_python_passthrough: [] };
   for (let r = 0; r + round <= config.requests; r += round) {
@@ -383,6 +385,8 @@ const result =
     ? await profile()
     : config.mode === "cold"
     ? { cold: await coldStart() }
+    : config.alone
+    ? { whole_worker: await wholeWorker() }
     : { per_evaluation: perEvaluation(), whole_worker: await wholeWorker() };
 process.stdout.write(JSON.stringify({ pyodide: py.version, node: process.versions.node, ...result }) + "\n");
 process.exit(0);

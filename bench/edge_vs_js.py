@@ -40,7 +40,11 @@ compare like with like on this noisy machine:
   starts isolates in a running process: the compiled WebAssembly is shared), and a Python
   pass-through's first request there (the floor).
 
-Run: ``.venv/bin/python bench/edge_vs_js.py [--requests N]`` (needs ``make setup``).
+``--alone`` runs each worker in a process of its own instead (its own V8 heap: no other worker's
+garbage collected inside its requests) and reports CPU quantiles only (no ratios: not interleaved).
+
+Run: ``.venv/bin/python bench/edge_vs_js.py [--requests N] [--cold-runs N] [--alone]`` (needs
+``make setup``).
 """
 
 from __future__ import annotations
@@ -236,6 +240,11 @@ def main() -> None:
         choices=("edgepick", "growthbook_js_worker", "python_passthrough"),
         help="V8's sampling profiler over one worker's warm requests: CPU by layer instead",
     )
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="each worker in a process of its own (own V8 heap): CPU quantiles, no ratios",
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, no warmup")
     args = parser.parse_args()
     if not SDK_WHEEL.exists():
@@ -274,6 +283,13 @@ def main() -> None:
             run_node({**base, "mode": "profile", **settings}, folder)
             found = layers(json.loads(file.read_text()))
             print(json.dumps({"worker": args.v8_profile, "requests": args.requests, **found}))
+            return
+        if args.alone:  # the tails without another worker's garbage in the same heap
+            alone = {}
+            for name in ("edgepick", "growthbook_js_worker", "python_passthrough"):
+                found = run_node({**base, "mode": "warm", "alone": name}, folder)
+                alone[name] = found["whole_worker"]["cpu_per_request"]
+            print(json.dumps({"requests": args.requests, "alone_cpu_per_request": alone}))
             return
         if args.profile:
             profiled = run_node({**base, "mode": "profile", "sort": args.profile}, folder)
