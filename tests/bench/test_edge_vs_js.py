@@ -75,3 +75,17 @@ def test_the_v8_profile_sums_a_workers_cpu_by_layer() -> None:
     shares = found["share_percent_by_layer"]
     assert found["worker"] == "edgepick" and found["sampled_ms"] > 0
     assert shares["python interpreter (Pyodide wasm)"] > 0 and 99 <= sum(shares.values()) <= 101
+
+
+def test_each_worker_runs_alone_in_a_process_of_its_own() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/edge_vs_js.py", "--requests", "20", "--quick", "--alone"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    alone = json.loads(done.stdout)["alone_cpu_per_request"]
+    assert set(alone) == {"edgepick", "python_passthrough", "growthbook_js_worker"}
+    assert all(q["n"] == 20 and 0 < q["p50_ms"] <= q["p99_ms"] for q in alone.values())
