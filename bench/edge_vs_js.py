@@ -41,7 +41,8 @@ compare like with like on this noisy machine:
   pass-through's first request there (the floor).
 
 ``--alone`` runs each worker in a process of its own instead (its own V8 heap: no other worker's
-garbage collected inside its requests) and reports CPU quantiles only (no ratios: not interleaved).
+garbage collected inside its requests) and reports CPU quantiles (no ratios: not interleaved)
+and V8's collections in that process (``node --trace-gc``: count, median and longest pause).
 
 Run: ``.venv/bin/python bench/edge_vs_js.py [--requests N] [--cold-runs N] [--alone]`` (needs
 ``make setup``).
@@ -52,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -205,11 +207,26 @@ def layers(profile: dict[str, Any], top: int = 15) -> dict[str, Any]:
     }
 
 
+GC_LINE = re.compile(r"ms: (Scavenge|Mark-Compact)\S* .*?MB, ([0-9.]+) /")
+
+
+def collections(trace: str) -> dict[str, dict[str, float]]:
+    """V8's collections in a ``--trace-gc`` output, by kind: how many, median and longest ms."""
+    found: dict[str, list[float]] = {}
+    for kind, pause in GC_LINE.findall(trace):
+        found.setdefault(kind, []).append(float(pause))
+    return {
+        kind: {"count": len(p), "median_ms": statistics.median(p), "max_ms": max(p)}
+        for kind, p in found.items()
+    }
+
+
 def run_node(config: dict[str, Any], folder: Path) -> dict[str, Any]:
     path = folder / f"config-{config['mode']}.json"
     path.write_text(json.dumps(config))
+    trace = ["--trace-gc"] if config.get("trace_gc") else []
     done = subprocess.run(
-        ["node", "--expose-gc", str(ROOT / "bench" / "edge_vs_js.mjs"), str(path)],
+        ["node", "--expose-gc", *trace, str(ROOT / "bench" / "edge_vs_js.mjs"), str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -220,6 +237,8 @@ def run_node(config: dict[str, Any], folder: Path) -> dict[str, Any]:
     if config.get("sort") and config["mode"] == "cold":
         sys.stderr.write(done.stderr)  # the first request's profile
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if trace:
+        result["v8_collections"] = collections(done.stdout)
     return result
 
 
@@ -287,8 +306,14 @@ def main() -> None:
         if args.alone:  # the tails without another worker's garbage in the same heap
             alone = {}
             for name in ("edgepick", "growthbook_js_worker", "python_passthrough"):
-                found = run_node({**base, "mode": "warm", "alone": name}, folder)
-                alone[name] = found["whole_worker"]["cpu_per_request"]
+                settings = {"mode": "warm", "alone": name, "trace_gc": True}
+                found = run_node({**base, **settings}, folder)
+                alone[name] = {
+                    **found["whole_worker"]["cpu_per_request"],
+                    # the whole process's, loading included: young-generation collections
+                    # (Scavenge) come with the garbage each request leaves in V8's heap
+                    "v8_collections": found["v8_collections"],
+                }
             print(json.dumps({"requests": args.requests, "alone_cpu_per_request": alone}))
             return
         if args.profile:
