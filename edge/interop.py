@@ -242,13 +242,21 @@ def _append_handler(html: str) -> Any:
 _METHODS = {"fill": _fill, "marked": _fill_marked, "append": _append, "end": _end}
 
 
+def _abort(controller: Any) -> None:
+    """The origin's time is up: abort its fetch."""
+    controller.abort()
+
+
+_TIMERS = {"expire": _expire, "abort": _abort}
+
+
 def _function(kind: str) -> Any:
     """The isolate's JS-callable function for ``kind``: a handler method (``_METHODS``, given
-    ``this``), or ``"expire"``, a timer's callback given the page's key."""
+    ``this``), or a timer's callback (``_TIMERS``: ``setTimeout`` gives it its argument)."""
     function = _functions.get(kind)
     if function is None:
-        if kind == "expire":
-            function = create_proxy(_expire)
+        if kind in _TIMERS:
+            function = create_proxy(_TIMERS[kind])
         else:
             function = create_proxy(_METHODS[kind], capture_this=True)
         _functions[kind] = function
@@ -273,9 +281,10 @@ def _on(rewriter: Any, selector: str, handler: Any) -> bool:
 
 async def _within(promise: Any, timeout_ms: int, controller: Any) -> Any:
     """``promise`` (a fetch given ``controller.signal``), or ``OriginTimeout`` when no response
-    came within ``timeout_ms``: a JS timer aborts the fetch (no Python runs unless it fires),
-    and is cleared once the response headers are in (the body may stream on)."""
-    timer = setTimeout(controller.abort.bind(controller), timeout_ms)
+    came within ``timeout_ms``: a JS timer aborts the fetch (the isolate's one ``_abort``
+    function, given the controller: no function made per request, no Python run unless it
+    fires), and is cleared once the response headers are in (the body may stream on)."""
+    timer = setTimeout(_function("abort"), timeout_ms, controller)
     try:
         return await promise
     except Exception:

@@ -236,3 +236,34 @@ def test_a_page_s_handler_object_says_which_page_it_is_for(interop: Any) -> None
     assert told == [True] and this.key not in interop._rewrites
     options = {f: o for f, o in sys.modules["pyodide.ffi"].made}
     assert options[interop._fill_marked] == options[interop._end] == {"capture_this": True}
+
+
+def test_the_origin_s_timer_aborts_its_fetch_and_says_so(interop: Any) -> None:
+    """The origin's timer is the isolate's one abort function, given the request's
+    controller; a fetch it aborted is an ``OriginTimeout``, and the timer is always cleared."""
+    from edge.io import OriginTimeout
+
+    timers: list[tuple[Any, int, tuple[Any, ...]]] = []
+    cleared: list[int] = []
+
+    def set_timeout(function: Any, ms: int, *args: Any) -> int:
+        timers.append((function, ms, args))
+        return len(timers)
+
+    interop.setTimeout, interop.clearTimeout = set_timeout, cleared.append
+    controller = MagicMock()
+    controller.signal.aborted = False
+
+    class Aborted:
+        def __await__(self) -> Any:
+            [(abort, _ms, args)] = timers
+            abort(*args)  # the time is up before any answer
+            controller.abort.assert_called_once_with()
+            controller.signal.aborted = True
+            raise RuntimeError("AbortError")
+            yield  # pragma: no cover - makes this a generator
+
+    with pytest.raises(OriginTimeout, match="within 1500 ms"):
+        asyncio.run(interop._within(Aborted(), 1500, controller))
+    assert timers[0][0] is interop._function("abort") and timers[0][1:] == (1500, (controller,))
+    assert cleared == [1]
