@@ -298,11 +298,19 @@ async def _within(promise: Any, timeout_ms: int, controller: Any) -> Any:
 class JsIO:
     """``edge.io.EdgeIO`` over the raw JS request, ``env`` and ``ctx``."""
 
-    def __init__(self, request: Any, env: Any, ctx: Any, delivery: DeliveryStats) -> None:
+    def __init__(
+        self,
+        request: Any,
+        env: Any,
+        ctx: Any,
+        delivery: DeliveryStats,
+        sent: Mapping[str, str] | None = None,
+    ) -> None:
         self.request = request
         self.env = env
         self.ctx = ctx
         self.delivery = delivery
+        self.sent = sent  # the request's headers as read (``_incoming``), when known
 
     async def kv_get(self, key: str, binary: bool) -> bytes | str | None:
         kv = self.env.SNAPSHOTS
@@ -314,10 +322,26 @@ class JsIO:
 
     async def fetch(self, url: str, headers: Mapping[str, str], timeout_ms: int) -> Page:
         controller = AbortController.new()
-        # one conversion: js_object turns the nested headers dict into an object too
-        init = {"method": "GET", "headers": dict(headers), "redirect": "manual"}
+        init = {"method": "GET", "headers": self._headers(headers), "redirect": "manual"}
         init["signal"] = controller.signal
         return _page(await _within(fetch(url, js_object(init)), timeout_ms, controller))
+
+    def _headers(self, headers: Mapping[str, str]) -> Any:
+        """``headers`` for a JS call. Mostly the visitor's own: then a JS copy of the request's
+        headers, changed where ``headers`` differ (a few names), so the visitor's header text
+        (its cookie, its User-Agent...) is not written back into JS: Pyodide writes a str one
+        character at a time, a string object per character for V8 to collect."""
+        sent = self.sent
+        if sent is None:
+            return dict(headers)  # js_object turns the nested dict into an object too
+        copied = Headers.new(self.request.headers)
+        for name in sent:
+            if name not in headers:
+                copied.delete(name)
+        for name, value in headers.items():
+            if sent.get(name) != value:
+                copied.set(name, value)
+        return copied
 
     async def forward(self, url: str, timeout_ms: int, drop: Sequence[str] = ()) -> Page:
         request = Request.new(url, self.request)  # same method, headers, body
@@ -416,7 +440,10 @@ class JsIO:
         """The batch to the collector over HTTP, with ``edge.delivery.deliver``'s retries."""
 
         async def post() -> int:
-            init = {"method": "POST", "body": body.decode(), "headers": dict(headers)}
+            # the bytes as they are (a Uint8Array: one copy), not a str: Pyodide writes a str
+            # into JS one character at a time (a string object per character, for V8 to
+            # collect: the batch is the largest text a request sends; bench/edge_vs_js.py)
+            init = {"method": "POST", "body": body, "headers": dict(headers)}
             response = await fetch(url, js_object(init))
             return int(response.status)
 
@@ -557,7 +584,7 @@ async def serve(request: Any, env: Any, ctx: Any) -> Any:
     except Exception:  # fail open before anything is known: the origin answers
         traceback.print_exc()
         return await fetch(raw_request)
-    io = JsIO(raw_request, raw_env, ctx, stats.delivery)
+    io = JsIO(raw_request, raw_env, ctx, stats.delivery, incoming.headers)
     out = await handle(incoming, io, cache, config, stats)
     try:
         return _response(out)
@@ -591,7 +618,7 @@ async def on_queue(batch: Any, env: Any, ctx: Any) -> None:
     config, _cache, stats = _state(raw_env)
 
     async def post(body: bytes, headers: Mapping[str, str]) -> int:
-        init = {"method": "POST", "body": body.decode(), "headers": dict(headers)}
+        init = {"method": "POST", "body": body, "headers": dict(headers)}  # bytes: as _post
         response = await fetch(config.collector_url, js_object(init))
         return int(response.status)
 

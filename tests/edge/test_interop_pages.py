@@ -267,3 +267,38 @@ def test_the_origin_s_timer_aborts_its_fetch_and_says_so(interop: Any) -> None:
         asyncio.run(interop._within(Aborted(), 1500, controller))
     assert timers[0][0] is interop._function("abort") and timers[0][1:] == (1500, (controller,))
     assert cleared == [1]
+
+
+def test_the_origin_gets_the_visitor_s_headers_changed_only_where_they_differ(
+    interop: Any,
+) -> None:
+    """The origin's request headers start from a JS copy of the visitor's; only the names
+    the request logic changed are written (the visitor's own text is not written back)."""
+    from edge.delivery import DeliveryStats
+
+    class Copied:
+        def __init__(self, original: dict[str, str]) -> None:
+            self.values, self.calls = dict(original), list[tuple[str, str]]()
+
+        def delete(self, name: str) -> None:
+            self.calls.append(("delete", name))
+            del self.values[name]
+
+        def set(self, name: str, value: str) -> None:
+            self.calls.append(("set", name))
+            self.values[name] = value
+
+    visitor = {"cookie": "ep=1", "host": "shop", "x-edgepick-evil": "1", "accept": "text/html"}
+    request = types.SimpleNamespace(headers=visitor)
+    interop.Headers.new = Copied
+    io = interop.JsIO(request, types.SimpleNamespace(), Ctx(), DeliveryStats(), dict(visitor))
+    wanted = {"cookie": "ep=1", "accept": "text/html", "x-edgepick-hero": "v2"}
+    copied = io._headers(wanted)
+    assert copied.values == wanted
+    assert sorted(copied.calls) == [
+        ("delete", "host"),
+        ("delete", "x-edgepick-evil"),
+        ("set", "x-edgepick-hero"),
+    ]
+    unknown = interop.JsIO(request, types.SimpleNamespace(), Ctx(), DeliveryStats())
+    assert unknown._headers(wanted) == wanted  # the request's headers not known: all of them
