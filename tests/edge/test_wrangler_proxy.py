@@ -192,6 +192,8 @@ def test_request_headers_reach_the_origin_and_forged_ones_do_not(stack: Stack) -
     assert got["authorization"] == "Bearer abc" and got["if-none-match"] == '"v7"'
     assert "203.0.113.9" in got["x-forwarded-for"]
     assert "x-edgepick-evil" not in got
+    # one hop's headers are not passed on: the origin is asked for itself, not for the edge
+    assert got["host"] == f"127.0.0.1:{stack.origin.server_address[1]}"
     # nothing personalized on that page, but it sets a new visitor's cookie: private to them
     assert response.getheader("cache-control") == "private"
     response, _arrived, _body = stack.get("/logo.png", {**sent, "accept": "image/png"})
