@@ -51,21 +51,6 @@ class DeliveryStats:
         }
 
 
-def settle(
-    status: int | None, error: str, events: int, stats: DeliveryStats, last: bool
-) -> bool | None:
-    """Count one try's answer: ``status`` (None: no answer, ``error`` says why). True: shipped;
-    False: dropped (refused for good, or ``last`` try); None: worth another try."""
-    if status is not None and 200 <= status < 300:
-        stats.shipped += events
-        return True
-    stats.last_error = f"collector answered {status}" if status is not None else error[:300]
-    if last or status in PERMANENT:
-        stats.dropped += events
-        return False
-    return None
-
-
 async def deliver(
     post: Callable[[], Awaitable[int]],
     events: int,
@@ -86,13 +71,17 @@ async def deliver(
                 stats.retried += events
                 await sleep(base_delay_s * 2 ** (attempt - 1))
             try:
-                status, error = await post(), ""
+                status = await post()
             except Exception as exc:  # no answer: retry
-                status, error = None, f"{type(exc).__name__}: {exc}"
-            done = settle(status, error, events, stats, attempt == tries - 1)
-            if done is not None:
-                return done
-        stats.dropped += events  # no try at all (tries < 1)
+                stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                continue
+            if 200 <= status < 300:
+                stats.shipped += events
+                return True
+            stats.last_error = f"collector answered {status}"
+            if status in PERMANENT:
+                break
+        stats.dropped += events  # refused for good, every try failed, or no try at all
         return False
     finally:
         stats.pending -= events

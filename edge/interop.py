@@ -183,7 +183,7 @@ def _append(this: Any, element: Any) -> None:
     element.append(this.html, _html_option())
 
 
-def _end(this: Any, _end: Any) -> None:
+def _end(this: Any, _document_end: Any) -> None:
     """The document's end (``this.key``'s page): the page's slots are all known."""
     _ended(this.key)
 
@@ -369,8 +369,8 @@ class JsIO:
             if selector == f'[data-edgepick-slot="{slot}"]':  # the default: one handler for all
                 rewrite.slots[slot] = (html, decision)
             else:
-                fill = {"key": key, "html": html, "decision": decision, "slot": slot}
-                _on(rewriter, selector, _handler("fill", **fill))
+                handler = _handler("fill", key=key, html=html, decision=decision, slot=slot)
+                _on(rewriter, selector, handler)
         # the page's own handler object: its marked slots' elements and the document's end
         page_handler = js_object(
             {"element": _function("marked"), "end": _function("end"), "key": key}
@@ -440,12 +440,7 @@ class JsIO:
         """The batch to the collector over HTTP, with ``edge.delivery.deliver``'s retries."""
 
         async def post() -> int:
-            # the bytes as they are (a Uint8Array: one copy), not a str: Pyodide writes a str
-            # into JS one character at a time (a string object per character, for V8 to
-            # collect: the batch is the largest text a request sends; bench/edge_vs_js.py)
-            init = {"method": "POST", "body": body, "headers": dict(headers)}
-            response = await fetch(url, js_object(init))
-            return int(response.status)
+            return await _post_batch(url, body, headers)
 
         if not await deliver(post, events, self.delivery, asyncio.sleep):
             print(f"edgepick: {events} events dropped ({self.delivery.last_error}) for {url}")
@@ -460,6 +455,15 @@ class JsIO:
 
     def token(self) -> str:
         return os.urandom(16).hex()
+
+
+async def _post_batch(url: str, body: bytes, headers: Mapping[str, str]) -> int:
+    """POST one signed batch; the collector's status. The body goes as bytes (a Uint8Array: one
+    copy), not a str: Pyodide writes a str into JS one character at a time (a string object per
+    character, for V8 to collect; the batch is the largest text a request sends)."""
+    init = {"method": "POST", "body": body, "headers": dict(headers)}
+    response = await fetch(url, js_object(init))
+    return int(response.status)
 
 
 def _page(response: Any, status: int | None = None) -> Page:
@@ -618,9 +622,7 @@ async def on_queue(batch: Any, env: Any, ctx: Any) -> None:
     config, _cache, stats = _state(raw_env)
 
     async def post(body: bytes, headers: Mapping[str, str]) -> int:
-        init = {"method": "POST", "body": body, "headers": dict(headers)}  # bytes: as _post
-        response = await fetch(config.collector_url, js_object(init))
-        return int(response.status)
+        return await _post_batch(config.collector_url, body, headers)
 
     raw = getattr(batch, "_binding", batch)  # the current SDK wraps the JS batch
     messages = [_QueuedMessage(m) for m in raw.messages]
