@@ -9,7 +9,7 @@ import statistics
 import time
 from typing import Any
 
-from core.decide import decide
+from core.decide import Decision, decide
 from core.engine import Engine
 from core.features import RequestContext, VisitorState
 from core.reason import Reason
@@ -70,11 +70,10 @@ def parts(rounds: int = 15) -> str:
     ruled = [i for i in range(n) if reasons[i] not in (Reason.POLICY, Reason.FALLBACK)]
     draw = prepared.policy.draw
     new = tuple.__new__
-    decision = type(decide(engine, states[0], contexts[0], NOW, slots)[0])
 
     def least(i: int) -> Any:
         targeted = prepared.outcomes[prepared.fused(states[i], contexts[i])]
-        return new(decision, targeted.head + (nonces[i] + prepared.suffix,) + targeted.tail)  # noqa: RUF005 (as core.decide)
+        return new(Decision, targeted.head + (nonces[i] + prepared.suffix,) + targeted.tail)  # noqa: RUF005 (as core.decide)
 
     def per_call(indices: list[int], call: Any) -> float:
         times = []

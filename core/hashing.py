@@ -19,6 +19,7 @@ from collections.abc import Callable
 from hashlib import blake2b
 
 _FNV_OFFSET = 0x811C9DC5
+_P = 0x01000193  # the FNV-1a prime
 _TWO_64 = float(1 << 64)
 _UNMASKED_MAX = 64
 
@@ -35,10 +36,10 @@ def fnv1a32(text: str, h: int = _FNV_OFFSET) -> int:
     )
     if len(data) > _UNMASKED_MAX:
         for code in data:
-            h = ((h ^ code) * 0x01000193) & 0xFFFFFFFF
+            h = ((h ^ code) * _P) & 0xFFFFFFFF
         return h
     for code in data:
-        h = (h ^ code) * 0x01000193
+        h = (h ^ code) * _P
     return h & 0xFFFFFFFF
 
 
@@ -51,7 +52,6 @@ def gbhash(seed: str, value: str, version: int) -> float | None:
     return None
 
 
-_P = 0x01000193
 _P2 = _P * _P & 0xFFFFFFFF  # two FNV steps' multiplier
 _TEN_DIGITS = 1_000_000_000  # 32-bit numbers from here on have ten decimal digits
 _FIVES_FROM = 10_000  # the first five digits of a ten-digit 32-bit number: 10000 .. 42949

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from typing import Any
 
 from growthbook import GrowthBook
 
@@ -17,6 +18,19 @@ from bench.vs_growthbook import FEATURES
 from core.decide import decide
 from core.engine import Engine
 from core.features import RequestContext, VisitorState
+
+
+def run_bench(*args: str) -> Any:
+    """``bench/edge_vs_js.py`` with these arguments: its JSON (it must exit 0)."""
+    done = subprocess.run(
+        [sys.executable, "bench/edge_vs_js.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
 
 
 def test_the_equivalent_slot_matches_growthbook_on_mixed_traffic() -> None:
@@ -39,15 +53,7 @@ def test_the_equivalent_slot_matches_growthbook_on_mixed_traffic() -> None:
 
 
 def test_the_benchmark_runs_every_worker_and_agrees_with_growthbook_js() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/edge_vs_js.py", "--requests", "20", "--cold-runs", "1", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
+    result = run_bench("--requests", "20", "--cold-runs", "1", "--quick")
     assert result["per_evaluation"]["disagreements"] == 0
     whole = result["whole_worker"]
     assert set(whole["statuses"]) == {"edgepick", "python_passthrough", "growthbook_js_worker"}
@@ -63,29 +69,13 @@ def test_the_benchmark_runs_every_worker_and_agrees_with_growthbook_js() -> None
 
 def test_the_v8_profile_sums_a_workers_cpu_by_layer() -> None:
     profile = ["--v8-profile", "edgepick"]
-    done = subprocess.run(
-        [sys.executable, "bench/edge_vs_js.py", "--requests", "30", "--quick", *profile],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout)
+    found = run_bench("--requests", "30", "--quick", *profile)
     shares = found["share_percent_by_layer"]
     assert found["worker"] == "edgepick" and found["sampled_ms"] > 0
     assert shares["python interpreter (Pyodide wasm)"] > 0 and 99 <= sum(shares.values()) <= 101
 
 
 def test_each_worker_runs_alone_in_a_process_of_its_own() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/edge_vs_js.py", "--requests", "20", "--quick", "--alone"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    alone = json.loads(done.stdout)["alone_cpu_per_request"]
+    alone = run_bench("--requests", "20", "--quick", "--alone")["alone_cpu_per_request"]
     assert set(alone) == {"edgepick", "python_passthrough", "growthbook_js_worker"}
     assert all(q["n"] == 20 and 0 < q["p50_ms"] <= q["p99_ms"] for q in alone.values())
